@@ -1,0 +1,362 @@
+//! `floe`: sync instrument output into Icechunk repositories.
+//!
+//! A thin shell: parse arguments, call the sync/store API, print. Exit codes:
+//! 0 all good; 1 some files were rejected (the others were ingested);
+//! 2 usage error; 3 repository error; 4 storage unreachable; 5 commit conflict;
+//! 70 internal error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use floe_core::{ErrorCode, RepoUrl};
+use floe_plan::Settings;
+use floe_store::Repo;
+use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "floe",
+    version,
+    about = "Sync scientific array data (NetCDF, Zarr) into Icechunk repositories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingest every complete NetCDF/Zarr file of a folder into a repository, exactly once.
+    Sync {
+        /// Folder the instrument writes into.
+        folder: PathBuf,
+        /// Repository: a local path (default kind), file://, s3://, az:// or gs://.
+        repo: String,
+        /// Branch to append to (created from main if missing).
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Group inside the repository that receives the files.
+        #[arg(long, default_value = "/")]
+        group: String,
+        /// Dimension to append along (repeatable); default: the file's unlimited dimensions.
+        #[arg(long = "append-dim")]
+        append_dim: Vec<String>,
+        /// File name pattern to ingest (repeatable); default: *.nc *.nc4 *.cdf *.h5 *.zarr …
+        #[arg(long)]
+        pattern: Vec<String>,
+        /// Show what would be ingested without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Files per commit (provenance stays per file).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Target chunk size in MiB (uncompressed), for arrays created by this run.
+        #[arg(long, default_value_t = 4.0)]
+        chunk_mib: f64,
+        /// Seconds a file must have been unchanged to count as complete.
+        #[arg(long, default_value_t = 2.0)]
+        quiet: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a branch's history with the provenance of each commit.
+    Log {
+        repo: String,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// At most this many commits (newest first).
+        #[arg(long, short = 'n')]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how a source file maps onto a repository, without writing anything.
+    Inspect {
+        file: PathBuf,
+        #[arg(long = "append-dim")]
+        append_dim: Vec<String>,
+        #[arg(long, default_value = "/")]
+        group: String,
+        #[arg(long, default_value_t = 4.0)]
+        chunk_mib: f64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure that stops the command: its code and its message.
+struct Failure(ErrorCode, String);
+
+impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
+    fn from((c, e): (ErrorCode, E)) -> Self {
+        Failure(c, e.to_string())
+    }
+}
+
+fn repo_url(s: &str) -> Result<RepoUrl, Failure> {
+    RepoUrl::parse(s).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))
+}
+
+fn settings(group: &str, append_dim: Vec<String>, chunk_mib: f64) -> Settings {
+    Settings {
+        group: if group.starts_with('/') {
+            group.to_string()
+        } else {
+            format!("/{group}")
+        },
+        append_dims: append_dim,
+        target_chunk_bytes: ((chunk_mib * 1048576.0) as u64).max(1024),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("floe: cannot start: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(Failure(code, msg)) => {
+            eprintln!("floe: {msg}");
+            ExitCode::from(code.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Sync {
+            folder,
+            repo,
+            branch,
+            group,
+            append_dim,
+            pattern,
+            dry_run,
+            batch,
+            chunk_mib,
+            quiet,
+            json,
+        } => {
+            let mut opts = IngestOptions::new(folder, repo_url(&repo)?);
+            opts.branch = branch;
+            opts.settings = settings(&group, append_dim, chunk_mib);
+            opts.patterns = pattern;
+            opts.dry_run = dry_run;
+            opts.batch_files = batch.max(1);
+            opts.quiet = Duration::from_secs_f64(quiet.max(0.0));
+            let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+                let b = ProgressBar::new(0);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let progress = |p: &Progress| {
+                if let Some(b) = &bar {
+                    match p {
+                        Progress::Planned { bytes, .. } => b.set_length(*bytes),
+                        Progress::FileDone { file, bytes } => {
+                            b.inc(*bytes);
+                            b.set_message(file.clone());
+                        }
+                        Progress::FileRejected { message, .. } => {
+                            b.println(format!("rejected: {message}"))
+                        }
+                        Progress::Committed { .. } => {}
+                    }
+                }
+            };
+            let ingest = Ingest {
+                opts,
+                clock: &SystemClock,
+                progress: &progress,
+            };
+            let report = ingest
+                .run()
+                .await
+                .map_err(|e| Failure(e.code(), e.to_string()))?;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{report}");
+            }
+            Ok(report.exit_code())
+        }
+        Command::Log {
+            repo,
+            branch,
+            limit,
+            json,
+        } => {
+            let r = Repo::open(&repo_url(&repo)?)
+                .await
+                .map_err(|e| Failure(e.code(), e.to_string()))?;
+            let mut history = r
+                .history(&branch)
+                .await
+                .map_err(|e| Failure(e.code(), e.to_string()))?;
+            if let Some(n) = limit {
+                history.truncate(n);
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&history).unwrap_or_default()
+                );
+                return Ok(0);
+            }
+            for c in &history {
+                println!(
+                    "snapshot {}  {}",
+                    c.id,
+                    c.time.to_rfc3339_opts(chrono_secs(), true)
+                );
+                println!("    {}", c.message);
+                if let Some(p) = &c.provenance {
+                    for f in &p.files {
+                        let recs = f
+                            .records
+                            .iter()
+                            .map(|(d, n)| format!("{n} {d}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        println!(
+                            "    + {} ({} bytes, {}, blake3 {}…, {recs}, at {})",
+                            f.source,
+                            f.size,
+                            f.format,
+                            &f.blake3.chars().take(12).collect::<String>(),
+                            f.offsets
+                                .iter()
+                                .map(|(d, o)| format!("{d}[{o}]"))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        );
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Inspect {
+            file,
+            append_dim,
+            group,
+            chunk_mib,
+            json,
+        } => {
+            let reader = floe_source::open(&file)
+                .map_err(|e| Failure(ErrorCode::BadSource, e.to_string()))?;
+            let s = settings(&group, append_dim, chunk_mib);
+            let ds = reader.dataset();
+            let dims = floe_plan::append_dims(ds, &s);
+            let plan = dims
+                .as_ref()
+                .ok()
+                .map(|_| floe_plan::plan(ds, &Default::default(), &Default::default(), &s));
+            if json {
+                let v = serde_json::json!({
+                    "file": file,
+                    "dataset": ds,
+                    "append_dims": dims.as_ref().ok(),
+                    "plan": plan.as_ref().and_then(|p| p.as_ref().ok()),
+                    "error": dims.as_ref().err().map(|e| e.to_string())
+                        .or_else(|| plan.as_ref().and_then(|p| p.as_ref().err()).map(|e| e.to_string())),
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(0);
+            }
+            println!("{}: {}", file.display(), ds.format.as_str());
+            match &dims {
+                Ok(d) => println!("append dimensions: {}", d.join(", ")),
+                Err(e) => println!("append dimensions: none ({e})"),
+            }
+            for g in &ds.groups {
+                println!("group {}", g.path);
+                for d in &g.dims {
+                    println!(
+                        "  dim {} = {}{}",
+                        d.name,
+                        d.size,
+                        if d.unlimited { " (unlimited)" } else { "" }
+                    );
+                }
+                for (k, v) in &g.attrs {
+                    println!("  :{k} = {v}");
+                }
+                for v in &g.variables {
+                    let chunks = plan
+                        .as_ref()
+                        .and_then(|p| p.as_ref().ok())
+                        .and_then(|p| {
+                            p.arrays.iter().find(|a| {
+                                a.path
+                                    == floe_plan::join(
+                                        &floe_plan::target_group(&s.group, &g.path),
+                                        &v.name,
+                                    )
+                            })
+                        })
+                        .map(|a| {
+                            format!(
+                                " chunks ({})",
+                                a.chunks
+                                    .iter()
+                                    .map(u64::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "  {} {}({}) shape ({}){chunks}",
+                        v.dtype,
+                        v.name,
+                        v.dims.join(", "),
+                        v.shape
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    for (k, val) in &v.attrs {
+                        println!("      :{k} = {val}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn chrono_secs() -> chrono::SecondsFormat {
+    chrono::SecondsFormat::Secs
+}

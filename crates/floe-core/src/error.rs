@@ -1,0 +1,69 @@
+//! Stable error codes. Every failure Floe reports maps onto one of these by an
+//! explicit table (no catch-all arm), and each code maps onto a CLI exit code.
+
+use serde::Serialize;
+
+/// A stable, machine-readable failure class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The command line or a setting is wrong.
+    Usage,
+    /// A source file could not be read (truncated, corrupt, not NetCDF/Zarr, permission).
+    BadSource,
+    /// A source file does not fit what the repository holds.
+    SchemaDrift,
+    /// Records would go backwards in time or repeat.
+    RecordOrder,
+    /// A file already ingested has changed since.
+    ChangedSinceIngest,
+    /// The repository could not be opened or written.
+    Repository,
+    /// Two writers changed the same data; the commit could not be rebased.
+    Conflict,
+    /// Storage could not be reached.
+    Storage,
+    /// A bug in Floe.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as text, as it appears in `--json` output and the GUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Usage => "usage",
+            ErrorCode::BadSource => "bad_source",
+            ErrorCode::SchemaDrift => "schema_drift",
+            ErrorCode::RecordOrder => "record_order",
+            ErrorCode::ChangedSinceIngest => "changed_since_ingest",
+            ErrorCode::Repository => "repository",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Storage => "storage",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Process exit code of the CLI when this is the reason it stops.
+    ///
+    /// 0 is success; 1 means some files were rejected (the others were ingested);
+    /// the codes below are for failures that stop the whole command.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorCode::BadSource
+            | ErrorCode::SchemaDrift
+            | ErrorCode::RecordOrder
+            | ErrorCode::ChangedSinceIngest => 1,
+            ErrorCode::Usage => 2,
+            ErrorCode::Repository => 3,
+            ErrorCode::Storage => 4,
+            ErrorCode::Conflict => 5,
+            ErrorCode::Internal => 70,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,15 @@
+//! Icechunk repositories, as Floe uses them.
+//!
+//! [`Repo`] opens or creates a repository (configured with manifest splitting along
+//! the append dimensions, so commit cost does not grow with history), lists its
+//! history with Floe's provenance, and hands out a [`Writer`]: one writable session
+//! on a branch, in which arrays are created, grown and written through `zarrs`, and
+//! which ends in exactly one atomic commit (or is discarded, leaving the branch as it was).
+
+mod error;
+mod repo;
+mod writer;
+
+pub use error::StoreError;
+pub use repo::{CommitInfo, Repo};
+pub use writer::Writer;

@@ -1,0 +1,268 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use chrono::{DateTime, Utc};
+use floe_core::{CommitProvenance, RepoUrl};
+use futures::TryStreamExt;
+use icechunk::config::{
+    ManifestConfig, ManifestSplitCondition, ManifestSplitDim, ManifestSplitDimCondition,
+    ManifestSplittingConfig,
+};
+use icechunk::repository::VersionInfo;
+use icechunk::{Repository, RepositoryConfig, Storage};
+use serde::Serialize;
+
+use crate::{StoreError, Writer};
+
+/// Chunks per manifest split along an append dimension.
+const SPLIT_EVERY_CHUNKS: u32 = 100;
+
+/// An open repository.
+pub struct Repo {
+    pub(crate) inner: Repository,
+    pub(crate) label: String,
+    /// A local repository takes one writer at a time: held while this `Repo` lives.
+    _lock: Option<std::fs::File>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One commit of a branch's history, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub parent: Option<String>,
+    pub time: DateTime<Utc>,
+    pub message: String,
+    /// What Floe recorded, when Floe made the commit.
+    pub provenance: Option<CommitProvenance>,
+}
+
+fn init_zarrs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        zarrs::config::global_config_mut().set_include_zarrs_metadata(false);
+    });
+}
+
+fn repo_err(label: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Repository {
+        repo: label.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+fn splitting(dims: &[String]) -> RepositoryConfig {
+    let split = ManifestSplittingConfig {
+        split_sizes: Some(vec![(
+            ManifestSplitCondition::AnyArray,
+            dims.iter()
+                .map(|d| ManifestSplitDim {
+                    condition: ManifestSplitDimCondition::DimensionName(d.clone()),
+                    num_chunks: SPLIT_EVERY_CHUNKS,
+                })
+                .collect(),
+        )]),
+    };
+    RepositoryConfig {
+        manifest: Some(ManifestConfig {
+            splitting: Some(split),
+            ..ManifestConfig::default()
+        }),
+        ..RepositoryConfig::default()
+    }
+}
+
+fn lock_dir(path: &Path, label: &str) -> Result<std::fs::File, StoreError> {
+    let f = std::fs::File::open(path).map_err(|e| repo_err(label, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy(label.to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(repo_err(label, e)),
+    }
+}
+
+impl Repo {
+    async fn storage(
+        url: &RepoUrl,
+    ) -> Result<(Arc<dyn Storage + Send + Sync>, PathBuf), StoreError> {
+        match url {
+            RepoUrl::Local(path) => {
+                let label = path.display().to_string();
+                let storage = icechunk::new_local_filesystem_storage(path)
+                    .await
+                    .map_err(|e| repo_err(&label, e))?;
+                Ok((storage, path.clone()))
+            }
+            other => Err(StoreError::RemoteNotYetSupported(other.to_string())),
+        }
+    }
+
+    /// Open an existing repository.
+    pub async fn open(url: &RepoUrl) -> Result<Self, StoreError> {
+        init_zarrs();
+        let label = url.to_string();
+        if let RepoUrl::Local(p) = url
+            && !p.exists()
+        {
+            return Err(StoreError::NotFound(label));
+        }
+        let (storage, _) = Self::storage(url).await?;
+        if !Repository::exists(storage.clone(), None)
+            .await
+            .map_err(|e| repo_err(&label, e))?
+        {
+            return Err(StoreError::NotFound(label));
+        }
+        let inner = Repository::open(storage)
+            .execute()
+            .await
+            .map_err(|e| repo_err(&label, e))?;
+        Ok(Repo {
+            inner,
+            label,
+            _lock: None,
+        })
+    }
+
+    /// Open the repository for writing, creating it (with manifest splitting along
+    /// `append_dims`) if there is none. A local repository is locked for this process.
+    pub async fn open_for_write(url: &RepoUrl, append_dims: &[String]) -> Result<Self, StoreError> {
+        init_zarrs();
+        let label = url.to_string();
+        let mut lock = None;
+        if let RepoUrl::Local(p) = url {
+            std::fs::create_dir_all(p).map_err(|e| repo_err(&label, e))?;
+            lock = Some(lock_dir(p, &label)?);
+        }
+        let (storage, path) = Self::storage(url).await?;
+        let exists = Repository::exists(storage.clone(), None)
+            .await
+            .map_err(|e| repo_err(&label, e))?;
+        let inner = if exists {
+            Repository::open(storage)
+                .execute()
+                .await
+                .map_err(|e| repo_err(&label, e))?
+        } else {
+            if url.is_local()
+                && std::fs::read_dir(&path)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
+                return Err(StoreError::NotARepository(label));
+            }
+            Repository::create(storage)
+                .config(splitting(append_dims))
+                .execute()
+                .await
+                .map_err(|e| repo_err(&label, e))?
+        };
+        Ok(Repo {
+            inner,
+            label,
+            _lock: lock,
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Branches of the repository.
+    pub async fn branches(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .inner
+            .list_branches()
+            .await
+            .map_err(|e| repo_err(&self.label, e))?
+            .into_iter()
+            .collect())
+    }
+
+    /// Whether `branch` exists.
+    pub async fn has_branch(&self, branch: &str) -> Result<bool, StoreError> {
+        Ok(self.branches().await?.iter().any(|b| b == branch))
+    }
+
+    /// Create `branch` at the tip of `from` if it does not exist yet.
+    pub async fn ensure_branch(&self, branch: &str, from: &str) -> Result<(), StoreError> {
+        if self.has_branch(branch).await? {
+            return Ok(());
+        }
+        let tip = self
+            .inner
+            .lookup_branch(from)
+            .await
+            .map_err(|e| repo_err(&self.label, e))?;
+        self.inner
+            .create_branch(branch, &tip)
+            .await
+            .map_err(|e| repo_err(&self.label, e))?;
+        Ok(())
+    }
+
+    /// The branch's history, newest first.
+    pub async fn history(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
+        if !self.has_branch(branch).await? {
+            return Err(StoreError::NoBranch {
+                repo: self.label.clone(),
+                branch: branch.to_string(),
+            });
+        }
+        let stream = self
+            .inner
+            .ancestry(&VersionInfo::BranchTipRef(branch.to_string()))
+            .await
+            .map_err(|e| repo_err(&self.label, e))?;
+        let infos: Vec<_> = stream
+            .try_collect()
+            .await
+            .map_err(|e| repo_err(&self.label, e))?;
+        Ok(infos
+            .into_iter()
+            .map(|s| CommitInfo {
+                id: s.id.to_string(),
+                parent: s.parent_id.map(|p| p.to_string()),
+                time: s.flushed_at,
+                message: s.message.clone(),
+                provenance: CommitProvenance::from_metadata(&s.metadata),
+            })
+            .collect())
+    }
+
+    /// Every file Floe has committed to `branch`, by source path (the newest record
+    /// wins). This is what makes a restart exactly-once: the repository answers.
+    pub async fn ingested(
+        &self,
+        branch: &str,
+    ) -> Result<BTreeMap<String, floe_core::FileProvenance>, StoreError> {
+        let mut out = BTreeMap::new();
+        if !self.has_branch(branch).await? {
+            return Ok(out);
+        }
+        for c in self.history(branch).await?.into_iter().rev() {
+            for f in c.provenance.into_iter().flat_map(|p| p.files) {
+                out.insert(f.source.clone(), f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A writable session on `branch`.
+    pub async fn writer(&self, branch: &str) -> Result<Writer, StoreError> {
+        let session = self
+            .inner
+            .writable_session(branch)
+            .await
+            .map_err(|e| repo_err(&self.label, e))?;
+        Ok(Writer::new(session, branch, &self.label))
+    }
+}

@@ -1,0 +1,63 @@
+use floe_core::ErrorCode;
+use floe_plan::PlanError;
+use floe_source::SourceError;
+use floe_store::StoreError;
+
+/// Why one file was not ingested, or why the whole run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{file}: {source}")]
+    Plan { file: String, source: PlanError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "{file}: already ingested with other content (hash {old} then, {new} now); Floe never overwrites committed records: rename the file if it is new data, or restore the original"
+    )]
+    ChangedSinceIngest {
+        file: String,
+        old: String,
+        new: String,
+    },
+    #[error(
+        "{file}: static variable `{path}` differs from what the repository holds; the repository was left unchanged. If the change is real (e.g. a recalibrated instrument), send this file to another branch or group (--branch / --group)"
+    )]
+    StaticChanged { file: String, path: String },
+    #[error("{file}: {detail}")]
+    Reencode { file: String, detail: String },
+    #[error("{0}: the folder does not exist or cannot be read; check the path and permissions")]
+    Folder(String),
+}
+
+impl IngestError {
+    /// Explicit table from failure to stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IngestError::Source(_) => ErrorCode::BadSource,
+            IngestError::Plan { source, .. } => match source {
+                PlanError::Order(_) => ErrorCode::RecordOrder,
+                PlanError::NoAppendDim | PlanError::AppendDimMissing(_) => ErrorCode::BadSource,
+                PlanError::Drift { .. } | PlanError::TimeUnits { .. } => ErrorCode::SchemaDrift,
+            },
+            IngestError::Store(e) => e.code(),
+            IngestError::ChangedSinceIngest { .. } => ErrorCode::ChangedSinceIngest,
+            IngestError::StaticChanged { .. } => ErrorCode::SchemaDrift,
+            IngestError::Reencode { .. } => ErrorCode::SchemaDrift,
+            IngestError::Folder(_) => ErrorCode::Usage,
+        }
+    }
+
+    /// True when the failure belongs to one file (the run goes on with the others).
+    pub fn is_per_file(&self) -> bool {
+        match self {
+            IngestError::Source(_)
+            | IngestError::Plan { .. }
+            | IngestError::ChangedSinceIngest { .. }
+            | IngestError::StaticChanged { .. }
+            | IngestError::Reencode { .. } => true,
+            IngestError::Store(StoreError::Array { .. }) => true,
+            IngestError::Store(_) | IngestError::Folder(_) => false,
+        }
+    }
+}

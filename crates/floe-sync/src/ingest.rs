@@ -1,0 +1,697 @@
+//! The one-shot ingest of a folder.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use floe_core::{CommitProvenance, FLOE_VERSION, FileProvenance, RepoUrl};
+use floe_plan::{ArrayAction, ArrayOp, Coords, Plan, RepoState, Settings, cftime};
+use floe_source::complete::{self, Completeness};
+use floe_source::{Data, Dataset, SourceError, SourceReader};
+use floe_store::{Repo, StoreError, Writer};
+
+use crate::IngestError;
+use crate::report::{Ingested, Rejected, Report, Waiting};
+use crate::scan::{self, Candidate};
+
+/// Where "now" comes from (injected so completeness decisions are testable).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// What a sync run does.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub folder: PathBuf,
+    pub repo: RepoUrl,
+    pub branch: String,
+    pub settings: Settings,
+    /// File name patterns; empty: NetCDF/HDF5/Zarr defaults.
+    pub patterns: Vec<String>,
+    pub dry_run: bool,
+    /// Files per commit (at least 1).
+    pub batch_files: usize,
+    /// Source bytes per commit (a batch closes when it reaches this).
+    pub batch_bytes: u64,
+    /// A file must have been quiet this long to count as complete.
+    pub quiet: Duration,
+    /// Largest decoded slab read from a source at once.
+    pub slab_bytes: u64,
+}
+
+impl IngestOptions {
+    pub fn new(folder: PathBuf, repo: RepoUrl) -> Self {
+        IngestOptions {
+            folder,
+            repo,
+            branch: "main".into(),
+            settings: Settings::default(),
+            patterns: Vec::new(),
+            dry_run: false,
+            batch_files: 1,
+            batch_bytes: 512 << 20,
+            quiet: Duration::from_secs(2),
+            slab_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Progress events, for a progress bar or a log.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Planned { files: usize, bytes: u64 },
+    FileDone { file: String, bytes: u64 },
+    FileRejected { file: String, message: String },
+    Committed { id: String, files: usize },
+}
+
+/// One file on its way in.
+#[derive(Debug, Clone)]
+struct Pending {
+    cand: Candidate,
+    size: u64,
+    mtime: String,
+    hash: String,
+    sort_key: f64,
+}
+
+/// A file opened and planned: its reader, its plan, and the new last value of each
+/// record coordinate it appends to.
+type PlannedFile = (Box<dyn SourceReader>, Plan, BTreeMap<String, f64>);
+
+/// A file's failure, and whether anything had been written for it already.
+struct FileFailure {
+    error: IngestError,
+    wrote: bool,
+}
+
+impl From<IngestError> for FileFailure {
+    fn from(error: IngestError) -> Self {
+        FileFailure {
+            error,
+            wrote: false,
+        }
+    }
+}
+
+/// The ingest of one folder into one repository branch.
+pub struct Ingest<'a> {
+    pub opts: IngestOptions,
+    pub clock: &'a dyn Clock,
+    pub progress: &'a (dyn Fn(&Progress) + Sync),
+}
+
+impl std::fmt::Debug for Ingest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Find the record coordinate values (1-D variable named like the dimension).
+fn read_coords(reader: &dyn SourceReader, dims: &[String]) -> Result<Coords, SourceError> {
+    let mut out = Coords::new();
+    for d in dims {
+        for g in &reader.dataset().groups {
+            if let Some(v) = g.variable(d)
+                && v.dims.len() == 1
+                && &v.dims[0] == d
+            {
+                if let Data::Fixed(b) = reader.read(&g.path, &v.name, &[0], &v.shape)? {
+                    let size = v.dtype.size().unwrap_or(8);
+                    let vals: Vec<f64> = b
+                        .chunks_exact(size)
+                        .filter_map(|c| v.dtype.element_as_f64(c))
+                        .collect();
+                    out.insert(d.clone(), vals);
+                }
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Data time of a file's first record, for ordering (seconds since 1970 when the
+/// units are CF time, otherwise the raw value).
+fn sort_key(ds: &Dataset, coords: &Coords, dims: &[String]) -> f64 {
+    for d in dims {
+        let Some(first) = coords.get(d).and_then(|v| v.first()) else {
+            continue;
+        };
+        let units = ds
+            .groups
+            .iter()
+            .find_map(|g| g.variable(d))
+            .and_then(|v| v.attrs.get("units"))
+            .and_then(|u| u.as_str())
+            .and_then(cftime::parse_units);
+        return match units {
+            Some(u) => cftime::to_unix_seconds(*first, u),
+            None => *first,
+        };
+    }
+    f64::INFINITY
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Ingest<'_> {
+    pub async fn run(&self) -> Result<Report, IngestError> {
+        let started = Instant::now();
+        let o = &self.opts;
+        let mut report = Report {
+            repo: o.repo.to_string(),
+            branch: o.branch.clone(),
+            dry_run: o.dry_run,
+            ..Report::default()
+        };
+        let folder_label = o.folder.display().to_string();
+        if !o.folder.is_dir() {
+            return Err(IngestError::Folder(folder_label));
+        }
+        let patterns = scan::patterns(&o.patterns)
+            .map_err(|e| IngestError::Folder(format!("{folder_label} (pattern: {e})")))?;
+        let candidates = scan::scan(&o.folder, &patterns)
+            .map_err(|_| IngestError::Folder(folder_label.clone()))?;
+
+        // 1. complete?
+        let now = self.clock.now();
+        let mut complete_files = Vec::new();
+        for c in candidates {
+            let evidence = if c.is_dir {
+                newest_mtime(&c.path).map(|m| complete::Evidence {
+                    len: 1,
+                    mtime: Some(m),
+                    ..Default::default()
+                })
+            } else {
+                complete::inspect(&c.path)
+            };
+            match evidence {
+                Ok(e) => match complete::decide(&e, now, o.quiet) {
+                    Completeness::Complete => complete_files.push((c, e)),
+                    Completeness::Writing(reason) => report.waiting.push(Waiting {
+                        file: c.rel,
+                        reason,
+                    }),
+                },
+                Err(err) => self.reject(
+                    &mut report,
+                    &c.rel,
+                    IngestError::Source(
+                        SourceError::Io {
+                            path: c.path.clone(),
+                            source: err,
+                        }
+                        .into_io_checked(),
+                    ),
+                ),
+            }
+        }
+
+        // 2. open the repository (created on first write, split along the first file's append dims)
+        let first_dims = complete_files.iter().find_map(|(c, _)| {
+            floe_source::open(&c.path)
+                .ok()
+                .and_then(|r| floe_plan::append_dims(r.dataset(), &o.settings).ok())
+        });
+        let repo = if o.dry_run {
+            match Repo::open(&o.repo).await {
+                Ok(r) => Some(r),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            if complete_files.is_empty() {
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(report);
+            }
+            let r = Repo::open_for_write(&o.repo, first_dims.as_deref().unwrap_or(&[])).await?;
+            if o.branch != "main" {
+                r.ensure_branch(&o.branch, "main").await?;
+            }
+            Some(r)
+        };
+        let ingested = match &repo {
+            Some(r) => r.ingested(&o.branch).await?,
+            None => BTreeMap::new(),
+        };
+
+        // 3. already ingested? order by data time
+        let mut pending = Vec::new();
+        for (c, e) in complete_files {
+            let hash = match scan::hash(&c.path) {
+                Ok(h) => h,
+                Err(err) => {
+                    self.reject(
+                        &mut report,
+                        &c.rel,
+                        IngestError::Source(
+                            SourceError::Io {
+                                path: c.path.clone(),
+                                source: err,
+                            }
+                            .into_io_checked(),
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if let Some(prev) = ingested.get(&c.rel) {
+                if prev.blake3 == hash {
+                    report.already_ingested.push(c.rel.clone());
+                } else {
+                    let err = IngestError::ChangedSinceIngest {
+                        file: c.rel.clone(),
+                        old: short(&prev.blake3),
+                        new: short(&hash),
+                    };
+                    self.reject(&mut report, &c.rel, err);
+                }
+                continue;
+            }
+            let key = match floe_source::open(&c.path) {
+                Ok(reader) => {
+                    let dims =
+                        floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
+                    match read_coords(reader.as_ref(), &dims) {
+                        Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
+                        Err(err) => {
+                            self.reject(&mut report, &c.rel, err.into());
+                            continue;
+                        }
+                    }
+                }
+                Err(err) => {
+                    self.reject(&mut report, &c.rel, err.into());
+                    continue;
+                }
+            };
+            let size = if c.is_dir { dir_size(&c.path) } else { e.len };
+            let mtime = e.mtime.map(rfc3339).unwrap_or_default();
+            pending.push(Pending {
+                cand: c,
+                size,
+                mtime,
+                hash,
+                sort_key: key,
+            });
+        }
+        pending.sort_by(|a, b| {
+            a.sort_key
+                .total_cmp(&b.sort_key)
+                .then_with(|| a.cand.rel.cmp(&b.cand.rel))
+        });
+        (self.progress)(&Progress::Planned {
+            files: pending.len(),
+            bytes: pending.iter().map(|p| p.size).sum(),
+        });
+
+        // 4. batches: plan, write, commit
+        let mut batches: Vec<Vec<Pending>> = Vec::new();
+        for p in pending {
+            let start_new = match batches.last() {
+                None => true,
+                Some(b) => {
+                    b.len() >= o.batch_files.max(1)
+                        || b.iter().map(|x| x.size).sum::<u64>() + p.size > o.batch_bytes
+                }
+            };
+            if start_new {
+                batches.push(Vec::new());
+            }
+            if let Some(b) = batches.last_mut() {
+                b.push(p);
+            }
+        }
+
+        if o.dry_run {
+            let mut state = match &repo {
+                Some(r) => {
+                    r.writer(&o.branch)
+                        .await?
+                        .state(&o.settings.group, &first_dims.clone().unwrap_or_default())
+                        .await?
+                }
+                None => RepoState::default(),
+            };
+            for p in batches.into_iter().flatten() {
+                match self.plan_file(&p, &state) {
+                    Ok((_, plan, last)) => {
+                        state.advance(&plan, &last);
+                        add_records(&mut report.records, &plan.records);
+                        report.bytes += p.size;
+                        report.ingested.push(Ingested {
+                            file: p.cand.rel.clone(),
+                            records: plan.records,
+                            bytes: p.size,
+                            commit: None,
+                        });
+                    }
+                    Err(f) => self.reject(&mut report, &p.cand.rel, f.error),
+                }
+            }
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+
+        let repo = repo.ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
+        for mut batch in batches {
+            loop {
+                let mut writer = repo.writer(&o.branch).await?;
+                let dims_hint = first_dims.clone().unwrap_or_default();
+                let mut state = writer.state(&o.settings.group, &dims_hint).await?;
+                let mut done: Vec<(Pending, FileProvenance)> = Vec::new();
+                let mut restart = false;
+                let mut rejected_idx = Vec::new();
+                for (i, p) in batch.iter().enumerate() {
+                    match self.ingest_file(&mut writer, &mut state, p).await {
+                        Ok(prov) => done.push((p.clone(), prov)),
+                        Err(f) => {
+                            if !f.error.is_per_file() {
+                                return Err(f.error);
+                            }
+                            self.reject(&mut report, &p.cand.rel, f.error);
+                            rejected_idx.push(i);
+                            if f.wrote {
+                                // the session holds part of this file: throw it away and
+                                // redo the batch without the file
+                                restart = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                for i in rejected_idx.into_iter().rev() {
+                    batch.remove(i);
+                }
+                if restart {
+                    drop(writer);
+                    continue;
+                }
+                if !done.is_empty() {
+                    let message = match done.as_slice() {
+                        [(p, _)] => format!("floe: ingest {}", p.cand.rel),
+                        [(a, _), .., (b, _)] => format!(
+                            "floe: ingest {} files ({} .. {})",
+                            done.len(),
+                            a.cand.rel,
+                            b.cand.rel
+                        ),
+                        [] => String::new(),
+                    };
+                    let prov = CommitProvenance {
+                        floe_version: FLOE_VERSION.to_string(),
+                        files: done.iter().map(|(_, f)| f.clone()).collect(),
+                    };
+                    let id = writer.commit(&message, &prov).await?;
+                    (self.progress)(&Progress::Committed {
+                        id: id.clone(),
+                        files: done.len(),
+                    });
+                    for (p, f) in done {
+                        add_records(&mut report.records, &f.records);
+                        report.bytes += p.size;
+                        (self.progress)(&Progress::FileDone {
+                            file: p.cand.rel.clone(),
+                            bytes: p.size,
+                        });
+                        report.ingested.push(Ingested {
+                            file: p.cand.rel,
+                            records: f.records,
+                            bytes: p.size,
+                            commit: Some(id.clone()),
+                        });
+                    }
+                    report.commits.push(id);
+                }
+                break;
+            }
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    fn reject(&self, report: &mut Report, file: &str, error: IngestError) {
+        let message = error.to_string();
+        (self.progress)(&Progress::FileRejected {
+            file: file.to_string(),
+            message: message.clone(),
+        });
+        report.rejected.push(Rejected {
+            file: file.to_string(),
+            code: error.code(),
+            message,
+        });
+    }
+
+    /// Open and plan one file against `state` (no writes).
+    fn plan_file(
+        &self,
+        p: &Pending,
+        state: &RepoState,
+    ) -> Result<PlannedFile, FileFailure> {
+        let reader = floe_source::open(&p.cand.path).map_err(IngestError::from)?;
+        let settings = &self.opts.settings;
+        let plan_err = |source| IngestError::Plan {
+            file: p.cand.rel.clone(),
+            source,
+        };
+        let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
+        let coords = read_coords(reader.as_ref(), &dims).map_err(IngestError::from)?;
+        let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
+        // new last value of each record coordinate, in the repository's units
+        let mut last = BTreeMap::new();
+        for op in &plan.arrays {
+            if let (Some(ax), Some((_, var))) = (op.append_axis, &op.source)
+                && op.new_shape.len() == 1
+                && ax == 0
+                && plan.append_dims.contains(var)
+                && let Some(v) = coords.get(var).and_then(|v| v.last())
+            {
+                let r = op.reencode.unwrap_or(floe_plan::Reencode::IDENTITY);
+                last.insert(op.path.clone(), v * r.scale as f64 + r.offset as f64);
+            }
+        }
+        Ok((reader, plan, last))
+    }
+
+    /// Plan, verify and write one file into the session; nothing is committed here.
+    async fn ingest_file(
+        &self,
+        writer: &mut Writer,
+        state: &mut RepoState,
+        p: &Pending,
+    ) -> Result<FileProvenance, FileFailure> {
+        let (reader, plan, last) = self.plan_file(p, state)?;
+        let rel = &p.cand.rel;
+        // static variables must equal what the repository holds: check before writing
+        for op in plan
+            .arrays
+            .iter()
+            .filter(|o| o.action == ArrayAction::VerifyStatic)
+        {
+            let Some((g, v)) = &op.source else { continue };
+            let here = reader
+                .read(g, v, &op.region_start, &op.region_count)
+                .map_err(IngestError::from)?;
+            let meta = &state
+                .arrays
+                .get(&op.path)
+                .map(|a| a.metadata.clone())
+                .unwrap_or_default();
+            let there = writer
+                .read(&op.path, meta, &op.region_start, &op.region_count)
+                .await
+                .map_err(IngestError::from)?;
+            if !same_values(&here, &there) {
+                return Err(IngestError::StaticChanged {
+                    file: rel.clone(),
+                    path: op.path.clone(),
+                }
+                .into());
+            }
+        }
+        let wrote = |error: IngestError| FileFailure { error, wrote: true };
+        for g in &plan.groups {
+            writer
+                .put_group(&g.path, &g.metadata)
+                .await
+                .map_err(|e| wrote(e.into()))?;
+        }
+        for op in &plan.arrays {
+            if let Some(meta) = &op.metadata {
+                writer
+                    .put_array(&op.path, meta)
+                    .await
+                    .map_err(|e| wrote(e.into()))?;
+            }
+        }
+        for op in plan
+            .arrays
+            .iter()
+            .filter(|o| matches!(o.action, ArrayAction::Create | ArrayAction::Append))
+        {
+            self.copy_array(writer, reader.as_ref(), op, rel)
+                .await
+                .map_err(wrote)?;
+        }
+        state.advance(&plan, &last);
+        let group = floe_plan::target_group(&self.opts.settings.group, "/");
+        Ok(FileProvenance {
+            source: rel.clone(),
+            size: p.size,
+            mtime: p.mtime.clone(),
+            blake3: p.hash.clone(),
+            format: reader.dataset().format.as_str().to_string(),
+            group,
+            records: plan.records.clone(),
+            offsets: plan.offsets.clone(),
+        })
+    }
+
+    /// Stream one variable into its array, slab by slab along the outer axis, with
+    /// slab edges on chunk boundaries of the target array.
+    async fn copy_array(
+        &self,
+        writer: &mut Writer,
+        reader: &dyn SourceReader,
+        op: &ArrayOp,
+        rel: &str,
+    ) -> Result<(), IngestError> {
+        let Some((g, v)) = &op.source else {
+            return Ok(());
+        };
+        let meta = op.metadata.clone().unwrap_or_default();
+        if op.region_count.is_empty() {
+            let data = reader.read(g, v, &[], &[])?;
+            return writer
+                .write(&op.path, &meta, &[], &[], data)
+                .await
+                .map_err(Into::into);
+        }
+        let axis = op.append_axis.unwrap_or(0);
+        let item = op.dtype.size().unwrap_or(16) as u64;
+        let per_index: u64 = op
+            .region_count
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != axis)
+            .map(|(_, n)| *n)
+            .product::<u64>()
+            * item;
+        let chunk = op.chunks.get(axis).copied().unwrap_or(1).max(1);
+        let max_idx = (self.opts.slab_bytes / per_index.max(1)).max(1);
+        let (dst0, n) = (op.region_start[axis], op.region_count[axis]);
+        let mut done = 0u64;
+        while done < n {
+            let pos = dst0 + done;
+            // up to the largest number of whole chunks within the slab budget
+            let to_boundary = chunk - pos % chunk;
+            let mut take = to_boundary;
+            while take + chunk <= max_idx && done + take < n {
+                take += chunk;
+            }
+            let take = take.min(n - done);
+            let mut src_start = vec![0u64; op.region_count.len()];
+            src_start[axis] = done;
+            let mut count = op.region_count.clone();
+            count[axis] = take;
+            let mut dst_start = op.region_start.clone();
+            dst_start[axis] = pos;
+            let mut data = reader.read(g, v, &src_start, &count)?;
+            if let (Some(r), Data::Fixed(bytes)) = (op.reencode, &mut data) {
+                r.apply(op.dtype, bytes)
+                    .map_err(|detail| IngestError::Reencode {
+                        file: rel.to_string(),
+                        detail,
+                    })?;
+            }
+            writer
+                .write(&op.path, &meta, &dst_start, &count, data)
+                .await?;
+            done += take;
+        }
+        Ok(())
+    }
+}
+
+fn same_values(a: &Data, b: &Data) -> bool {
+    a == b
+}
+
+fn add_records(total: &mut BTreeMap<String, u64>, add: &BTreeMap<String, u64>) {
+    for (k, v) in add {
+        *total.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
+fn short(h: &str) -> String {
+    h.chars().take(12).collect()
+}
+
+fn newest_mtime(dir: &std::path::Path) -> std::io::Result<SystemTime> {
+    let mut newest = std::fs::metadata(dir)?.modified()?;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let m = e.metadata()?;
+            newest = newest.max(m.modified()?);
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(newest)
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+trait IntoIoChecked {
+    fn into_io_checked(self) -> SourceError;
+}
+
+impl IntoIoChecked for SourceError {
+    /// Turn a plain I/O error into the permission-denied variant when that is what it is.
+    fn into_io_checked(self) -> SourceError {
+        match self {
+            SourceError::Io { path, source }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                SourceError::PermissionDenied { path }
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Sync pipeline: folder in, commits out.
+//!
+//! [`scan`] finds candidate files, [`ingest::Ingest`] runs the one-shot pipeline
+//! (complete? → already ingested? → order by data time → plan → write → commit with
+//! provenance) and returns a [`report::Report`].
+
+pub mod error;
+pub mod ingest;
+pub mod report;
+pub mod scan;
+
+pub use error::IngestError;
+pub use ingest::{Clock, Ingest, IngestOptions, Progress, SystemClock};
+pub use report::Report;

@@ -1,0 +1,109 @@
+//! What a sync run did, for people (`Display`) and scripts (`serde`).
+
+use std::collections::BTreeMap;
+
+use floe_core::ErrorCode;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingested {
+    pub file: String,
+    pub records: BTreeMap<String, u64>,
+    pub bytes: u64,
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub file: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiting {
+    pub file: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub repo: String,
+    pub branch: String,
+    pub dry_run: bool,
+    pub ingested: Vec<Ingested>,
+    /// Files the repository already holds with the same content.
+    pub already_ingested: Vec<String>,
+    /// Files still being written; a later run picks them up.
+    pub waiting: Vec<Waiting>,
+    pub rejected: Vec<Rejected>,
+    pub commits: Vec<String>,
+    pub records: BTreeMap<String, u64>,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// 0 when nothing was rejected, otherwise the exit code of the rejections.
+    pub fn exit_code(&self) -> i32 {
+        self.rejected
+            .iter()
+            .map(|r| r.code.exit_code())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.dry_run {
+            "would ingest"
+        } else {
+            "ingested"
+        };
+        let recs = if self.records.is_empty() {
+            "no records".to_string()
+        } else {
+            self.records
+                .iter()
+                .map(|(d, n)| format!("{n} along {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            f,
+            "{verb} {} file(s) into {} (branch {}): {recs}; {} commit(s), {:.1} MB in {:.2} s",
+            self.ingested.len(),
+            self.repo,
+            self.branch,
+            self.commits.len(),
+            self.bytes as f64 / 1e6,
+            self.seconds
+        )?;
+        if !self.already_ingested.is_empty() {
+            writeln!(
+                f,
+                "skipped {} file(s) already in the repository",
+                self.already_ingested.len()
+            )?;
+        }
+        if self.ingested.is_empty()
+            && self.rejected.is_empty()
+            && self.waiting.is_empty()
+            && !self.dry_run
+        {
+            writeln!(f, "nothing new to ingest: the repository is up to date")?;
+        }
+        for w in &self.waiting {
+            writeln!(
+                f,
+                "waiting: {}: still being written ({}); run again later",
+                w.file, w.reason
+            )?;
+        }
+        for r in &self.rejected {
+            writeln!(f, "rejected [{}]: {}", r.code, r.message)?;
+        }
+        Ok(())
+    }
+}

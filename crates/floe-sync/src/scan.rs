@@ -1,0 +1,129 @@
+//! Find candidate files in a watched folder.
+
+use std::path::{Path, PathBuf};
+
+use floe_source::complete::is_temporary_name;
+
+/// Default file patterns: NetCDF/HDF5 files and Zarr directory stores.
+pub const DEFAULT_PATTERNS: &[&str] = &[
+    "*.nc", "*.nc4", "*.cdf", "*.netcdf", "*.h5", "*.hdf5", "*.he5", "*.zarr",
+];
+
+/// A file (or Zarr directory) found in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Path relative to the folder, `/`-separated.
+    pub rel: String,
+    pub path: PathBuf,
+    pub is_dir: bool,
+}
+
+fn is_zarr_dir(p: &Path) -> bool {
+    p.join("zarr.json").is_file() || p.join(".zgroup").is_file() || p.join(".zarray").is_file()
+}
+
+/// Walk `folder` recursively; Zarr stores are leaves. Temporary names are skipped.
+pub fn scan(folder: &Path, patterns: &[glob::Pattern]) -> std::io::Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if is_temporary_name(&name) {
+                continue;
+            }
+            let ft = entry.file_type()?;
+            let is_dir = ft.is_dir();
+            let matches = patterns.iter().any(|p| p.matches(&name));
+            if is_dir && !is_zarr_dir(&path) {
+                stack.push(path);
+                continue;
+            }
+            if !(ft.is_file() || is_dir) || !matches {
+                continue;
+            }
+            let rel = path
+                .strip_prefix(folder)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(Candidate { rel, path, is_dir });
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+/// Compile user patterns (or the defaults).
+pub fn patterns(user: &[String]) -> Result<Vec<glob::Pattern>, glob::PatternError> {
+    if user.is_empty() {
+        DEFAULT_PATTERNS
+            .iter()
+            .map(|p| glob::Pattern::new(p))
+            .collect()
+    } else {
+        user.iter().map(|p| glob::Pattern::new(p)).collect()
+    }
+}
+
+/// BLAKE3 of a file, or of a directory's files (relative names and contents, sorted).
+pub fn hash(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    if path.is_dir() {
+        let mut files = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d)? {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files.push(e.path());
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            let rel = f
+                .strip_prefix(path)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .to_string();
+            hasher.update(rel.as_bytes());
+            hasher.update(&[0]);
+            hasher.update_reader(std::fs::File::open(&f)?)?;
+        }
+    } else {
+        hasher.update_reader(std::fs::File::open(path)?)?;
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_netcdf_and_zarr_skips_temporaries() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("2024/01")).unwrap();
+        std::fs::write(d.path().join("2024/01/a.nc"), b"x").unwrap();
+        std::fs::write(d.path().join("b.nc.tmp"), b"x").unwrap();
+        std::fs::write(d.path().join("notes.txt"), b"x").unwrap();
+        std::fs::create_dir_all(d.path().join("s.zarr")).unwrap();
+        std::fs::write(d.path().join("s.zarr/zarr.json"), b"{}").unwrap();
+        std::fs::create_dir_all(d.path().join("s.zarr/inner.nc")).unwrap();
+        let c = scan(d.path(), &patterns(&[]).unwrap()).unwrap();
+        let rels: Vec<_> = c.iter().map(|c| c.rel.as_str()).collect();
+        assert_eq!(rels, vec!["2024/01/a.nc", "s.zarr"]);
+        assert!(c[1].is_dir);
+        let h1 = hash(&d.path().join("s.zarr")).unwrap();
+        std::fs::write(d.path().join("s.zarr/zarr.json"), b"{ }").unwrap();
+        assert_ne!(h1, hash(&d.path().join("s.zarr")).unwrap());
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up for Floe on Debian 12: Debian packages, the Rust build, and a
+# Python >= 3.12 virtual environment with the reference readers (tests only).
+# Safe to run again: each step checks before it installs.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export FLOE_CACHE="${FLOE_CACHE:-$HOME/.cache/floe}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLOE_CACHE/target}"
+export FLOE_VENV="${FLOE_VENV:-$FLOE_CACHE/venv}"
+mkdir -p "$FLOE_CACHE"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# 1. Debian packages (only what is missing)
+need=()
+for p in build-essential pkg-config cmake python3-venv; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  log "installing Debian packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 2. Rust toolchain and cargo-nextest
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95+ with rustup (https://rustup.rs) and run again" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# 3. Python >= 3.12 (icechunk 2.x needs it; on 3.11 pip silently installs 1.x)
+find_python() {
+  for c in "${FLOE_PYTHON_BASE:-}" python3.13 python3.12; do
+    [ -n "$c" ] && command -v "$c" >/dev/null && { command -v "$c"; return; }
+  done
+  if command -v pyenv >/dev/null; then
+    for v in $(ls -d "$(pyenv root)"/versions/3.1[2-9]* 2>/dev/null | sort -V -r); do
+      [ -x "$v/bin/python3" ] && { echo "$v/bin/python3"; return; }
+    done
+  fi
+  for v in /root/.pyenv/versions/3.1[2-9]*; do
+    [ -x "$v/bin/python3" ] && { echo "$v/bin/python3"; return; }
+  done
+  if command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3,12))'; then
+    command -v python3; return
+  fi
+  return 1
+}
+if [ ! -x "$FLOE_VENV/bin/python" ]; then
+  base="$(find_python)" || { echo "Python >= 3.12 not found: install python3.12 (or set FLOE_PYTHON_BASE) and run again" >&2; exit 1; }
+  log "creating the test venv with $base"
+  "$base" -m venv "$FLOE_VENV"
+fi
+stamp="$FLOE_VENV/.requirements.sha"
+want="$(sha256sum "$here/tests/python/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing the Python reference readers"
+  "$FLOE_VENV/bin/pip" install -q --disable-pip-version-check -r "$here/tests/python/requirements.txt"
+  echo "$want" > "$stamp"
+fi

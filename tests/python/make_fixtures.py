@@ -1,0 +1,173 @@
+"""Generate realistic instrument output for Floe's tests and benchmarks.
+
+A greenhouse-gas analyser writing one file every 15 minutes: ch4, co2, a packed
+temperature, a 64-sample waveform per record, a 1 Hz high-frequency wind record
+along its own unlimited dimension `hf_time`, static coordinates, global and
+variable attributes. Formats: NetCDF-4 (netCDF4), NetCDF-4 via h5netcdf with the
+newest HDF5 file format, NetCDF-3 classic / 64-bit offset, and Zarr v2/v3.
+
+    python make_fixtures.py OUT --files 672 [--format nc4|h5netcdf|nc3|nc3-64|zarr2|zarr3]
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+EPOCH = "seconds since 2024-01-01 00:00:00"
+RECORDS = 90  # one record every 10 s
+SAMPLES = 64
+HF = 900  # 1 Hz
+FILE_SECONDS = 900
+
+
+def file_arrays(i, records=RECORDS, hf=HF, seed=0):
+    rng = np.random.default_rng(seed * 100003 + i)
+    t0 = i * FILE_SECONDS
+    time = t0 + np.arange(records) * (FILE_SECONDS / records)
+    ch4 = (1.9 + 0.01 * rng.standard_normal(records)).astype("f4")
+    ch4[rng.integers(0, records)] = -9999.0  # a dropout: the fill value
+    co2 = 420.0 + rng.standard_normal(records)
+    temp_c = 15.0 + 5 * np.sin(time / 86400 * 2 * np.pi) + 0.1 * rng.standard_normal(records)
+    temp_packed = np.round((temp_c + 273.15 - 273.15) / 0.01).astype("i2")
+    waveform = rng.standard_normal((records, SAMPLES)).astype("f4")
+    hf_time = t0 + np.arange(hf) * (FILE_SECONDS / hf)
+    wind = (3 + rng.standard_normal(hf)).astype("f4")
+    status = np.array(["ok" if k % 7 else "cal" for k in range(records)], dtype=object)
+    return dict(time=time, ch4=ch4, co2=co2, temp=temp_packed, waveform=waveform,
+                hf_time=hf_time, wind=wind, status=status)
+
+
+def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w", format=fmt) as ds:
+        ds.title = "Floe test site greenhouse gas analyser"
+        ds.institution = "Floe test lab"
+        ds.history = f"file {i} written by make_fixtures.py"
+        ds.Conventions = "CF-1.8"
+        ds.createDimension("time", None)
+        if fmt == "NETCDF4":
+            ds.createDimension("hf_time", None)
+        else:
+            ds.createDimension("hf_time", len(a["hf_time"]))
+        ds.createDimension("sample", SAMPLES)
+        ds.createDimension("level", 3)
+        z = dict(zlib=True, complevel=4, shuffle=True) if fmt == "NETCDF4" else {}
+        t = ds.createVariable("time", "f8", ("time",), **z)
+        t.units = EPOCH
+        t.calendar = "standard"
+        t.standard_name = "time"
+        t[:] = a["time"]
+        v = ds.createVariable("ch4", "f4", ("time",), fill_value=np.float32(-9999.0), **z)
+        v.units = "ppm"
+        v.long_name = "methane mole fraction"
+        v[:] = a["ch4"]
+        v = ds.createVariable("co2", "f8", ("time",), **z)
+        v.units = "ppm"
+        v[:] = a["co2"]
+        v = ds.createVariable("temperature", "i2", ("time",), fill_value=np.int16(-32767), **z)
+        v.scale_factor = np.float32(0.01)
+        v.add_offset = np.float32(273.15)
+        v.units = "K"
+        v.set_auto_maskandscale(False)
+        v[:] = a["temp"]
+        v = ds.createVariable("waveform", "f4", ("time", "sample"), **z)
+        v.units = "V"
+        v[:] = a["waveform"]
+        v = ds.createVariable("level", "f4", ("level",))
+        v.units = "m"
+        v[:] = np.array([2.0, 10.0, 30.0], dtype="f4")
+        v = ds.createVariable("lat", "f8", ())
+        v.units = "degrees_north"
+        v[...] = 47.5
+        if fmt == "NETCDF4":
+            h = ds.createVariable("hf_time", "f8", ("hf_time",), **z)
+            h.units = EPOCH
+            h.calendar = "standard"
+            h[:] = a["hf_time"]
+            w = ds.createVariable("wind", "f4", ("hf_time",), **z)
+            w.units = "m s-1"
+            w[:] = a["wind"]
+            s = ds.createVariable("status", str, ("time",))
+            s[:] = a["status"]
+            g = ds.createGroup("engineering")
+            g.createDimension("time", None)
+            p = g.createVariable("pump_current", "f4", ("time",))
+            p.units = "A"
+            p[:] = np.full(len(a["time"]), 0.5, dtype="f4")
+        if extra_var:
+            v = ds.createVariable("n2o", "f4", ("time",), fill_value=np.float32(np.nan))
+            v.units = "ppb"
+            v[:] = np.full(len(a["time"]), 330.0, dtype="f4")
+
+
+def write_h5netcdf(path, i, a):
+    """NetCDF-4 through h5netcdf with libver='latest': the newest HDF5 file format."""
+    import h5netcdf
+
+    with h5netcdf.File(path, "w", libver="latest") as ds:
+        ds.attrs["title"] = "Floe test site greenhouse gas analyser"
+        ds.dimensions = {"time": None, "sample": SAMPLES}
+        t = ds.create_variable("time", ("time",), "f8", chunks=(RECORDS,))
+        ds.resize_dimension("time", len(a["time"]))
+        t[:] = a["time"]
+        t.attrs["units"] = EPOCH
+        t.attrs["calendar"] = "standard"
+        v = ds.create_variable("ch4", ("time",), "f4", fillvalue=np.float32(-9999.0), compression="gzip", chunks=(RECORDS,))
+        v[:] = a["ch4"]
+        v.attrs["units"] = "ppm"
+        v = ds.create_variable("waveform", ("time", "sample"), "f4", chunks=(RECORDS, SAMPLES))
+        v[:] = a["waveform"]
+
+
+def write_zarr(path, i, a, zarr_format):
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {
+            "ch4": ("time", a["ch4"], {"units": "ppm"}),
+            "co2": ("time", a["co2"], {"units": "ppm"}),
+            "waveform": (("time", "sample"), a["waveform"], {"units": "V"}),
+        },
+        coords={"time": ("time", a["time"], {"units": EPOCH, "calendar": "standard"})},
+        attrs={"title": "Floe zarr fixture"},
+    )
+    ds["ch4"].encoding["_FillValue"] = np.float32(-9999.0)
+    ds.to_zarr(path, mode="w", zarr_format=zarr_format, consolidated=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--files", type=int, default=672)
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--format", default="nc4")
+    ap.add_argument("--records", type=int, default=RECORDS)
+    ap.add_argument("--hf", type=int, default=HF)
+    ap.add_argument("--extra-var-from", type=int, default=-1,
+                    help="files from this index on carry a new variable n2o")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for i in range(args.start, args.start + args.files):
+        a = file_arrays(i, args.records, args.hf, args.seed)
+        day, q = divmod(i, 96)
+        stem = f"site_2024{1 + day // 31:02d}{1 + day % 31:02d}_{q // 4:02d}{15 * (q % 4):02d}"
+        extra = 0 <= args.extra_var_from <= i
+        if args.format == "nc4":
+            write_netcdf(os.path.join(args.out, stem + ".nc"), i, "NETCDF4", a, extra)
+        elif args.format == "nc3":
+            write_netcdf(os.path.join(args.out, stem + ".nc"), i, "NETCDF3_CLASSIC", a, extra)
+        elif args.format == "nc3-64":
+            write_netcdf(os.path.join(args.out, stem + ".nc"), i, "NETCDF3_64BIT_OFFSET", a, extra)
+        elif args.format == "h5netcdf":
+            write_h5netcdf(os.path.join(args.out, stem + ".nc"), i, a)
+        elif args.format in ("zarr2", "zarr3"):
+            write_zarr(os.path.join(args.out, stem + ".zarr"), i, a, int(args.format[-1]))
+        else:
+            raise SystemExit(f"unknown format {args.format}")
+
+
+if __name__ == "__main__":
+    main()
