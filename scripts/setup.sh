@@ -32,21 +32,19 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # 3. Python >= 3.12 (icechunk 2.x needs it; on 3.11 pip silently installs 1.x)
+ok_python() { "$1" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
 find_python() {
-  for c in "${FLOE_PYTHON_BASE:-}" python3.13 python3.12; do
-    [ -n "$c" ] && command -v "$c" >/dev/null && { command -v "$c"; return; }
+  local roots=()
+  command -v pyenv >/dev/null && roots+=("$(pyenv root)/versions")
+  roots+=("$HOME/.pyenv/versions" /root/.pyenv/versions)
+  local c
+  for c in "${FLOE_PYTHON_BASE:-}" \
+           $(for r in "${roots[@]}"; do ls -d "$r"/3.1[2-9]*/bin/python3 2>/dev/null | sort -V; done) \
+           python3.12 python3.13 python3; do
+    [ -n "$c" ] || continue
+    c="$(command -v "$c" 2>/dev/null || true)"
+    [ -n "$c" ] && ok_python "$c" && { echo "$c"; return 0; }
   done
-  if command -v pyenv >/dev/null; then
-    for v in $(ls -d "$(pyenv root)"/versions/3.1[2-9]* 2>/dev/null | sort -V -r); do
-      [ -x "$v/bin/python3" ] && { echo "$v/bin/python3"; return; }
-    done
-  fi
-  for v in /root/.pyenv/versions/3.1[2-9]*; do
-    [ -x "$v/bin/python3" ] && { echo "$v/bin/python3"; return; }
-  done
-  if command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3,12))'; then
-    command -v python3; return
-  fi
   return 1
 }
 if [ ! -x "$FLOE_VENV/bin/python" ]; then

@@ -38,9 +38,18 @@ def file_arrays(i, records=RECORDS, hf=HF, seed=0):
                 hf_time=hf_time, wind=wind, status=status)
 
 
+def to_units(seconds_since_2024, units):
+    """Express instants given in seconds since 2024-01-01 in other CF units."""
+    import cftime
+
+    instants = cftime.num2date(seconds_since_2024, EPOCH, calendar="standard")
+    return np.asarray(cftime.date2num(instants, units, calendar="standard"), dtype="f8")
+
+
 def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
     import netCDF4
 
+    opts = a.get("options")
     with netCDF4.Dataset(path, "w", format=fmt) as ds:
         ds.title = "Floe test site greenhouse gas analyser"
         ds.institution = "Floe test lab"
@@ -52,18 +61,23 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         else:
             ds.createDimension("hf_time", len(a["hf_time"]))
         ds.createDimension("sample", SAMPLES)
-        ds.createDimension("level", 3)
+        nlev = opts.levels if opts else 3
+        ds.createDimension("level", nlev)
         z = dict(zlib=True, complevel=4, shuffle=True) if fmt == "NETCDF4" else {}
+        units = opts.time_units if opts else EPOCH
         t = ds.createVariable("time", "f8", ("time",), **z)
-        t.units = EPOCH
+        t.units = units
         t.calendar = "standard"
         t.standard_name = "time"
-        t[:] = a["time"]
+        tv = to_units(a["time"], units)
+        if opts is not None and opts.duplicate_time:
+            tv[1] = tv[0]
+        t[:] = tv
         v = ds.createVariable("ch4", "f4", ("time",), fill_value=np.float32(-9999.0), **z)
         v.units = "ppm"
         v.long_name = "methane mole fraction"
         v[:] = a["ch4"]
-        v = ds.createVariable("co2", "f8", ("time",), **z)
+        v = ds.createVariable("co2", opts.co2_dtype if opts else "f8", ("time",), **z)
         v.units = "ppm"
         v[:] = a["co2"]
         v = ds.createVariable("temperature", "i2", ("time",), fill_value=np.int16(-32767), **z)
@@ -77,7 +91,7 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         v[:] = a["waveform"]
         v = ds.createVariable("level", "f4", ("level",))
         v.units = "m"
-        v[:] = np.array([2.0, 10.0, 30.0], dtype="f4")
+        v[:] = (2.0 + 10.0 * np.arange(nlev)).astype("f4")
         v = ds.createVariable("lat", "f8", ())
         v.units = "degrees_north"
         v[...] = 47.5
@@ -148,12 +162,19 @@ def main():
     ap.add_argument("--extra-var-from", type=int, default=-1,
                     help="files from this index on carry a new variable n2o")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-units", default=EPOCH,
+                    help="write time in these units (values converted, same instants)")
+    ap.add_argument("--co2-dtype", default="f8")
+    ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--duplicate-time", action="store_true")
+    ap.add_argument("--name-prefix", default="site_")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.start, args.start + args.files):
         a = file_arrays(i, args.records, args.hf, args.seed)
+        a["options"] = args
         day, q = divmod(i, 96)
-        stem = f"site_2024{1 + day // 31:02d}{1 + day % 31:02d}_{q // 4:02d}{15 * (q % 4):02d}"
+        stem = f"{args.name_prefix}2024{1 + day // 31:02d}{1 + day % 31:02d}_{q // 4:02d}{15 * (q % 4):02d}"
         extra = 0 <= args.extra_var_from <= i
         if args.format == "nc4":
             write_netcdf(os.path.join(args.out, stem + ".nc"), i, "NETCDF4", a, extra)

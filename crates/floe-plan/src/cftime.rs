@@ -176,9 +176,17 @@ impl Reencode {
             ($t:ty, $n:expr) => {{
                 for c in bytes.chunks_exact_mut($n) {
                     let v = <$t>::from_le_bytes(c.try_into().map_err(|_| "short value")?);
-                    let w = v * self.scale as $t + self.offset as $t;
-                    if v.is_finite() && (w - self.offset as $t) / self.scale as $t != v {
-                        return Err(format!("time value {v} cannot be re-encoded exactly"));
+                    let (s, o) = (self.scale as $t, self.offset as $t);
+                    let p = v * s;
+                    let w = p + o;
+                    // exact iff the product and the sum have no rounding error
+                    // (error-free transforms: FMA for the product, Fast2Sum for the sum)
+                    let exact = v.mul_add(s, -p) == 0.0 && w - p == o && w - o == p;
+                    if v.is_finite() && !exact {
+                        return Err(format!(
+                            "time value {v} cannot be re-encoded exactly in the repository's units; \
+                             write the file in the repository's time units or send it to another branch (--branch)"
+                        ));
                     }
                     c.copy_from_slice(&w.to_le_bytes());
                 }
@@ -223,6 +231,16 @@ mod apply_tests {
         let mut f: Vec<u8> = [0.5f64, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         r.apply(DType::F64, &mut f).unwrap();
         assert_eq!(f64::from_le_bytes(f[..8].try_into().unwrap()), 86_430.0);
+        // 1/3 minute is not a whole number of seconds in binary floating point
+        let mut third: Vec<u8> = (1.0f64 / 3.0).to_le_bytes().to_vec();
+        assert!(
+            Reencode {
+                scale: 60,
+                offset: 0
+            }
+            .apply(DType::F64, &mut third)
+            .is_err()
+        );
         let mut small: Vec<u8> = 100i8.to_le_bytes().to_vec();
         assert!(r.apply(DType::I8, &mut small).is_err());
     }

@@ -268,7 +268,13 @@ pub fn plan(
 
     for g in &ds.groups {
         let gpath = target_group(&settings.group, &g.path);
-        // create every missing ancestor group too
+        // create every missing ancestor group too, the root included
+        if gpath != "/" && !repo.groups.contains("/") && !out.groups.iter().any(|x| x.path == "/") {
+            out.groups.push(GroupOp {
+                path: "/".into(),
+                metadata: group_metadata(&Map::new()),
+            });
+        }
         let mut anc = String::new();
         for part in gpath.split('/').filter(|p| !p.is_empty()) {
             anc = format!("{anc}/{part}");

@@ -75,9 +75,6 @@ pub fn decide(e: &Evidence, now: SystemTime, quiet: Duration) -> Completeness {
             e.len, expected
         ));
     }
-    if e.len == 0 {
-        return Completeness::Writing("it is empty".into());
-    }
     if let Some(mtime) = e.mtime {
         let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
         if age < quiet {
@@ -248,10 +245,6 @@ mod tests {
                 classic_expected_len: Some(101),
                 ..base.clone()
             },
-            Evidence {
-                len: 0,
-                ..base.clone()
-            },
         ];
         for c in cases {
             assert!(
@@ -264,6 +257,17 @@ mod tests {
             decide(&base, t(101), quiet),
             Completeness::Writing(_)
         ));
+        // an empty file waits while young; once quiet it is complete (and reading it
+        // then reports it as empty, so the user hears of it)
+        let empty = Evidence {
+            len: 0,
+            ..base.clone()
+        };
+        assert!(matches!(
+            decide(&empty, t(101), quiet),
+            Completeness::Writing(_)
+        ));
+        assert_eq!(decide(&empty, t(200), quiet), Completeness::Complete);
         // exact length is complete; clock going backwards is treated as "just changed"
         let exact = Evidence {
             classic_expected_len: Some(100),

@@ -418,6 +418,7 @@ impl Ingest<'_> {
                         floe_version: FLOE_VERSION.to_string(),
                         files: done.iter().map(|(_, f)| f.clone()).collect(),
                     };
+                    crash_point(report.commits.len() + 1);
                     let id = writer.commit(&message, &prov).await?;
                     (self.progress)(&Progress::Committed {
                         id: id.clone(),
@@ -460,11 +461,7 @@ impl Ingest<'_> {
     }
 
     /// Open and plan one file against `state` (no writes).
-    fn plan_file(
-        &self,
-        p: &Pending,
-        state: &RepoState,
-    ) -> Result<PlannedFile, FileFailure> {
+    fn plan_file(&self, p: &Pending, state: &RepoState) -> Result<PlannedFile, FileFailure> {
         let reader = floe_source::open(&p.cand.path).map_err(IngestError::from)?;
         let settings = &self.opts.settings;
         let plan_err = |source| IngestError::Plan {
@@ -627,6 +624,19 @@ impl Ingest<'_> {
             done += take;
         }
         Ok(())
+    }
+}
+
+/// Test hook: `FLOE_CRASH_BEFORE_COMMIT=N` aborts the process right before its N-th
+/// commit, after everything of that commit has been written: the moment a power cut
+/// would hurt most. The crash-safety tests use it; nothing else should.
+fn crash_point(commit_number: usize) {
+    if std::env::var("FLOE_CRASH_BEFORE_COMMIT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(commit_number)
+    {
+        std::process::abort();
     }
 }
 

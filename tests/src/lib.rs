@@ -1,0 +1,188 @@
+//! Helpers for Floe's end-to-end tests: run the real `floe` binary, generate
+//! fixtures and check repositories with the Python reference readers
+//! (icechunk + xarray), which are the ground truth for what Floe writes.
+//!
+//! The Python interpreter is `$FLOE_PYTHON`, else the venv made by
+//! `scripts/setup.sh` (`$HOME/.cache/floe/venv`). Tests fail, not skip, without it.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The Python interpreter with the reference readers.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let p = PathBuf::from(home).join(".cache/floe/venv/bin/python");
+    assert!(
+        p.exists(),
+        "no Python reference environment at {}: run scripts/setup.sh first (or set FLOE_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+/// The `floe` binary built next to this test executable.
+pub fn floe_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("floe");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p floe-cli` (nextest builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// Output of a command, as text.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run `floe` with arguments.
+pub fn floe(args: &[&str]) -> Run {
+    floe_env(args, &[])
+}
+
+/// Run `floe` with arguments and extra environment variables.
+pub fn floe_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(floe_bin());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run floe").into()
+}
+
+/// Run one of the scripts in `tests/python`.
+pub fn py(script: &str, args: &[&str]) -> Run {
+    let out = Command::new(python())
+        .arg(root().join("tests/python").join(script))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run python");
+    out.into()
+}
+
+/// Generate fixtures with `make_fixtures.py` (panics on failure).
+pub fn make(out: &Path, args: &[&str]) {
+    let mut a = vec![out.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let r = py("make_fixtures.py", &a);
+    assert_eq!(
+        r.code, 0,
+        "make_fixtures failed: {}\n{}",
+        r.stdout, r.stderr
+    );
+}
+
+/// Files of a folder matching an extension, sorted by name.
+pub fn files(dir: &Path, ext: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Assert with Python icechunk + xarray that the repository equals the sources.
+pub fn assert_repo_equals(repo: &Path, sources: &[String], extra: &[&str]) {
+    let mut a = vec![repo.to_str().unwrap()];
+    a.extend(sources.iter().map(String::as_str));
+    a.extend_from_slice(extra);
+    let r = py("check_repo.py", &a);
+    assert!(
+        r.code == 0 && r.stdout.contains("OK:"),
+        "reference readers disagree with the repository:\n{}\n{}",
+        r.stdout,
+        r.stderr
+            .lines()
+            .filter(|l| !l.contains("WARN") && !l.contains(" at "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The branch history as JSON (newest first).
+pub fn log_json(repo: &Path, branch: &str) -> Vec<serde_json::Value> {
+    let r = floe(&["log", repo.to_str().unwrap(), "--branch", branch, "--json"]);
+    assert_eq!(r.code, 0, "floe log failed: {}", r.stderr);
+    serde_json::from_str::<serde_json::Value>(&r.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// `floe sync` with JSON output; returns (exit code, report).
+pub fn sync_json(folder: &Path, repo: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut a = vec![
+        "sync",
+        folder.to_str().unwrap(),
+        repo.to_str().unwrap(),
+        "--json",
+        "--quiet",
+        "0",
+    ];
+    a.extend_from_slice(extra);
+    let r = floe(&a);
+    let v = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {}\n{}", r.stdout, r.stderr));
+    (r.code, v)
+}
+
+/// Names of the rejected files of a report, with their codes.
+pub fn rejected(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap().to_string(),
+                r["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Make files look old enough to be complete.
+pub fn age(dir: &Path) {
+    let st = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .args(std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()))
+        .status();
+    assert!(st.is_ok_and(|s| s.success()));
+}

@@ -1,0 +1,177 @@
+//! Every input format lands in the repository exactly as xarray reads the source.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use floe_tests::*;
+
+fn roundtrip(format: &str, files: usize, ext: &str, sync_extra: &[&str], check_extra: &[&str]) {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", &files.to_string(), "--format", format]);
+    let (code, report) = sync_json(&src, &repo, sync_extra);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["ingested"].as_array().unwrap().len(),
+        files,
+        "{report}"
+    );
+    assert_repo_equals(&repo, &files_of(&src, ext), check_extra);
+}
+
+fn files_of(dir: &std::path::Path, ext: &str) -> Vec<String> {
+    files(dir, ext)
+}
+
+#[test]
+fn netcdf4_with_groups_strings_packing_and_two_record_dims() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", "12"]);
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["records"]["time"], 12 * 90);
+    assert_eq!(report["records"]["hf_time"], 12 * 900);
+    let nc = files(&src, "nc");
+    assert_repo_equals(&repo, &nc, &[]);
+    assert_repo_equals(
+        &repo,
+        &nc,
+        &[
+            "--group",
+            "engineering",
+            "--source-group",
+            "engineering",
+            "--append-dim",
+            "time",
+        ],
+    );
+}
+
+#[test]
+fn netcdf3_classic() {
+    roundtrip("nc3", 4, "nc", &[], &["--append-dim", "time"]);
+}
+
+#[test]
+fn netcdf3_64bit_offset() {
+    roundtrip("nc3-64", 3, "nc", &[], &["--append-dim", "time"]);
+}
+
+#[test]
+fn h5netcdf_newest_hdf5_format() {
+    roundtrip("h5netcdf", 3, "nc", &[], &["--append-dim", "time"]);
+}
+
+#[test]
+fn zarr_v2_store() {
+    roundtrip(
+        "zarr2",
+        3,
+        "zarr",
+        &["--append-dim", "time"],
+        &["--append-dim", "time", "--engine", "zarr"],
+    );
+}
+
+#[test]
+fn zarr_v3_store() {
+    roundtrip(
+        "zarr3",
+        3,
+        "zarr",
+        &["--append-dim", "time"],
+        &["--append-dim", "time", "--engine", "zarr"],
+    );
+}
+
+#[test]
+fn one_record_and_thousands_of_records() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", "1", "--records", "1", "--hf", "1"]);
+    make(
+        &src,
+        &[
+            "--files",
+            "1",
+            "--start",
+            "1",
+            "--records",
+            "5000",
+            "--hf",
+            "20000",
+        ],
+    );
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["records"]["time"], 5001);
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+}
+
+#[test]
+fn a_variable_that_appears_later_reads_as_missing_before() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", "4", "--extra-var-from", "2"]);
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+}
+
+#[test]
+fn later_files_in_other_time_units_are_reencoded_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", "2"]);
+    make(
+        &src,
+        &[
+            "--files",
+            "2",
+            "--start",
+            "2",
+            "--time-units",
+            "seconds since 2024-01-02 00:00:00",
+        ],
+    );
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+}
+
+#[test]
+fn inspect_shows_the_mapping_without_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    make(&src, &["--files", "1"]);
+    let f = &files(&src, "nc")[0];
+    let r = floe(&["inspect", f]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("append dimensions: time, hf_time"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("int16 temperature(time)"), "{}", r.stdout);
+    assert!(r.stdout.contains(":scale_factor"), "{}", r.stdout);
+    assert!(r.stdout.contains("group /engineering"), "{}", r.stdout);
+    let j = floe(&["inspect", f, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["append_dims"], serde_json::json!(["time", "hf_time"]));
+    assert!(
+        v["plan"]["arrays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["path"] == "/waveform")
+    );
+    assert_eq!(
+        std::fs::read_dir(&src).unwrap().count(),
+        1,
+        "inspect wrote something"
+    );
+}
