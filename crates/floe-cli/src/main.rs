@@ -51,12 +51,17 @@ enum Command {
         /// Show what would be ingested without writing anything.
         #[arg(long)]
         dry_run: bool,
-        /// Files per commit (provenance stays per file).
-        #[arg(long, default_value_t = 1)]
+        /// Files per commit when catching up on a backlog (provenance stays per file);
+        /// 1 makes one commit per file.
+        #[arg(long, default_value_t = 16)]
         batch: usize,
         /// Target chunk size in MiB (uncompressed), for arrays created by this run.
         #[arg(long, default_value_t = 4.0)]
         chunk_mib: f64,
+        /// At most this many files share a chunk along the append dimension (bounds
+        /// how often a chunk is rewritten), for arrays created by this run.
+        #[arg(long, default_value_t = 8)]
+        appends_per_chunk: u64,
         /// Seconds a file must have been unchanged to count as complete.
         #[arg(long, default_value_t = 2.0)]
         quiet: f64,
@@ -84,6 +89,8 @@ enum Command {
         group: String,
         #[arg(long, default_value_t = 4.0)]
         chunk_mib: f64,
+        #[arg(long, default_value_t = 8)]
+        appends_per_chunk: u64,
         #[arg(long)]
         json: bool,
     },
@@ -102,7 +109,12 @@ fn repo_url(s: &str) -> Result<RepoUrl, Failure> {
     RepoUrl::parse(s).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))
 }
 
-fn settings(group: &str, append_dim: Vec<String>, chunk_mib: f64) -> Settings {
+fn settings(
+    group: &str,
+    append_dim: Vec<String>,
+    chunk_mib: f64,
+    appends_per_chunk: u64,
+) -> Settings {
     Settings {
         group: if group.starts_with('/') {
             group.to_string()
@@ -111,6 +123,7 @@ fn settings(group: &str, append_dim: Vec<String>, chunk_mib: f64) -> Settings {
         },
         append_dims: append_dim,
         target_chunk_bytes: ((chunk_mib * 1048576.0) as u64).max(1024),
+        appends_per_chunk,
     }
 }
 
@@ -154,12 +167,13 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             dry_run,
             batch,
             chunk_mib,
+            appends_per_chunk,
             quiet,
             json,
         } => {
             let mut opts = IngestOptions::new(folder, repo_url(&repo)?);
             opts.branch = branch;
-            opts.settings = settings(&group, append_dim, chunk_mib);
+            opts.settings = settings(&group, append_dim, chunk_mib, appends_per_chunk);
             opts.patterns = pattern;
             opts.dry_run = dry_run;
             opts.batch_files = batch.max(1);
@@ -271,11 +285,12 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             append_dim,
             group,
             chunk_mib,
+            appends_per_chunk,
             json,
         } => {
             let reader = floe_source::open(&file)
                 .map_err(|e| Failure(ErrorCode::BadSource, e.to_string()))?;
-            let s = settings(&group, append_dim, chunk_mib);
+            let s = settings(&group, append_dim, chunk_mib, appends_per_chunk);
             let ds = reader.dataset();
             let dims = floe_plan::append_dims(ds, &s);
             let plan = dims

@@ -4,12 +4,15 @@ use floe_source::DType;
 ///
 /// Non-append axes keep their full extent unless that alone exceeds the target (then
 /// the largest is halved until it fits); the append axis takes as many records as
-/// fit in the target. Strings count 16 bytes an element.
+/// fit in the target, but no more than `appends` files' worth (the first file's record
+/// count times `appends`), so a chunk is rewritten by at most that many appends.
+/// Strings count 16 bytes an element.
 pub fn choose_chunks(
     shape: &[u64],
     dtype: DType,
     append_axis: Option<usize>,
     target: u64,
+    appends: u64,
 ) -> Vec<u64> {
     let item = dtype.size().unwrap_or(16) as u64;
     let target = target.max(item);
@@ -31,7 +34,9 @@ pub fn choose_chunks(
     }
     if let Some(ax) = append_axis {
         let per_record = bytes(&chunks);
-        chunks[ax] = (target / per_record).max(1);
+        let by_size = (target / per_record).max(1);
+        let by_appends = shape[ax].max(1).saturating_mul(appends.max(1));
+        chunks[ax] = by_size.min(by_appends);
     }
     chunks
 }
@@ -43,19 +48,24 @@ mod tests {
 
     #[test]
     fn typical_instrument_arrays() {
-        // a scalar time series: records fill the chunk
+        // a scalar time series: eight files' worth of records
         assert_eq!(
-            choose_chunks(&[96], DType::F32, Some(0), 4 << 20),
+            choose_chunks(&[96], DType::F32, Some(0), 4 << 20, 8),
+            vec![768]
+        );
+        // unbounded appends: records fill the target size
+        assert_eq!(
+            choose_chunks(&[96], DType::F32, Some(0), 4 << 20, u64::MAX),
             vec![1 << 20]
         );
-        // a waveform of 1024 samples per record
+        // a waveform of 1024 samples per record: the size limit comes first
         assert_eq!(
-            choose_chunks(&[96, 1024], DType::F32, Some(0), 4 << 20),
+            choose_chunks(&[96, 1024], DType::F32, Some(0), 4 << 20, 64),
             vec![1024, 1024]
         );
         // a static 2-D field that fits
         assert_eq!(
-            choose_chunks(&[100, 200], DType::F64, None, 4 << 20),
+            choose_chunks(&[100, 200], DType::F64, None, 4 << 20, 8),
             vec![100, 200]
         );
     }
@@ -66,9 +76,10 @@ mod tests {
             shape in proptest::collection::vec(1u64..5000, 0..4),
             axis_pick in 0usize..4,
             target in 1024u64..(16 << 20),
+            appends in 1u64..64,
         ) {
             let axis = if shape.is_empty() { None } else { Some(axis_pick % shape.len()) };
-            let c = choose_chunks(&shape, DType::F64, axis, target);
+            let c = choose_chunks(&shape, DType::F64, axis, target, appends);
             prop_assert_eq!(c.len(), shape.len());
             prop_assert!(c.iter().all(|&x| x >= 1));
             let bytes: u64 = c.iter().product::<u64>() * 8;
@@ -76,6 +87,8 @@ mod tests {
             prop_assert!(bytes <= target.max(8) || c.iter().enumerate().all(|(i, &x)| x == 1 || Some(i) == axis));
             for (i, (&ci, &si)) in c.iter().zip(&shape).enumerate() {
                 if Some(i) != axis { prop_assert!(ci <= si); }
+                // along the append axis, at most `appends` files share a chunk
+                if Some(i) == axis { prop_assert!(ci <= si * appends); }
             }
         }
     }

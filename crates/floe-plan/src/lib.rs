@@ -28,6 +28,11 @@ pub struct Settings {
     pub append_dims: Vec<String>,
     /// Target size of one chunk, in bytes (uncompressed).
     pub target_chunk_bytes: u64,
+    /// How many appends (files) at most share one chunk along the append axis. An
+    /// append ending inside a chunk rewrites it on the next one, and every rewrite
+    /// stays in the history until garbage collection: this bounds that amplification
+    /// to about (n + 1) / 2, while chunks still span several files.
+    pub appends_per_chunk: u64,
 }
 
 impl Default for Settings {
@@ -36,6 +41,7 @@ impl Default for Settings {
             group: "/".into(),
             append_dims: Vec::new(),
             target_chunk_bytes: 4 << 20,
+            appends_per_chunk: 8,
         }
     }
 }
@@ -439,7 +445,13 @@ fn plan_variable(
 
     match existing {
         None => {
-            let chunks = choose_chunks(&v.shape, v.dtype, axis, settings.target_chunk_bytes);
+            let chunks = choose_chunks(
+                &v.shape,
+                v.dtype,
+                axis,
+                settings.target_chunk_bytes,
+                settings.appends_per_chunk,
+            );
             let metadata = array_metadata(
                 &new_shape,
                 &chunks,

@@ -1,5 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use floe_core::{CommitProvenance, PROVENANCE_KEY};
@@ -21,7 +21,8 @@ pub struct Writer {
     store: Arc<AsyncIcechunkStore>,
     branch: String,
     label: String,
-    arrays: HashMap<String, Array<AsyncIcechunkStore>>,
+    /// Arrays opened in this session, by path (shared by concurrent writes).
+    arrays: Mutex<HashMap<String, Arc<Array<AsyncIcechunkStore>>>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -54,7 +55,7 @@ impl Writer {
             store: Arc::new(AsyncIcechunkStore::new(session)),
             branch: branch.to_string(),
             label: label.to_string(),
-            arrays: HashMap::new(),
+            arrays: Mutex::new(HashMap::new()),
         }
     }
 
@@ -178,30 +179,38 @@ impl Writer {
             .set(&key, Bytes::from(body))
             .await
             .map_err(|e| array_err(path, e))?;
-        self.arrays.remove(path);
+        self.cache().remove(path);
         Ok(())
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Array<AsyncIcechunkStore>>>> {
+        // a panic while holding this lock cannot leave the map inconsistent
+        self.arrays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn array(
-        &mut self,
+        &self,
         path: &str,
         metadata: &Value,
-    ) -> Result<&Array<AsyncIcechunkStore>, StoreError> {
-        if !self.arrays.contains_key(path) {
-            let meta: ArrayMetadata =
-                serde_json::from_value(metadata.clone()).map_err(|e| array_err(path, e))?;
-            let array = Array::new_with_metadata(self.store.clone(), path, meta)
-                .map_err(|e| array_err(path, e))?;
-            self.arrays.insert(path.to_string(), array);
+    ) -> Result<Arc<Array<AsyncIcechunkStore>>, StoreError> {
+        if let Some(a) = self.cache().get(path) {
+            return Ok(a.clone());
         }
-        self.arrays
-            .get(path)
-            .ok_or_else(|| array_err(path, "array vanished from the cache"))
+        let meta: ArrayMetadata =
+            serde_json::from_value(metadata.clone()).map_err(|e| array_err(path, e))?;
+        let array = Arc::new(
+            Array::new_with_metadata(self.store.clone(), path, meta)
+                .map_err(|e| array_err(path, e))?,
+        );
+        self.cache().insert(path.to_string(), array.clone());
+        Ok(array)
     }
 
     /// Write values into the hyperslab `start..start+count` of an array.
     pub async fn write(
-        &mut self,
+        &self,
         path: &str,
         metadata: &Value,
         start: &[u64],
@@ -276,8 +285,13 @@ impl Writer {
         }
     }
 
+    /// The snapshot this session started from.
+    pub async fn base_snapshot(&self) -> String {
+        self.store.session().read().await.snapshot_id().to_string()
+    }
+
     /// Paths of groups and arrays this session has touched (for tests and dry runs).
     pub fn touched(&self) -> BTreeSet<String> {
-        self.arrays.keys().cloned().collect()
+        self.cache().keys().cloned().collect()
     }
 }

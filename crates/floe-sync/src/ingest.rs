@@ -9,6 +9,7 @@ use floe_plan::{ArrayAction, ArrayOp, Coords, Plan, RepoState, Settings, cftime}
 use floe_source::complete::{self, Completeness};
 use floe_source::{Data, Dataset, SourceError, SourceReader};
 use floe_store::{Repo, StoreError, Writer};
+use futures::StreamExt;
 
 use crate::IngestError;
 use crate::report::{Ingested, Rejected, Report, Waiting};
@@ -18,6 +19,9 @@ use crate::scan::{self, Candidate};
 pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
 }
+
+/// Variables written at once (their chunk uploads overlap).
+const WRITE_CONCURRENCY: usize = 8;
 
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,10 +62,10 @@ impl IngestOptions {
             settings: Settings::default(),
             patterns: Vec::new(),
             dry_run: false,
-            batch_files: 1,
-            batch_bytes: 512 << 20,
+            batch_files: 16,
+            batch_bytes: 256 << 20,
             quiet: Duration::from_secs(2),
-            slab_bytes: 64 << 20,
+            slab_bytes: 32 << 20,
         }
     }
 }
@@ -370,16 +374,27 @@ impl Ingest<'_> {
         }
 
         let repo = repo.ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
+        let mut known: Option<(String, RepoState)> = None;
         for mut batch in batches {
             loop {
                 let mut writer = repo.writer(&o.branch).await?;
                 let dims_hint = first_dims.clone().unwrap_or_default();
-                let mut state = writer.state(&o.settings.group, &dims_hint).await?;
+                // After our own commit the branch holds exactly what we advanced the
+                // state to (the repository is locked to this process): reuse it then,
+                // read it from the repository otherwise.
+                let base = writer.base_snapshot().await;
+                let mut state = match known.take() {
+                    Some((id, st)) if id == base => st,
+                    _ => writer.state(&o.settings.group, &dims_hint).await?,
+                };
                 let mut done: Vec<(Pending, FileProvenance)> = Vec::new();
                 let mut restart = false;
                 let mut rejected_idx = Vec::new();
                 for (i, p) in batch.iter().enumerate() {
-                    match self.ingest_file(&mut writer, &mut state, p).await {
+                    let t = Instant::now();
+                    let outcome = self.ingest_file(&mut writer, &mut state, p).await;
+                    tracing::debug!(seconds = t.elapsed().as_secs_f64(), file = %p.cand.rel, "write");
+                    match outcome {
                         Ok(prov) => done.push((p.clone(), prov)),
                         Err(f) => {
                             if !f.error.is_per_file() {
@@ -419,7 +434,14 @@ impl Ingest<'_> {
                         files: done.iter().map(|(_, f)| f.clone()).collect(),
                     };
                     crash_point(report.commits.len() + 1);
+                    let t = Instant::now();
                     let id = writer.commit(&message, &prov).await?;
+                    tracing::debug!(
+                        seconds = t.elapsed().as_secs_f64(),
+                        files = done.len(),
+                        "commit"
+                    );
+                    known = Some((id.clone(), state));
                     (self.progress)(&Progress::Committed {
                         id: id.clone(),
                         files: done.len(),
@@ -494,7 +516,9 @@ impl Ingest<'_> {
         state: &mut RepoState,
         p: &Pending,
     ) -> Result<FileProvenance, FileFailure> {
+        let t0 = Instant::now();
         let (reader, plan, last) = self.plan_file(p, state)?;
+        let t_plan = t0.elapsed();
         let rel = &p.cand.rel;
         // static variables must equal what the repository holds: check before writing
         for op in plan
@@ -523,6 +547,7 @@ impl Ingest<'_> {
                 .into());
             }
         }
+        let t_verify = t0.elapsed();
         let wrote = |error: IngestError| FileFailure { error, wrote: true };
         for g in &plan.groups {
             writer
@@ -538,15 +563,29 @@ impl Ingest<'_> {
                     .map_err(|e| wrote(e.into()))?;
             }
         }
-        for op in plan
+        let t_meta = t0.elapsed();
+        // copy the variables concurrently: their chunk writes overlap in storage
+        let shared: &Writer = writer;
+        let copies = plan
             .arrays
             .iter()
             .filter(|o| matches!(o.action, ArrayAction::Create | ArrayAction::Append))
-        {
-            self.copy_array(writer, reader.as_ref(), op, rel)
-                .await
-                .map_err(wrote)?;
-        }
+            .map(|op| self.copy_array(shared, reader.as_ref(), op, rel));
+        let results: Vec<Result<(), IngestError>> = futures::stream::iter(copies)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .collect::<Result<(), _>>()
+            .map_err(wrote)?;
+        tracing::debug!(
+            plan = t_plan.as_secs_f64(),
+            verify = t_verify.as_secs_f64(),
+            metadata = t_meta.as_secs_f64(),
+            copy = t0.elapsed().as_secs_f64(),
+            "phases (cumulative)"
+        );
         state.advance(&plan, &last);
         let group = floe_plan::target_group(&self.opts.settings.group, "/");
         Ok(FileProvenance {
@@ -565,7 +604,7 @@ impl Ingest<'_> {
     /// slab edges on chunk boundaries of the target array.
     async fn copy_array(
         &self,
-        writer: &mut Writer,
+        writer: &Writer,
         reader: &dyn SourceReader,
         op: &ArrayOp,
         rel: &str,

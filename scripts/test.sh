@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit tests, and the end-to-end tests against the
+# Python reference readers. Installs what it needs first (idempotent).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$here/scripts/setup.sh"
+cd "$here"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy -q --workspace --all-targets -- -D warnings
+log "cargo nextest (unit + end-to-end)"
+export FLOE_PYTHON="$FLOE_VENV/bin/python"
+cargo nextest run --workspace --no-fail-fast
