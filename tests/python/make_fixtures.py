@@ -92,6 +92,11 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         v = ds.createVariable("level", "f4", ("level",))
         v.units = "m"
         v[:] = (2.0 + 10.0 * np.arange(nlev)).astype("f4")
+        # a NetCDF char array: the operating mode per record, 8 characters
+        ds.createDimension("mode_strlen", 8)
+        m = ds.createVariable("mode", "S1", ("time", "mode_strlen"))
+        modes = np.array([("sample" if k % 7 else "zero") for k in range(len(a["time"]))], dtype="S8")
+        m[:] = netCDF4.stringtochar(modes)
         v = ds.createVariable("lat", "f8", ())
         v.units = "degrees_north"
         v[...] = 47.5

@@ -175,3 +175,42 @@ fn inspect_shows_the_mapping_without_writing() {
         "inspect wrote something"
     );
 }
+
+#[test]
+fn a_week_of_15_minute_files() {
+    // the instrument's whole week (672 files), checked end to end by xarray
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let repo = d.path().join("repo");
+    make(&src, &["--files", "672"]);
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["ingested"].as_array().unwrap().len(), 672);
+    assert_eq!(report["records"]["time"], 672 * 90);
+    assert_eq!(report["records"]["hf_time"], 672 * 900);
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+    // and the provenance covers every file exactly once
+    let mut seen: Vec<String> = log_json(&repo, "main")
+        .iter()
+        .flat_map(|c| {
+            c["provenance"]["files"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| f["source"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    let mut names: Vec<String> = files(&src, "nc")
+        .iter()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(seen, names);
+}

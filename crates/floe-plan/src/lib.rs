@@ -625,3 +625,140 @@ impl RepoState {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod model_tests {
+    //! Reference-model test: random sequences of files (variables appearing and
+    //! disappearing, varying record counts, a static variable) are planned and
+    //! applied to a [`RepoState`]; an independent in-memory model says what every
+    //! array's length must be. Every array along `time` must end as long as the
+    //! records ingested, every record must land at the offset the model expects,
+    //! and nothing static may grow.
+    use super::*;
+    use floe_source::{Dim, Group, SourceFormat, VarKind};
+    use proptest::prelude::*;
+
+    fn var(name: &str, dims: &[&str], shape: &[u64]) -> Variable {
+        Variable {
+            name: name.into(),
+            dims: dims.iter().map(|d| d.to_string()).collect(),
+            shape: shape.to_vec(),
+            dtype: DType::F32,
+            attrs: Map::new(),
+            chunks: None,
+            kind: VarKind::Plain,
+            fill_value: None,
+        }
+    }
+
+    /// A file with `n` records carrying the variables whose bit is set in `mask`.
+    fn file(n: u64, mask: u8) -> Dataset {
+        let mut variables = vec![var("time", &["time"], &[n]), var("level", &["level"], &[3])];
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                variables.push(var(name, &["time"], &[n]));
+            }
+        }
+        Dataset {
+            format: SourceFormat::Netcdf4,
+            groups: vec![Group {
+                path: "/".into(),
+                attrs: Map::new(),
+                dims: vec![
+                    Dim {
+                        name: "time".into(),
+                        size: n,
+                        unlimited: true,
+                    },
+                    Dim {
+                        name: "level".into(),
+                        size: 3,
+                        unlimited: false,
+                    },
+                ],
+                variables,
+            }],
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn appends_keep_every_array_aligned(files in proptest::collection::vec((1u64..50, 0u8..8), 1..25)) {
+            let settings = Settings::default();
+            let mut state = RepoState::default();
+            let mut total = 0u64;
+            let mut t = 0.0;
+            for (n, mask) in files {
+                let ds = file(n, mask);
+                let coords: Coords = [("time".to_string(), (0..n).map(|i| t + i as f64).collect())].into();
+                let plan = plan(&ds, &coords, &state, &settings).expect("plan");
+                prop_assert_eq!(plan.offsets["time"], total);
+                prop_assert_eq!(plan.records["time"], n);
+                for op in &plan.arrays {
+                    let writes = matches!(op.action, ArrayAction::Create | ArrayAction::Append);
+                    if writes && op.append_axis == Some(0) {
+                        prop_assert_eq!(op.region_start[0], total, "{} lands at the end", op.path);
+                        prop_assert_eq!(op.region_count[0], n);
+                    }
+                }
+                let last = [("/time".to_string(), t + (n - 1) as f64)].into();
+                state.advance(&plan, &last);
+                total += n;
+                t += n as f64;
+                for (path, a) in &state.arrays {
+                    match a.dims.first().map(String::as_str) {
+                        Some("time") => prop_assert_eq!(a.shape[0], total, "{} is aligned", path),
+                        _ => prop_assert_eq!(&a.shape, &vec![3u64], "{} is static", path),
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_file_starting_at_or_before_the_last_record_is_refused(n in 1u64..20, back in 0u64..40) {
+            let settings = Settings::default();
+            let mut state = RepoState::default();
+            let first = file(n, 1);
+            let coords: Coords = [("time".to_string(), (0..n).map(|i| i as f64).collect())].into();
+            let p = plan(&first, &coords, &state, &settings).unwrap();
+            state.advance(&p, &[("/time".to_string(), (n - 1) as f64)].into());
+            let start = (n - 1) as f64 - back as f64;
+            let coords: Coords = [("time".to_string(), (0..n).map(|i| start + i as f64).collect())].into();
+            let err = plan(&file(n, 1), &coords, &state, &settings).unwrap_err();
+            prop_assert!(matches!(err, PlanError::Order(_)));
+        }
+    }
+
+    #[test]
+    fn static_drift_and_dtype_drift_are_refused() {
+        let settings = Settings::default();
+        let mut state = RepoState::default();
+        let coords: Coords = [("time".to_string(), vec![0.0, 1.0])].into();
+        let p = plan(&file(2, 1), &coords, &state, &settings).unwrap();
+        state.advance(&p, &[("/time".to_string(), 1.0)].into());
+        let later: Coords = [("time".to_string(), vec![2.0, 3.0])].into();
+        let mut wider = file(2, 1);
+        wider.groups[0].variables[1].shape = vec![4];
+        assert!(matches!(
+            plan(&wider, &later, &state, &settings),
+            Err(PlanError::Drift { .. })
+        ));
+        let mut retyped = file(2, 1);
+        retyped.groups[0].variables[2].dtype = DType::F64;
+        let e = plan(&retyped, &later, &state, &settings).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("type changed from float32 to float64"),
+            "{e}"
+        );
+        let mut units = file(2, 1);
+        units.groups[0].variables[2]
+            .attrs
+            .insert("units".into(), "K".into());
+        assert!(matches!(
+            plan(&units, &later, &state, &settings),
+            Err(PlanError::Drift { .. })
+        ));
+    }
+}
