@@ -59,3 +59,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$FLOE_VENV/bin/pip" install -q --disable-pip-version-check -r "$here/tests/python/requirements.txt"
   echo "$want" > "$stamp"
 fi
+
+# 4. Azurite (Azure Blob emulator) from the npm registry, for the storage tests
+export FLOE_NODE="${FLOE_NODE:-$FLOE_CACHE/node}"
+if [ ! -x "$FLOE_NODE/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (apt-get install nodejs npm) and run again" >&2; exit 1; }
+  log "installing Azurite"
+  mkdir -p "$FLOE_NODE"
+  npm install --silent --no-audit --no-fund --prefix "$FLOE_NODE" azurite@3.37.0 >/dev/null
+fi

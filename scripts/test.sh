@@ -10,6 +10,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy -q --workspace --all-targets -- -D warnings
+log "cargo build (the floe binary the end-to-end tests run)"
+cargo build -q --workspace --bins
 log "cargo nextest (unit + end-to-end)"
 export FLOE_PYTHON="$FLOE_VENV/bin/python"
 cargo nextest run --workspace --no-fail-fast

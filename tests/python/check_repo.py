@@ -12,6 +12,7 @@ stored values must be bit-identical. Exits 1 with a list of differences.
 """
 
 import argparse
+import os
 import sys
 
 import icechunk
@@ -133,6 +134,21 @@ def compare(exp_vars, exp_attrs, got, label, errors, packed_notes, reencoded=())
                 errors.append(f"{label}: {n}: encoding {key} {e.encoding.get(key)} vs {g.encoding.get(key)}")
 
 
+def storage_for(url):
+    """Local path, or s3:// / az:// on the loopback test servers (settings from the environment)."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[5:].partition("/")
+        return icechunk.s3_storage(
+            bucket=bucket, prefix=prefix or None, endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+            allow_http=True, force_path_style=True, region=os.environ.get("AWS_REGION", "us-east-1"),
+            access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+    if url.startswith("az://"):
+        container, _, prefix = url[5:].partition("/")
+        return icechunk.azure_storage(account="devstoreaccount1", container=container, prefix=prefix,
+                                      from_env=True, config={"use_emulator": "true"})
+    return icechunk.local_filesystem_storage(url)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("repo")
@@ -143,7 +159,7 @@ def main():
     ap.add_argument("--append-dim", action="append", default=[])
     ap.add_argument("--engine", default="netcdf4")
     args = ap.parse_args()
-    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(args.repo))
+    repo = icechunk.Repository.open(storage_for(args.repo))
     session = repo.readonly_session(branch=args.branch)
     errors, notes = [], set()
     append = args.append_dim or ["time", "hf_time"]

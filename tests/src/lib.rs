@@ -6,15 +6,14 @@
 //! `scripts/setup.sh` (`$HOME/.cache/floe/venv`). Tests fail, not skip, without it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The Python interpreter with the reference readers.
@@ -83,13 +82,17 @@ pub fn floe_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Run one of the scripts in `tests/python`.
 pub fn py(script: &str, args: &[&str]) -> Run {
-    let out = Command::new(python())
-        .arg(root().join("tests/python").join(script))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run python");
-    out.into()
+    py_env(script, args, &[])
+}
+
+/// Run one of the scripts in `tests/python` with extra environment variables.
+pub fn py_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(python());
+    c.arg(root().join("tests/python").join(script)).args(args).env("RUST_LOG", "error");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run python").into()
 }
 
 /// Generate fixtures with `make_fixtures.py` (panics on failure).
@@ -97,11 +100,7 @@ pub fn make(out: &Path, args: &[&str]) {
     let mut a = vec![out.to_str().unwrap()];
     a.extend_from_slice(args);
     let r = py("make_fixtures.py", &a);
-    assert_eq!(
-        r.code, 0,
-        "make_fixtures failed: {}\n{}",
-        r.stdout, r.stderr
-    );
+    assert_eq!(r.code, 0, "make_fixtures failed: {}\n{}", r.stdout, r.stderr);
 }
 
 /// Files of a folder matching an extension, sorted by name.
@@ -119,10 +118,15 @@ pub fn files(dir: &Path, ext: &str) -> Vec<String> {
 
 /// Assert with Python icechunk + xarray that the repository equals the sources.
 pub fn assert_repo_equals(repo: &Path, sources: &[String], extra: &[&str]) {
-    let mut a = vec![repo.to_str().unwrap()];
+    assert_url_equals(repo.to_str().unwrap(), sources, extra, &[]);
+}
+
+/// The same for a repository URL (s3://, az:// on the test servers: settings in `env`).
+pub fn assert_url_equals(repo: &str, sources: &[String], extra: &[&str], env: &[(&str, &str)]) {
+    let mut a = vec![repo];
     a.extend(sources.iter().map(String::as_str));
     a.extend_from_slice(extra);
-    let r = py("check_repo.py", &a);
+    let r = py_env("check_repo.py", &a, env);
     assert!(
         r.code == 0 && r.stdout.contains("OK:"),
         "reference readers disagree with the repository:\n{}\n{}",
@@ -139,23 +143,13 @@ pub fn assert_repo_equals(repo: &Path, sources: &[String], extra: &[&str]) {
 pub fn log_json(repo: &Path, branch: &str) -> Vec<serde_json::Value> {
     let r = floe(&["log", repo.to_str().unwrap(), "--branch", branch, "--json"]);
     assert_eq!(r.code, 0, "floe log failed: {}", r.stderr);
-    serde_json::from_str::<serde_json::Value>(&r.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap().as_array().unwrap().clone()
 }
 
 /// `floe sync` with JSON output; returns (exit code, report).
 pub fn sync_json(folder: &Path, repo: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut a = vec![
-        "sync",
-        folder.to_str().unwrap(),
-        repo.to_str().unwrap(),
-        "--json",
-        "--quiet",
-        "0",
-    ];
+    let mut a =
+        vec!["sync", folder.to_str().unwrap(), repo.to_str().unwrap(), "--json", "--quiet", "0"];
     a.extend_from_slice(extra);
     let r = floe(&a);
     let v = serde_json::from_str(&r.stdout)
@@ -169,12 +163,7 @@ pub fn rejected(report: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["file"].as_str().unwrap().to_string(),
-                r["code"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| (r["file"].as_str().unwrap().to_string(), r["code"].as_str().unwrap().to_string()))
         .collect()
 }
 

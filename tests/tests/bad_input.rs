@@ -7,14 +7,7 @@ use std::path::Path;
 use floe_tests::*;
 
 /// Good files 0..n plus whatever `spoil` adds; returns (folder, repo, good files).
-fn setup(
-    n: usize,
-) -> (
-    tempfile::TempDir,
-    std::path::PathBuf,
-    std::path::PathBuf,
-    Vec<String>,
-) {
+fn setup(n: usize) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, Vec<String>) {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
     let repo = d.path().join("repo");
@@ -50,11 +43,7 @@ fn broken_files_are_reported_and_the_rest_flow() {
     }
     std::fs::write(src.join("corrupt.nc"), &corrupt).unwrap();
     std::fs::write(src.join("empty.nc"), b"").unwrap();
-    std::fs::write(
-        src.join("notes.nc"),
-        b"this is a text file with a .nc name\n",
-    )
-    .unwrap();
+    std::fs::write(src.join("notes.nc"), b"this is a text file with a .nc name\n").unwrap();
     age(&src);
     let before = snapshot(&src);
 
@@ -63,30 +52,21 @@ fn broken_files_are_reported_and_the_rest_flow() {
     let rej = rejected(&report);
     let names: Vec<&str> = rej.iter().map(|(f, _)| f.as_str()).collect();
     for bad in ["truncated.nc", "corrupt.nc", "empty.nc", "notes.nc"] {
-        assert!(
-            names.iter().any(|n| n.ends_with(bad)),
-            "{bad} not reported: {report}"
-        );
+        assert!(names.iter().any(|n| n.ends_with(bad)), "{bad} not reported: {report}");
     }
     assert!(rej.iter().all(|(_, c)| c == "bad_source"), "{rej:?}");
     for r in report["rejected"].as_array().unwrap() {
         let m = r["message"].as_str().unwrap();
         assert!(!m.contains('\n'), "one line per problem: {m}");
         assert!(
-            [
-                "remove", "recover", "move it", "check", "retries", "exclude"
-            ]
-            .iter()
-            .any(|w| m.contains(w)),
+            ["remove", "recover", "move it", "check", "retries", "exclude"]
+                .iter()
+                .any(|w| m.contains(w)),
             "message says what to do: {m}"
         );
     }
     assert_eq!(report["ingested"].as_array().unwrap().len(), 3, "{report}");
-    assert_eq!(
-        snapshot(&src),
-        before,
-        "Floe never moves, edits or deletes source files"
-    );
+    assert_eq!(snapshot(&src), before, "Floe never moves, edits or deletes source files");
     assert_repo_equals(&repo, &good, &[]);
 }
 
@@ -94,32 +74,8 @@ fn broken_files_are_reported_and_the_rest_flow() {
 fn schema_drift_never_touches_main() {
     let (_d, src, repo, good) = setup(2);
     // a changed dtype, a changed static shape: each rejected, with the reason
-    make(
-        &src,
-        &[
-            "--files",
-            "1",
-            "--start",
-            "2",
-            "--co2-dtype",
-            "f4",
-            "--name-prefix",
-            "dtype_",
-        ],
-    );
-    make(
-        &src,
-        &[
-            "--files",
-            "1",
-            "--start",
-            "3",
-            "--levels",
-            "4",
-            "--name-prefix",
-            "levels_",
-        ],
-    );
+    make(&src, &["--files", "1", "--start", "2", "--co2-dtype", "f4", "--name-prefix", "dtype_"]);
+    make(&src, &["--files", "1", "--start", "3", "--levels", "4", "--name-prefix", "levels_"]);
     // time units that cannot be re-encoded exactly (10 s steps are not whole minutes)
     make(
         &src,
@@ -148,66 +104,31 @@ fn schema_drift_never_touches_main() {
     assert_eq!(get("levels_"), "schema_drift");
     assert_eq!(get("units_"), "schema_drift");
     let msgs = report["rejected"].to_string();
-    assert!(
-        msgs.contains("type changed from float64 to float32"),
-        "{msgs}"
-    );
+    assert!(msgs.contains("type changed from float64 to float32"), "{msgs}");
     assert!(
         msgs.contains("dimension `level` changed size from 3 to 4")
             || msgs.contains("static variable"),
         "{msgs}"
     );
-    assert!(
-        msgs.contains("--branch"),
-        "drift messages name the remedy: {msgs}"
-    );
+    assert!(msgs.contains("--branch"), "drift messages name the remedy: {msgs}");
     assert_repo_equals(&repo, &good, &[]);
 }
 
 #[test]
 fn duplicate_and_backward_timestamps_are_refused() {
     let (_d, src, repo, good) = setup(2);
-    make(
-        &src,
-        &[
-            "--files",
-            "1",
-            "--start",
-            "2",
-            "--duplicate-time",
-            "--name-prefix",
-            "dup_",
-        ],
-    );
+    make(&src, &["--files", "1", "--start", "2", "--duplicate-time", "--name-prefix", "dup_"]);
     // a re-send of the first file's data under another name
-    make(
-        &src,
-        &[
-            "--files",
-            "1",
-            "--start",
-            "0",
-            "--name-prefix",
-            "zz_resend_",
-        ],
-    );
+    make(&src, &["--files", "1", "--start", "0", "--name-prefix", "zz_resend_"]);
     let (code, report) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 1, "{report}");
     let rej = rejected(&report);
+    assert!(rej.iter().any(|(f, c)| f.starts_with("dup_") && c == "record_order"), "{report}");
     assert!(
-        rej.iter()
-            .any(|(f, c)| f.starts_with("dup_") && c == "record_order"),
+        rej.iter().any(|(f, c)| f.starts_with("zz_resend_") && c == "record_order"),
         "{report}"
     );
-    assert!(
-        rej.iter()
-            .any(|(f, c)| f.starts_with("zz_resend_") && c == "record_order"),
-        "{report}"
-    );
-    assert!(
-        report["rejected"].to_string().contains("repeats the value"),
-        "{report}"
-    );
+    assert!(report["rejected"].to_string().contains("repeats the value"), "{report}");
     assert_repo_equals(&repo, &good, &[]);
 }
 
@@ -225,11 +146,7 @@ fn a_changed_file_is_not_ingested_twice() {
     assert_eq!(
         rejected(&report),
         vec![(
-            Path::new(&good[0])
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
+            Path::new(&good[0]).file_name().unwrap().to_string_lossy().into_owned(),
             "changed_since_ingest".to_string()
         )]
     );
@@ -239,14 +156,8 @@ fn a_changed_file_is_not_ingested_twice() {
 fn permission_denied_is_reported_and_others_ingested() {
     // root reads everything: run floe as `nobody` to meet a real EACCES
     let (d, src, repo, good) = setup(2);
-    make(
-        &src,
-        &["--files", "1", "--start", "2", "--name-prefix", "locked_"],
-    );
-    let locked = files(&src, "nc")
-        .into_iter()
-        .find(|f| f.contains("locked_"))
-        .unwrap();
+    make(&src, &["--files", "1", "--start", "2", "--name-prefix", "locked_"]);
+    let locked = files(&src, "nc").into_iter().find(|f| f.contains("locked_")).unwrap();
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     for p in [d.path(), src.as_path()] {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -254,24 +165,14 @@ fn permission_denied_is_reported_and_others_ingested() {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(floe_bin())
-        .args([
-            "sync",
-            src.to_str().unwrap(),
-            repo.to_str().unwrap(),
-            "--json",
-            "--quiet",
-            "0",
-        ])
+        .args(["sync", src.to_str().unwrap(), repo.to_str().unwrap(), "--json", "--quiet", "0"])
         .output()
         .expect("setpriv (util-linux) runs floe as nobody");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(1), "{report}");
     let msg = report["rejected"][0]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("permission denied") && msg.contains("read access"),
-        "{msg}"
-    );
+    assert!(msg.contains("permission denied") && msg.contains("read access"), "{msg}");
     assert_eq!(report["ingested"].as_array().unwrap().len(), 2);
     assert_repo_equals(&repo, &good, &[]);
 }
@@ -297,8 +198,5 @@ fn usage_errors_say_what_to_do() {
     make(&src, &["--files", "1", "--format", "zarr3"]);
     let (code, report) = sync_json(&src, &d.path().join("r2"), &[]);
     assert_eq!(code, 1, "{report}");
-    assert!(
-        report["rejected"].to_string().contains("--append-dim"),
-        "{report}"
-    );
+    assert!(report["rejected"].to_string().contains("--append-dim"), "{report}");
 }

@@ -11,31 +11,21 @@ fn rerun_writes_nothing_and_new_files_append_only_themselves() {
     let src = d.path().join("src");
     let repo = d.path().join("repo");
     make(&src, &["--files", "3"]);
-    let (code, first) = sync_json(&src, &repo, &[]);
+    let (code, first) = sync_json(&src, &repo, &["--batch", "1"]);
     assert_eq!(code, 0, "{first}");
     let commits = log_json(&repo, "main").len();
+    assert_eq!(commits, 4, "one commit per file with --batch 1, plus the initial one");
 
     // again: nothing new, no commit, says so
-    let r = floe(&[
-        "sync",
-        src.to_str().unwrap(),
-        repo.to_str().unwrap(),
-        "--quiet",
-        "0",
-    ]);
+    let r = floe(&["sync", src.to_str().unwrap(), repo.to_str().unwrap(), "--quiet", "0"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("skipped 3 file(s) already in the repository"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("skipped 3 file(s) already in the repository"), "{}", r.stdout);
     assert!(r.stdout.contains("nothing new to ingest"), "{}", r.stdout);
     assert_eq!(log_json(&repo, "main").len(), commits);
 
     // two more files: exactly two more commits, the data equals all five sources
     make(&src, &["--files", "2", "--start", "3"]);
-    let (code, second) = sync_json(&src, &repo, &[]);
+    let (code, second) = sync_json(&src, &repo, &["--batch", "1"]);
     assert_eq!(code, 0, "{second}");
     assert_eq!(second["ingested"].as_array().unwrap().len(), 2);
     assert_eq!(second["already_ingested"].as_array().unwrap().len(), 3);
@@ -49,18 +39,9 @@ fn files_are_ordered_by_their_records_not_their_names() {
     let src = d.path().join("src");
     let repo = d.path().join("repo");
     // names sort the opposite way of the data time
-    make(
-        &src,
-        &["--files", "1", "--start", "2", "--name-prefix", "a_"],
-    );
-    make(
-        &src,
-        &["--files", "1", "--start", "1", "--name-prefix", "b_"],
-    );
-    make(
-        &src,
-        &["--files", "1", "--start", "0", "--name-prefix", "c_"],
-    );
+    make(&src, &["--files", "1", "--start", "2", "--name-prefix", "a_"]);
+    make(&src, &["--files", "1", "--start", "1", "--name-prefix", "b_"]);
+    make(&src, &["--files", "1", "--start", "0", "--name-prefix", "c_"]);
     let (code, report) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 0, "{report}");
     let order: Vec<&str> = report["ingested"]
@@ -86,22 +67,12 @@ fn crash_between_write_and_commit_neither_loses_nor_duplicates() {
     make(&src, &["--files", "5"]);
     // die right before the third commit, with its data already written
     let r = floe_env(
-        &[
-            "sync",
-            src.to_str().unwrap(),
-            repo.to_str().unwrap(),
-            "--quiet",
-            "0",
-        ],
+        &["sync", src.to_str().unwrap(), repo.to_str().unwrap(), "--quiet", "0", "--batch", "1"],
         &[("FLOE_CRASH_BEFORE_COMMIT", "3")],
     );
     assert_ne!(r.code, 0, "the crash hook did not fire");
     let history = log_json(&repo, "main");
-    assert_eq!(
-        history.len(),
-        3,
-        "two commits plus the initial one survive the crash"
-    );
+    assert_eq!(history.len(), 3, "two commits plus the initial one survive the crash");
     assert_repo_equals(&repo, &files(&src, "nc")[..2], &[]);
 
     let (code, report) = sync_json(&src, &repo, &[]);
@@ -123,10 +94,7 @@ fn batches_commit_several_files_with_per_file_provenance() {
     let history = log_json(&repo, "main");
     let newest = &history[0]["provenance"]["files"];
     assert_eq!(newest.as_array().unwrap().len(), 1);
-    let second = &history[1]["provenance"]["files"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let second = &history[1]["provenance"]["files"].as_array().unwrap().clone();
     assert_eq!(second.len(), 2);
     for f in second {
         assert_eq!(f["records"]["time"], 90);
@@ -158,11 +126,7 @@ fn log_prints_provenance_and_dry_run_writes_nothing() {
     assert!(r.stdout.contains("Repository initialized"), "{}", r.stdout);
     let nobranch = floe(&["log", repo.to_str().unwrap(), "--branch", "nope"]);
     assert_eq!(nobranch.code, 3);
-    assert!(
-        nobranch.stderr.contains("does not exist"),
-        "{}",
-        nobranch.stderr
-    );
+    assert!(nobranch.stderr.contains("does not exist"), "{}", nobranch.stderr);
 }
 
 #[test]
@@ -174,10 +138,6 @@ fn branch_and_group_targets() {
     let (code, report) = sync_json(&src, &repo, &["--branch", "lab2", "--group", "site_a"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(log_json(&repo, "main").len(), 1, "main is untouched");
-    assert_eq!(log_json(&repo, "lab2").len(), 3);
-    assert_repo_equals(
-        &repo,
-        &files(&src, "nc"),
-        &["--branch", "lab2", "--group", "site_a"],
-    );
+    assert_eq!(log_json(&repo, "lab2").len(), 2, "one batch commit on lab2");
+    assert_repo_equals(&repo, &files(&src, "nc"), &["--branch", "lab2", "--group", "site_a"]);
 }

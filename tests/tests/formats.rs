@@ -10,11 +10,7 @@ fn roundtrip(format: &str, files: usize, ext: &str, sync_extra: &[&str], check_e
     make(&src, &["--files", &files.to_string(), "--format", format]);
     let (code, report) = sync_json(&src, &repo, sync_extra);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(
-        report["ingested"].as_array().unwrap().len(),
-        files,
-        "{report}"
-    );
+    assert_eq!(report["ingested"].as_array().unwrap().len(), files, "{report}");
     assert_repo_equals(&repo, &files_of(&src, ext), check_extra);
 }
 
@@ -37,14 +33,7 @@ fn netcdf4_with_groups_strings_packing_and_two_record_dims() {
     assert_repo_equals(
         &repo,
         &nc,
-        &[
-            "--group",
-            "engineering",
-            "--source-group",
-            "engineering",
-            "--append-dim",
-            "time",
-        ],
+        &["--group", "engineering", "--source-group", "engineering", "--append-dim", "time"],
     );
 }
 
@@ -91,19 +80,7 @@ fn one_record_and_thousands_of_records() {
     let src = d.path().join("src");
     let repo = d.path().join("repo");
     make(&src, &["--files", "1", "--records", "1", "--hf", "1"]);
-    make(
-        &src,
-        &[
-            "--files",
-            "1",
-            "--start",
-            "1",
-            "--records",
-            "5000",
-            "--hf",
-            "20000",
-        ],
-    );
+    make(&src, &["--files", "1", "--start", "1", "--records", "5000", "--hf", "20000"]);
     let (code, report) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["records"]["time"], 5001);
@@ -129,14 +106,7 @@ fn later_files_in_other_time_units_are_reencoded_exactly() {
     make(&src, &["--files", "2"]);
     make(
         &src,
-        &[
-            "--files",
-            "2",
-            "--start",
-            "2",
-            "--time-units",
-            "seconds since 2024-01-02 00:00:00",
-        ],
+        &["--files", "2", "--start", "2", "--time-units", "seconds since 2024-01-02 00:00:00"],
     );
     let (code, report) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 0, "{report}");
@@ -151,29 +121,15 @@ fn inspect_shows_the_mapping_without_writing() {
     let f = &files(&src, "nc")[0];
     let r = floe(&["inspect", f]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("append dimensions: time, hf_time"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("append dimensions: time, hf_time"), "{}", r.stdout);
     assert!(r.stdout.contains("int16 temperature(time)"), "{}", r.stdout);
     assert!(r.stdout.contains(":scale_factor"), "{}", r.stdout);
     assert!(r.stdout.contains("group /engineering"), "{}", r.stdout);
     let j = floe(&["inspect", f, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(v["append_dims"], serde_json::json!(["time", "hf_time"]));
-    assert!(
-        v["plan"]["arrays"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["path"] == "/waveform")
-    );
-    assert_eq!(
-        std::fs::read_dir(&src).unwrap().count(),
-        1,
-        "inspect wrote something"
-    );
+    assert!(v["plan"]["arrays"].as_array().unwrap().iter().any(|a| a["path"] == "/waveform"));
+    assert_eq!(std::fs::read_dir(&src).unwrap().count(), 1, "inspect wrote something");
 }
 
 #[test]
@@ -192,24 +148,13 @@ fn a_week_of_15_minute_files() {
     // and the provenance covers every file exactly once
     let mut seen: Vec<String> = log_json(&repo, "main")
         .iter()
-        .flat_map(|c| {
-            c["provenance"]["files"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .flat_map(|c| c["provenance"]["files"].as_array().cloned().unwrap_or_default())
         .map(|f| f["source"].as_str().unwrap().to_string())
         .collect();
     seen.sort();
     let mut names: Vec<String> = files(&src, "nc")
         .iter()
-        .map(|p| {
-            std::path::Path::new(p)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|p| std::path::Path::new(p).file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
     assert_eq!(seen, names);

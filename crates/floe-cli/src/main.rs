@@ -116,11 +116,7 @@ fn settings(
     appends_per_chunk: u64,
 ) -> Settings {
     Settings {
-        group: if group.starts_with('/') {
-            group.to_string()
-        } else {
-            format!("/{group}")
-        },
+        group: if group.starts_with('/') { group.to_string() } else { format!("/{group}") },
         append_dims: append_dim,
         target_chunk_bytes: ((chunk_mib * 1048576.0) as u64).max(1024),
         appends_per_chunk,
@@ -136,10 +132,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("floe: cannot start: {e}");
@@ -203,57 +196,33 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                 }
             };
-            let ingest = Ingest {
-                opts,
-                clock: &SystemClock,
-                progress: &progress,
-            };
-            let report = ingest
-                .run()
-                .await
-                .map_err(|e| Failure(e.code(), e.to_string()))?;
+            let ingest = Ingest { opts, clock: &SystemClock, progress: &progress };
+            let report = ingest.run().await.map_err(|e| Failure(e.code(), e.to_string()))?;
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
                 print!("{report}");
             }
             Ok(report.exit_code())
         }
-        Command::Log {
-            repo,
-            branch,
-            limit,
-            json,
-        } => {
+        Command::Log { repo, branch, limit, json } => {
             let r = Repo::open(&repo_url(&repo)?)
                 .await
                 .map_err(|e| Failure(e.code(), e.to_string()))?;
-            let mut history = r
-                .history(&branch)
-                .await
-                .map_err(|e| Failure(e.code(), e.to_string()))?;
+            let mut history =
+                r.history(&branch).await.map_err(|e| Failure(e.code(), e.to_string()))?;
             if let Some(n) = limit {
                 history.truncate(n);
             }
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&history).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&history).unwrap_or_default());
                 return Ok(0);
             }
             for c in &history {
-                println!(
-                    "snapshot {}  {}",
-                    c.id,
-                    c.time.to_rfc3339_opts(chrono_secs(), true)
-                );
+                println!("snapshot {}  {}", c.id, c.time.to_rfc3339_opts(chrono_secs(), true));
                 println!("    {}", c.message);
                 if let Some(p) = &c.provenance {
                     for f in &p.files {
@@ -280,14 +249,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        Command::Inspect {
-            file,
-            append_dim,
-            group,
-            chunk_mib,
-            appends_per_chunk,
-            json,
-        } => {
+        Command::Inspect { file, append_dim, group, chunk_mib, appends_per_chunk, json } => {
             let reader = floe_source::open(&file)
                 .map_err(|e| Failure(ErrorCode::BadSource, e.to_string()))?;
             let s = settings(&group, append_dim, chunk_mib, appends_per_chunk);
@@ -343,11 +305,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                         .map(|a| {
                             format!(
                                 " chunks ({})",
-                                a.chunks
-                                    .iter()
-                                    .map(u64::to_string)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                a.chunks.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
                             )
                         })
                         .unwrap_or_default();
@@ -356,11 +314,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                         v.dtype,
                         v.name,
                         v.dims.join(", "),
-                        v.shape
-                            .iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        v.shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
                     );
                     for (k, val) in &v.attrs {
                         println!("      :{k} = {val}");

@@ -122,69 +122,39 @@ mod tests {
 
     #[test]
     fn local_paths_and_file_urls() {
-        assert_eq!(
-            RepoUrl::parse("repo").unwrap(),
-            RepoUrl::Local("repo".into())
-        );
-        assert_eq!(
-            RepoUrl::parse("/data/r").unwrap(),
-            RepoUrl::Local("/data/r".into())
-        );
-        assert_eq!(
-            RepoUrl::parse("file:///data/r").unwrap(),
-            RepoUrl::Local("/data/r".into())
-        );
+        assert_eq!(RepoUrl::parse("repo").unwrap(), RepoUrl::Local("repo".into()));
+        assert_eq!(RepoUrl::parse("/data/r").unwrap(), RepoUrl::Local("/data/r".into()));
+        assert_eq!(RepoUrl::parse("file:///data/r").unwrap(), RepoUrl::Local("/data/r".into()));
         assert_eq!(
             RepoUrl::parse("file://localhost/data/r").unwrap(),
             RepoUrl::Local("/data/r".into())
         );
-        assert!(matches!(
-            RepoUrl::parse("file://rel/x"),
-            Err(RepoUrlError::BadFileUrl(_))
-        ));
+        assert!(matches!(RepoUrl::parse("file://rel/x"), Err(RepoUrlError::BadFileUrl(_))));
     }
 
     #[test]
     fn cloud_urls() {
         assert_eq!(
             RepoUrl::parse("s3://bucket/a/b/").unwrap(),
-            RepoUrl::S3 {
-                bucket: "bucket".into(),
-                prefix: "a/b".into()
-            }
+            RepoUrl::S3 { bucket: "bucket".into(), prefix: "a/b".into() }
         );
         assert_eq!(
             RepoUrl::parse("az://c").unwrap(),
-            RepoUrl::Azure {
-                container: "c".into(),
-                prefix: String::new()
-            }
+            RepoUrl::Azure { container: "c".into(), prefix: String::new() }
         );
         assert_eq!(
             RepoUrl::parse("gs://b/p").unwrap(),
-            RepoUrl::Gcs {
-                bucket: "b".into(),
-                prefix: "p".into()
-            }
+            RepoUrl::Gcs { bucket: "b".into(), prefix: "p".into() }
         );
-        assert_eq!(
-            RepoUrl::parse("s3://bucket/a/b").unwrap().to_string(),
-            "s3://bucket/a/b"
-        );
+        assert_eq!(RepoUrl::parse("s3://bucket/a/b").unwrap().to_string(), "s3://bucket/a/b");
     }
 
     #[test]
     fn bad_urls_say_what_to_do() {
         let e = RepoUrl::parse("ftp://x/y").unwrap_err();
         assert!(e.to_string().contains("s3://"));
-        assert!(matches!(
-            RepoUrl::parse("s3:///p"),
-            Err(RepoUrlError::MissingBucket(..))
-        ));
-        assert!(matches!(
-            RepoUrl::parse("s3://Bad Bucket/p"),
-            Err(RepoUrlError::InvalidBucket(_))
-        ));
+        assert!(matches!(RepoUrl::parse("s3:///p"), Err(RepoUrlError::MissingBucket(..))));
+        assert!(matches!(RepoUrl::parse("s3://Bad Bucket/p"), Err(RepoUrlError::InvalidBucket(_))));
         assert!(matches!(RepoUrl::parse("  "), Err(RepoUrlError::Empty)));
     }
 }

@@ -37,16 +37,8 @@ fn unit_ns(word: &str) -> Option<i128> {
 pub fn parse_units(units: &str) -> Option<TimeUnits> {
     let (unit, rest) = units.trim().split_once(" since ")?;
     let unit_ns = unit_ns(unit.trim())?;
-    let rest = rest
-        .trim()
-        .trim_end_matches("UTC")
-        .trim_end_matches('Z')
-        .trim();
-    let rest = rest
-        .strip_suffix("+00:00")
-        .or(rest.strip_suffix("+0000"))
-        .unwrap_or(rest)
-        .trim();
+    let rest = rest.trim().trim_end_matches("UTC").trim_end_matches('Z').trim();
+    let rest = rest.strip_suffix("+00:00").or(rest.strip_suffix("+0000")).unwrap_or(rest).trim();
     let normalized = rest.replacen('T', " ", 1);
     let mut parts = normalized.split_whitespace();
     let date = parts.next()?;
@@ -72,10 +64,7 @@ pub struct Reencode {
 }
 
 impl Reencode {
-    pub const IDENTITY: Reencode = Reencode {
-        scale: 1,
-        offset: 0,
-    };
+    pub const IDENTITY: Reencode = Reencode { scale: 1, offset: 0 };
 
     /// The map from `from` to `to`, if it is integral (exact).
     pub fn between(from: TimeUnits, to: TimeUnits) -> Option<Reencode> {
@@ -127,13 +116,7 @@ mod tests {
         let day1 = parse_units("seconds since 2024-01-01").unwrap();
         let day2 = parse_units("seconds since 2024-01-02").unwrap();
         let r = Reencode::between(day2, day1).unwrap();
-        assert_eq!(
-            r,
-            Reencode {
-                scale: 1,
-                offset: 86_400
-            }
-        );
+        assert_eq!(r, Reencode { scale: 1, offset: 86_400 });
         let min = parse_units("minutes since 2024-01-01").unwrap();
         assert_eq!(Reencode::between(min, day1).unwrap().scale, 60);
         // seconds cannot be written exactly as minutes
@@ -217,30 +200,18 @@ mod apply_tests {
 
     #[test]
     fn applies_to_ints_and_floats() {
-        let r = Reencode {
-            scale: 60,
-            offset: 86_400,
-        };
+        let r = Reencode { scale: 60, offset: 86_400 };
         let mut b: Vec<u8> = [0i64, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
         r.apply(DType::I64, &mut b).unwrap();
-        let got: Vec<i64> = b
-            .chunks(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let got: Vec<i64> =
+            b.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(got, vec![86_400, 86_460, 86_520]);
         let mut f: Vec<u8> = [0.5f64, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         r.apply(DType::F64, &mut f).unwrap();
         assert_eq!(f64::from_le_bytes(f[..8].try_into().unwrap()), 86_430.0);
         // 1/3 minute is not a whole number of seconds in binary floating point
         let mut third: Vec<u8> = (1.0f64 / 3.0).to_le_bytes().to_vec();
-        assert!(
-            Reencode {
-                scale: 60,
-                offset: 0
-            }
-            .apply(DType::F64, &mut third)
-            .is_err()
-        );
+        assert!(Reencode { scale: 60, offset: 0 }.apply(DType::F64, &mut third).is_err());
         let mut small: Vec<u8> = 100i8.to_le_bytes().to_vec();
         assert!(r.apply(DType::I8, &mut small).is_err());
     }

@@ -1,11 +1,15 @@
 use floe_source::DType;
 
+/// Smallest chunk chosen along an append axis (unless the target is smaller).
+pub const MIN_CHUNK_BYTES: u64 = 16 << 10;
+
 /// Choose a chunk shape of about `target` bytes.
 ///
 /// Non-append axes keep their full extent unless that alone exceeds the target (then
 /// the largest is halved until it fits); the append axis takes as many records as
 /// fit in the target, but no more than `appends` files' worth (the first file's record
-/// count times `appends`), so a chunk is rewritten by at most that many appends.
+/// count times `appends`, and no less than [`MIN_CHUNK_BYTES`]), so a chunk is rewritten
+/// by a bounded number of appends.
 /// Strings count 16 bytes an element.
 pub fn choose_chunks(
     shape: &[u64],
@@ -36,7 +40,9 @@ pub fn choose_chunks(
         let per_record = bytes(&chunks);
         let by_size = (target / per_record).max(1);
         let by_appends = shape[ax].max(1).saturating_mul(appends.max(1));
-        chunks[ax] = by_size.min(by_appends);
+        // ... but never tiny chunks because the first file happened to be short
+        let floor = (MIN_CHUNK_BYTES / per_record).max(1);
+        chunks[ax] = by_size.min(by_appends.max(floor));
     }
     chunks
 }
@@ -48,26 +54,17 @@ mod tests {
 
     #[test]
     fn typical_instrument_arrays() {
-        // a scalar time series: eight files' worth of records
-        assert_eq!(
-            choose_chunks(&[96], DType::F32, Some(0), 4 << 20, 8),
-            vec![768]
-        );
+        // a scalar time series: eight files' worth of records, at least 16 KiB
+        assert_eq!(choose_chunks(&[96], DType::F32, Some(0), 4 << 20, 8), vec![4096]);
+        assert_eq!(choose_chunks(&[960], DType::F32, Some(0), 4 << 20, 8), vec![7680]);
+        // a file of one record does not make tiny chunks for ever
+        assert_eq!(choose_chunks(&[1], DType::F64, Some(0), 4 << 20, 8), vec![2048]);
         // unbounded appends: records fill the target size
-        assert_eq!(
-            choose_chunks(&[96], DType::F32, Some(0), 4 << 20, u64::MAX),
-            vec![1 << 20]
-        );
+        assert_eq!(choose_chunks(&[96], DType::F32, Some(0), 4 << 20, u64::MAX), vec![1 << 20]);
         // a waveform of 1024 samples per record: the size limit comes first
-        assert_eq!(
-            choose_chunks(&[96, 1024], DType::F32, Some(0), 4 << 20, 64),
-            vec![1024, 1024]
-        );
+        assert_eq!(choose_chunks(&[96, 1024], DType::F32, Some(0), 4 << 20, 64), vec![1024, 1024]);
         // a static 2-D field that fits
-        assert_eq!(
-            choose_chunks(&[100, 200], DType::F64, None, 4 << 20, 8),
-            vec![100, 200]
-        );
+        assert_eq!(choose_chunks(&[100, 200], DType::F64, None, 4 << 20, 8), vec![100, 200]);
     }
 
     proptest! {
@@ -88,7 +85,10 @@ mod tests {
             for (i, (&ci, &si)) in c.iter().zip(&shape).enumerate() {
                 if Some(i) != axis { prop_assert!(ci <= si); }
                 // along the append axis, at most `appends` files share a chunk
-                if Some(i) == axis { prop_assert!(ci <= si * appends); }
+                if Some(i) == axis {
+                    let floor = (MIN_CHUNK_BYTES / (c.iter().enumerate().filter(|(j, _)| Some(*j) != axis).map(|(_, x)| *x).product::<u64>() * 8)).max(1);
+                    prop_assert!(ci <= (si * appends).max(floor));
+                }
             }
         }
     }

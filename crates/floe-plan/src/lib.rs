@@ -157,22 +157,14 @@ pub enum PlanError {
     #[error(
         "time units of `{path}` are `{found}` but the repository uses `{expected}`, and the values cannot be re-encoded exactly; convert the file to the repository's units or send it to another branch (--branch)"
     )]
-    TimeUnits {
-        path: String,
-        found: String,
-        expected: String,
-    },
+    TimeUnits { path: String, found: String, expected: String },
 }
 
 /// Join a group path and a name into an absolute repository path.
 pub fn join(group: &str, name: &str) -> String {
     let g = group.trim_end_matches('/');
     if name.is_empty() {
-        if g.is_empty() {
-            "/".into()
-        } else {
-            g.to_string()
-        }
+        if g.is_empty() { "/".into() } else { g.to_string() }
     } else {
         format!("{g}/{name}")
     }
@@ -216,13 +208,7 @@ fn attr_str<'a>(attrs: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 }
 
 /// Attributes whose change between files is schema drift.
-const DRIFT_ATTRS: &[&str] = &[
-    "units",
-    "calendar",
-    "scale_factor",
-    "add_offset",
-    "_FillValue",
-];
+const DRIFT_ATTRS: &[&str] = &["units", "calendar", "scale_factor", "add_offset", "_FillValue"];
 
 /// Plan appending `ds` to the repository state `repo`.
 ///
@@ -249,19 +235,11 @@ pub fn plan(
     // Records this file brings per append dimension.
     let mut records: BTreeMap<String, u64> = BTreeMap::new();
     for d in &dims {
-        let n = ds
-            .groups
-            .iter()
-            .filter_map(|g| g.dim(d))
-            .map(|x| x.size)
-            .max()
-            .unwrap_or(0);
+        let n = ds.groups.iter().filter_map(|g| g.dim(d)).map(|x| x.size).max().unwrap_or(0);
         records.insert(d.clone(), n);
     }
-    let offsets: BTreeMap<String, u64> = dims
-        .iter()
-        .map(|d| (d.clone(), current.get(d).copied().unwrap_or(0)))
-        .collect();
+    let offsets: BTreeMap<String, u64> =
+        dims.iter().map(|d| (d.clone(), current.get(d).copied().unwrap_or(0))).collect();
 
     let mut out = Plan {
         groups: Vec::new(),
@@ -276,10 +254,7 @@ pub fn plan(
         let gpath = target_group(&settings.group, &g.path);
         // create every missing ancestor group too, the root included
         if gpath != "/" && !repo.groups.contains("/") && !out.groups.iter().any(|x| x.path == "/") {
-            out.groups.push(GroupOp {
-                path: "/".into(),
-                metadata: group_metadata(&Map::new()),
-            });
+            out.groups.push(GroupOp { path: "/".into(), metadata: group_metadata(&Map::new()) });
         }
         let mut anc = String::new();
         for part in gpath.split('/').filter(|p| !p.is_empty()) {
@@ -288,17 +263,12 @@ pub fn plan(
                 && anc != gpath
                 && !out.groups.iter().any(|x| x.path == anc)
             {
-                out.groups.push(GroupOp {
-                    path: anc.clone(),
-                    metadata: group_metadata(&Map::new()),
-                });
+                out.groups
+                    .push(GroupOp { path: anc.clone(), metadata: group_metadata(&Map::new()) });
             }
         }
         if !repo.groups.contains(&gpath) {
-            out.groups.push(GroupOp {
-                path: gpath.clone(),
-                metadata: group_metadata(&g.attrs),
-            });
+            out.groups.push(GroupOp { path: gpath.clone(), metadata: group_metadata(&g.attrs) });
         }
         for v in &g.variables {
             let path = join(&gpath, &v.name);
@@ -355,25 +325,14 @@ fn plan_variable(
     repo: &RepoState,
     settings: &Settings,
 ) -> Result<ArrayOp, PlanError> {
-    let axes: Vec<usize> = v
-        .dims
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| dims.contains(d))
-        .map(|(i, _)| i)
-        .collect();
-    let drift = |what: String| PlanError::Drift {
-        path: path.to_string(),
-        what,
-    };
+    let axes: Vec<usize> =
+        v.dims.iter().enumerate().filter(|(_, d)| dims.contains(d)).map(|(i, _)| i).collect();
+    let drift = |what: String| PlanError::Drift { path: path.to_string(), what };
     if axes.len() > 1 {
         return Err(drift(format!(
             "it spans {} append dimensions ({}); Floe appends along one dimension per variable",
             axes.len(),
-            axes.iter()
-                .map(|&a| v.dims[a].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            axes.iter().map(|&a| v.dims[a].as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
     let axis = axes.first().copied();
@@ -412,10 +371,8 @@ fn plan_variable(
             }
             if let Some(values) = coords.get(d) {
                 let r = reencode.unwrap_or(Reencode::IDENTITY);
-                let mapped: Vec<f64> = values
-                    .iter()
-                    .map(|x| x * r.scale as f64 + r.offset as f64)
-                    .collect();
+                let mapped: Vec<f64> =
+                    values.iter().map(|x| x * r.scale as f64 + r.offset as f64).collect();
                 check_order(path, &mapped, repo.last_coord.get(path).copied())?;
             }
         }
@@ -424,13 +381,7 @@ fn plan_variable(
     let region_start: Vec<u64> = v
         .dims
         .iter()
-        .map(|d| {
-            if dims.contains(d) {
-                current.get(d).copied().unwrap_or(0)
-            } else {
-                0
-            }
-        })
+        .map(|d| if dims.contains(d) { current.get(d).copied().unwrap_or(0) } else { 0 })
         .collect();
     let region_count = v.shape.clone();
     let new_shape: Vec<u64> = v
@@ -476,10 +427,7 @@ fn plan_variable(
         }
         Some(a) => {
             if a.dtype != v.dtype {
-                return Err(drift(format!(
-                    "type changed from {} to {}",
-                    a.dtype, v.dtype
-                )));
+                return Err(drift(format!("type changed from {} to {}", a.dtype, v.dtype)));
             }
             if a.dims != v.dims {
                 return Err(drift(format!(
@@ -495,11 +443,7 @@ fn plan_variable(
                 let (x, y) = (a.attrs.get(*key), v.attrs.get(*key));
                 if x != y {
                     let show = |o: Option<&Value>| o.map_or("absent".to_string(), Value::to_string);
-                    return Err(drift(format!(
-                        "`{key}` changed from {} to {}",
-                        show(x),
-                        show(y)
-                    )));
+                    return Err(drift(format!("`{key}` changed from {} to {}", show(x), show(y))));
                 }
             }
             for (ax, d) in v.dims.iter().enumerate() {
@@ -591,9 +535,7 @@ impl RepoState {
                         let dims = meta["dimension_names"]
                             .as_array()
                             .map(|a| {
-                                a.iter()
-                                    .filter_map(|d| d.as_str().map(str::to_string))
-                                    .collect()
+                                a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()
                             })
                             .unwrap_or_default();
                         self.arrays.insert(
@@ -666,16 +608,8 @@ mod model_tests {
                 path: "/".into(),
                 attrs: Map::new(),
                 dims: vec![
-                    Dim {
-                        name: "time".into(),
-                        size: n,
-                        unlimited: true,
-                    },
-                    Dim {
-                        name: "level".into(),
-                        size: 3,
-                        unlimited: false,
-                    },
+                    Dim { name: "time".into(), size: n, unlimited: true },
+                    Dim { name: "level".into(), size: 3, unlimited: false },
                 ],
                 variables,
             }],
@@ -740,25 +674,13 @@ mod model_tests {
         let later: Coords = [("time".to_string(), vec![2.0, 3.0])].into();
         let mut wider = file(2, 1);
         wider.groups[0].variables[1].shape = vec![4];
-        assert!(matches!(
-            plan(&wider, &later, &state, &settings),
-            Err(PlanError::Drift { .. })
-        ));
+        assert!(matches!(plan(&wider, &later, &state, &settings), Err(PlanError::Drift { .. })));
         let mut retyped = file(2, 1);
         retyped.groups[0].variables[2].dtype = DType::F64;
         let e = plan(&retyped, &later, &state, &settings).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("type changed from float32 to float64"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("type changed from float32 to float64"), "{e}");
         let mut units = file(2, 1);
-        units.groups[0].variables[2]
-            .attrs
-            .insert("units".into(), "K".into());
-        assert!(matches!(
-            plan(&units, &later, &state, &settings),
-            Err(PlanError::Drift { .. })
-        ));
+        units.groups[0].variables[2].attrs.insert("units".into(), "K".into());
+        assert!(matches!(plan(&units, &later, &state, &settings), Err(PlanError::Drift { .. })));
     }
 }

@@ -18,17 +18,9 @@ pub fn is_temporary_name(name: &str) -> bool {
     name.starts_with(".~")
         || name.starts_with("~$")
         || name.starts_with('.')
-        || [
-            ".tmp",
-            ".part",
-            ".partial",
-            ".crdownload",
-            ".swp",
-            ".lock",
-            "~",
-        ]
-        .iter()
-        .any(|s| lower.ends_with(s))
+        || [".tmp", ".part", ".partial", ".crdownload", ".swp", ".lock", "~"]
+            .iter()
+            .any(|s| lower.ends_with(s))
 }
 
 /// What was observed about a file.
@@ -129,13 +121,8 @@ fn classic_expected(path: &Path) -> Option<(u64, bool)> {
         return None;
     }
     let vars = file.variables().ok()?;
-    let numrecs = file
-        .dimensions()
-        .ok()?
-        .iter()
-        .find(|d| d.is_unlimited)
-        .map(|d| d.size)
-        .unwrap_or(0);
+    let numrecs =
+        file.dimensions().ok()?.iter().find(|d| d.is_unlimited).map(|d| d.size).unwrap_or(0);
     let rec_vars: Vec<_> = vars.iter().filter(|v| v.is_record_var).collect();
     let rec_stride: u64 = rec_vars.iter().map(|v| v.record_size).sum();
     let mut end = 0u64;
@@ -157,11 +144,7 @@ fn classic_expected(path: &Path) -> Option<(u64, bool)> {
 pub fn inspect(path: &Path) -> std::io::Result<Evidence> {
     let mut f = File::open(path)?;
     let meta = f.metadata()?;
-    let mut e = Evidence {
-        len: meta.len(),
-        mtime: meta.modified().ok(),
-        ..Default::default()
-    };
+    let mut e = Evidence { len: meta.len(), mtime: meta.modified().ok(), ..Default::default() };
     if meta.is_dir() {
         return Ok(e);
     }
@@ -203,14 +186,7 @@ mod tests {
 
     #[test]
     fn temporary_names() {
-        for n in [
-            "a.nc.tmp",
-            ".~lock.a.nc#",
-            "x.part",
-            ".hidden.nc",
-            "a.nc~",
-            "b.NC.TMP",
-        ] {
+        for n in ["a.nc.tmp", ".~lock.a.nc#", "x.part", ".hidden.nc", "a.nc~", "b.NC.TMP"] {
             assert!(is_temporary_name(n), "{n}");
         }
         for n in ["a.nc", "data_2024.nc4", "store.zarr", "tmpfile.nc"] {
@@ -221,62 +197,28 @@ mod tests {
     #[test]
     fn every_reason_to_wait_is_honoured() {
         let quiet = Duration::from_secs(2);
-        let base = Evidence {
-            len: 100,
-            mtime: Some(t(100)),
-            ..Default::default()
-        };
+        let base = Evidence { len: 100, mtime: Some(t(100)), ..Default::default() };
         assert_eq!(decide(&base, t(110), quiet), Completeness::Complete);
         // each piece of evidence alone makes it wait, whatever the age
         let cases = [
-            Evidence {
-                hdf5_open_for_write: true,
-                ..base.clone()
-            },
-            Evidence {
-                locked_by_writer: true,
-                ..base.clone()
-            },
-            Evidence {
-                classic_streaming: true,
-                ..base.clone()
-            },
-            Evidence {
-                classic_expected_len: Some(101),
-                ..base.clone()
-            },
+            Evidence { hdf5_open_for_write: true, ..base.clone() },
+            Evidence { locked_by_writer: true, ..base.clone() },
+            Evidence { classic_streaming: true, ..base.clone() },
+            Evidence { classic_expected_len: Some(101), ..base.clone() },
         ];
         for c in cases {
-            assert!(
-                matches!(decide(&c, t(10_000), quiet), Completeness::Writing(_)),
-                "{c:?}"
-            );
+            assert!(matches!(decide(&c, t(10_000), quiet), Completeness::Writing(_)), "{c:?}");
         }
         // too young
-        assert!(matches!(
-            decide(&base, t(101), quiet),
-            Completeness::Writing(_)
-        ));
+        assert!(matches!(decide(&base, t(101), quiet), Completeness::Writing(_)));
         // an empty file waits while young; once quiet it is complete (and reading it
         // then reports it as empty, so the user hears of it)
-        let empty = Evidence {
-            len: 0,
-            ..base.clone()
-        };
-        assert!(matches!(
-            decide(&empty, t(101), quiet),
-            Completeness::Writing(_)
-        ));
+        let empty = Evidence { len: 0, ..base.clone() };
+        assert!(matches!(decide(&empty, t(101), quiet), Completeness::Writing(_)));
         assert_eq!(decide(&empty, t(200), quiet), Completeness::Complete);
         // exact length is complete; clock going backwards is treated as "just changed"
-        let exact = Evidence {
-            classic_expected_len: Some(100),
-            ..base.clone()
-        };
+        let exact = Evidence { classic_expected_len: Some(100), ..base.clone() };
         assert_eq!(decide(&exact, t(200), quiet), Completeness::Complete);
-        assert!(matches!(
-            decide(&base, t(50), quiet),
-            Completeness::Writing(_)
-        ));
+        assert!(matches!(decide(&base, t(50), quiet), Completeness::Writing(_)));
     }
 }

@@ -12,10 +12,7 @@ pub enum SourceError {
     )]
     PermissionDenied { path: PathBuf },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(
         "{0}: not a NetCDF or Zarr file (no NetCDF/HDF5 signature); move it out of the watched folder or exclude it with --pattern"
     )]
@@ -27,11 +24,7 @@ pub enum SourceError {
     #[error(
         "{path}: variable `{variable}` has type {dtype}, which Floe cannot store yet; drop the variable or convert the file"
     )]
-    UnsupportedType {
-        path: PathBuf,
-        variable: String,
-        dtype: String,
-    },
+    UnsupportedType { path: PathBuf, variable: String, dtype: String },
     #[error("{path}: {detail}")]
     Unsupported { path: PathBuf, detail: String },
 }
@@ -39,14 +32,9 @@ pub enum SourceError {
 impl SourceError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
-            SourceError::PermissionDenied {
-                path: path.to_path_buf(),
-            }
+            SourceError::PermissionDenied { path: path.to_path_buf() }
         } else {
-            SourceError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }
+            SourceError::Io { path: path.to_path_buf(), source: e }
         }
     }
 }

@@ -292,10 +292,7 @@ mod tests {
             encode_fill_value(DType::F32, Scalar::Float(f64::NAN)),
             Value::from("AAAAAAAA+H8=")
         );
-        assert_eq!(
-            encode_fill_value(DType::I16, Scalar::Int(-32767)),
-            Value::from(-32767)
-        );
+        assert_eq!(encode_fill_value(DType::I16, Scalar::Int(-32767)), Value::from(-32767));
         assert_eq!(
             encode_fill_value(DType::U64, Scalar::UInt(18446744073709551614)),
             Value::from(18446744073709551614u64)
@@ -307,9 +304,6 @@ mod tests {
         for d in [DType::I8, DType::U16, DType::F64, DType::Str, DType::Bool] {
             assert_eq!(DType::from_zarr_name(d.zarr_name()), Some(d));
         }
-        assert_eq!(
-            DType::I32.element_as_f64(&(-5i32).to_le_bytes()),
-            Some(-5.0)
-        );
+        assert_eq!(DType::I32.element_as_f64(&(-5i32).to_le_bytes()), Some(-5.0));
     }
 }

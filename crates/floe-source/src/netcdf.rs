@@ -41,9 +41,7 @@ pub(crate) struct NetcdfSource {
 
 impl std::fmt::Debug for NetcdfSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetcdfSource")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("NetcdfSource").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -56,10 +54,7 @@ pub(crate) fn map_err(path: &Path, e: netcdf_reader::Error) -> SourceError {
             path: path.to_path_buf(),
             detail: format!("{detail}; this NetCDF feature is not supported, convert the file"),
         },
-        other => SourceError::Corrupt {
-            path: path.to_path_buf(),
-            detail: other.to_string(),
-        },
+        other => SourceError::Corrupt { path: path.to_path_buf(), detail: other.to_string() },
     }
 }
 
@@ -67,15 +62,9 @@ impl NetcdfSource {
     pub(crate) fn open(path: &Path) -> Result<Self, SourceError> {
         let storage = FileStorage::open(path).map_err(|e| match e {
             hdf5_reader::error::Error::Io(io) => SourceError::io(path, io),
-            other => SourceError::Corrupt {
-                path: path.to_path_buf(),
-                detail: other.to_string(),
-            },
+            other => SourceError::Corrupt { path: path.to_path_buf(), detail: other.to_string() },
         })?;
-        let options = NcOpenOptions {
-            chunk_cache_bytes: 16 * 1024 * 1024,
-            ..Default::default()
-        };
+        let options = NcOpenOptions { chunk_cache_bytes: 16 * 1024 * 1024, ..Default::default() };
         let file = NcFile::from_storage_with_options(Arc::new(storage), options)
             .map_err(|e| map_err(path, e))?;
         let format = match file.format() {
@@ -88,20 +77,12 @@ impl NetcdfSource {
         let root = file.root_group().map_err(|e| map_err(path, e))?;
         let mut groups = Vec::new();
         collect_groups(path, root, "/", &mut groups)?;
-        Ok(NetcdfSource {
-            path: path.to_path_buf(),
-            dataset: Dataset { format, groups },
-            file,
-        })
+        Ok(NetcdfSource { path: path.to_path_buf(), dataset: Dataset { format, groups }, file })
     }
 
     fn var_path(group: &str, variable: &str) -> String {
         let g = group.trim_matches('/');
-        if g.is_empty() {
-            variable.to_string()
-        } else {
-            format!("{g}/{variable}")
-        }
+        if g.is_empty() { variable.to_string() } else { format!("{g}/{variable}") }
     }
 }
 
@@ -114,22 +95,14 @@ fn collect_groups(
     let mut dims: Vec<Dim> = group
         .dimensions
         .iter()
-        .map(|d| Dim {
-            name: d.name.clone(),
-            size: d.size,
-            unlimited: d.is_unlimited,
-        })
+        .map(|d| Dim { name: d.name.clone(), size: d.size, unlimited: d.is_unlimited })
         .collect();
     let mut variables = Vec::new();
     for v in &group.variables {
         // dimensions inherited from parent groups become visible here too
         for d in &v.dimensions {
             if !dims.iter().any(|x| x.name == d.name) {
-                dims.push(Dim {
-                    name: d.name.clone(),
-                    size: d.size,
-                    unlimited: d.is_unlimited,
-                });
+                dims.push(Dim { name: d.name.clone(), size: d.size, unlimited: d.is_unlimited });
             }
         }
         variables.push(convert_variable(path, v)?);
@@ -193,9 +166,7 @@ fn convert_variable(path: &Path, v: &NcVariable) -> Result<Variable, SourceError
         attrs: convert_attrs(&v.attributes, Some(dtype)),
         chunks: None,
         kind,
-        fill_value: v
-            .attribute("_FillValue")
-            .and_then(|a| scalars(&a.value).into_iter().next()),
+        fill_value: v.attribute("_FillValue").and_then(|a| scalars(&a.value).into_iter().next()),
     })
 }
 
@@ -219,10 +190,9 @@ fn scalars(value: &NcAttrValue) -> Vec<Scalar> {
         NcAttrValue::Doubles(v) => v.iter().map(|&x| Scalar::Float(x)).collect(),
         NcAttrValue::Chars(s) => vec![Scalar::Text(s.trim_end_matches('\0').to_string())],
         NcAttrValue::Strings(v) => v.iter().map(|s| Scalar::Text(s.clone())).collect(),
-        NcAttrValue::UserDefined { values, .. } => values
-            .iter()
-            .map(|v| Scalar::Text(format!("{v:?}")))
-            .collect(),
+        NcAttrValue::UserDefined { values, .. } => {
+            values.iter().map(|v| Scalar::Text(format!("{v:?}"))).collect()
+        }
     }
 }
 
@@ -262,11 +232,7 @@ fn selection(start: &[u64], count: &[u64]) -> NcSliceInfo {
         selections: start
             .iter()
             .zip(count)
-            .map(|(&s, &c)| NcSliceInfoElem::Slice {
-                start: s,
-                end: s + c,
-                step: 1,
-            })
+            .map(|(&s, &c)| NcSliceInfoElem::Slice { start: s, end: s + c, step: 1 })
             .collect(),
     }
 }
@@ -328,13 +294,12 @@ impl SourceReader for NetcdfSource {
         start: &[u64],
         count: &[u64],
     ) -> Result<Data, SourceError> {
-        let var = self
-            .dataset
-            .group(group)
-            .and_then(|g| g.variable(variable))
-            .ok_or_else(|| SourceError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("variable {group}/{variable} vanished while reading"),
+        let var =
+            self.dataset.group(group).and_then(|g| g.variable(variable)).ok_or_else(|| {
+                SourceError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("variable {group}/{variable} vanished while reading"),
+                }
             })?;
         let name = Self::var_path(group, variable);
         let scalar = var.shape.is_empty();

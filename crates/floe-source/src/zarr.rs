@@ -19,17 +19,12 @@ pub(crate) struct ZarrSource {
 
 impl std::fmt::Debug for ZarrSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZarrSource")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("ZarrSource").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> SourceError {
-    SourceError::Corrupt {
-        path: path.to_path_buf(),
-        detail: detail.to_string(),
-    }
+    SourceError::Corrupt { path: path.to_path_buf(), detail: detail.to_string() }
 }
 
 /// numpy dtype string of a Zarr v2 array (e.g. `<f4`) to a Floe type.
@@ -100,11 +95,7 @@ impl ZarrSource {
         let root = Node::open(&store, "/").map_err(|e| corrupt(path, e))?;
         let mut groups = Vec::new();
         Self::collect(path, &root, &mut groups)?;
-        Ok(ZarrSource {
-            path: path.to_path_buf(),
-            store,
-            dataset: Dataset { format, groups },
-        })
+        Ok(ZarrSource { path: path.to_path_buf(), store, dataset: Dataset { format, groups } })
     }
 
     fn collect(path: &Path, node: &Node, out: &mut Vec<Group>) -> Result<(), SourceError> {
@@ -125,21 +116,11 @@ impl ZarrSource {
         for child in node.children() {
             match child.metadata() {
                 NodeMetadata::Array(meta) => {
-                    let name = child
-                        .path()
-                        .as_str()
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    let name = child.path().as_str().rsplit('/').next().unwrap_or("").to_string();
                     let var = Self::variable(path, &name, meta)?;
                     for (d, &size) in var.dims.iter().zip(&var.shape) {
                         if !group.dims.iter().any(|x: &Dim| &x.name == d) {
-                            group.dims.push(Dim {
-                                name: d.clone(),
-                                size,
-                                unlimited: false,
-                            });
+                            group.dims.push(Dim { name: d.clone(), size, unlimited: false });
                         }
                     }
                     group.variables.push(var);
@@ -177,40 +158,22 @@ impl ZarrSource {
                         .collect::<Vec<_>>()
                 });
                 let fill = serde_json::to_value(&m.fill_value).ok();
-                (
-                    m.shape.clone(),
-                    chunks,
-                    dtype,
-                    m.attributes.clone(),
-                    dims,
-                    fill,
-                    false,
-                )
+                (m.shape.clone(), chunks, dtype, m.attributes.clone(), dims, fill, false)
             }
             ArrayMetadata::V2(m) => {
                 let dt = serde_json::to_value(&m.dtype).unwrap_or(Value::Null);
                 let dtype = dtype_from_v2(path, name, dt.as_str().unwrap_or("?"))?;
                 let chunks = Some(m.chunks.iter().map(|c| c.get()).collect());
                 let fill = serde_json::to_value(&m.fill_value).ok();
-                (
-                    m.shape.clone(),
-                    chunks,
-                    dtype,
-                    m.attributes.clone(),
-                    None,
-                    fill,
-                    true,
-                )
+                (m.shape.clone(), chunks, dtype, m.attributes.clone(), None, fill, true)
             }
         };
         let from_attr = attrs
             .remove("_ARRAY_DIMENSIONS")
             .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
-        let dims = dims.or(from_attr).unwrap_or_else(|| {
-            (0..shape.len())
-                .map(|i| format!("{name}_dim_{i}"))
-                .collect()
-        });
+        let dims = dims
+            .or(from_attr)
+            .unwrap_or_else(|| (0..shape.len()).map(|i| format!("{name}_dim_{i}")).collect());
         // xarray masks a Zarr v2 array's fill value; keep that meaning explicit.
         let mut fill_value = None;
         if let Some(v) = attrs.get("_FillValue") {
@@ -244,25 +207,20 @@ impl SourceReader for ZarrSource {
         start: &[u64],
         count: &[u64],
     ) -> Result<Data, SourceError> {
-        let array_path = if group == "/" {
-            format!("/{variable}")
-        } else {
-            format!("{group}/{variable}")
-        };
+        let array_path =
+            if group == "/" { format!("/{variable}") } else { format!("{group}/{variable}") };
         let array =
             Array::open(self.store.clone(), &array_path).map_err(|e| corrupt(&self.path, e))?;
         let subset = ArraySubset::new_with_start_shape(start.to_vec(), count.to_vec())
             .map_err(|e| corrupt(&self.path, e))?;
         let var = self.dataset.group(group).and_then(|g| g.variable(variable));
         if var.map(|v| v.dtype) == Some(DType::Str) {
-            let strings: Vec<String> = array
-                .retrieve_array_subset(&subset)
-                .map_err(|e| corrupt(&self.path, e))?;
+            let strings: Vec<String> =
+                array.retrieve_array_subset(&subset).map_err(|e| corrupt(&self.path, e))?;
             return Ok(Data::Strings(strings));
         }
-        let bytes: ArrayBytes<'static> = array
-            .retrieve_array_subset(&subset)
-            .map_err(|e| corrupt(&self.path, e))?;
+        let bytes: ArrayBytes<'static> =
+            array.retrieve_array_subset(&subset).map_err(|e| corrupt(&self.path, e))?;
         let raw = bytes.into_fixed().map_err(|e| corrupt(&self.path, e))?;
         Ok(Data::Fixed(raw.into_owned()))
     }

@@ -16,9 +16,17 @@ pub enum StoreError {
     )]
     NoBranch { repo: String, branch: String },
     #[error(
-        "{0}: remote repositories are wired to storage by the background-sync engine, which this build does not include yet; use a local path for now"
+        "{0}: the bucket or container does not exist; create it first (Floe does not create buckets), or fix the name"
     )]
-    RemoteNotYetSupported(String),
+    MissingBucket(String),
+    #[error(
+        "{repo}: the storage refused the credentials ({detail}); check the access key and secret (AWS_* / AZURE_* variables) and their permissions"
+    )]
+    Credentials { repo: String, detail: String },
+    #[error(
+        "{repo}: storage unreachable ({detail}); check the network and the endpoint, then run again"
+    )]
+    Unreachable { repo: String, detail: String },
     #[error(
         "another Floe process is writing to {0}; wait for it to finish (local repositories take one writer at a time)"
     )]
@@ -41,7 +49,8 @@ impl StoreError {
             | StoreError::NoBranch { .. }
             | StoreError::Repository { .. }
             | StoreError::Array { .. } => ErrorCode::Repository,
-            StoreError::RemoteNotYetSupported(_) => ErrorCode::Usage,
+            StoreError::MissingBucket(_) | StoreError::Credentials { .. } => ErrorCode::Storage,
+            StoreError::Unreachable { .. } => ErrorCode::Storage,
             StoreError::Busy(_) => ErrorCode::Repository,
             StoreError::Conflict(_) => ErrorCode::Conflict,
         }

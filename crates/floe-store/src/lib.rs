@@ -7,6 +7,7 @@
 //! which ends in exactly one atomic commit (or is discarded, leaving the branch as it was).
 
 mod error;
+pub mod remote;
 mod repo;
 mod writer;
 

@@ -28,9 +28,7 @@ pub struct Repo {
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repo")
-            .field("label", &self.label)
-            .finish_non_exhaustive()
+        f.debug_struct("Repo").field("label", &self.label).finish_non_exhaustive()
     }
 }
 
@@ -53,10 +51,7 @@ fn init_zarrs() {
 }
 
 fn repo_err(label: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Repository {
-        repo: label.to_string(),
-        detail: e.to_string(),
-    }
+    crate::remote::classify(label, e.to_string())
 }
 
 fn splitting(dims: &[String]) -> RepositoryConfig {
@@ -72,10 +67,7 @@ fn splitting(dims: &[String]) -> RepositoryConfig {
         )]),
     };
     RepositoryConfig {
-        manifest: Some(ManifestConfig {
-            splitting: Some(split),
-            ..ManifestConfig::default()
-        }),
+        manifest: Some(ManifestConfig { splitting: Some(split), ..ManifestConfig::default() }),
         ..RepositoryConfig::default()
     }
 }
@@ -101,7 +93,10 @@ impl Repo {
                     .map_err(|e| repo_err(&label, e))?;
                 Ok((storage, path.clone()))
             }
-            other => Err(StoreError::RemoteNotYetSupported(other.to_string())),
+            remote => Ok((
+                crate::remote::storage(remote, &crate::remote::ProcessEnv).await?,
+                PathBuf::new(),
+            )),
         }
     }
 
@@ -115,21 +110,11 @@ impl Repo {
             return Err(StoreError::NotFound(label));
         }
         let (storage, _) = Self::storage(url).await?;
-        if !Repository::exists(storage.clone(), None)
-            .await
-            .map_err(|e| repo_err(&label, e))?
-        {
+        if !Repository::exists(storage.clone(), None).await.map_err(|e| repo_err(&label, e))? {
             return Err(StoreError::NotFound(label));
         }
-        let inner = Repository::open(storage)
-            .execute()
-            .await
-            .map_err(|e| repo_err(&label, e))?;
-        Ok(Repo {
-            inner,
-            label,
-            _lock: None,
-        })
+        let inner = Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?;
+        Ok(Repo { inner, label, _lock: None })
     }
 
     /// Open the repository for writing, creating it (with manifest splitting along
@@ -143,19 +128,13 @@ impl Repo {
             lock = Some(lock_dir(p, &label)?);
         }
         let (storage, path) = Self::storage(url).await?;
-        let exists = Repository::exists(storage.clone(), None)
-            .await
-            .map_err(|e| repo_err(&label, e))?;
+        let exists =
+            Repository::exists(storage.clone(), None).await.map_err(|e| repo_err(&label, e))?;
         let inner = if exists {
-            Repository::open(storage)
-                .execute()
-                .await
-                .map_err(|e| repo_err(&label, e))?
+            Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?
         } else {
             if url.is_local()
-                && std::fs::read_dir(&path)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
+                && std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false)
             {
                 return Err(StoreError::NotARepository(label));
             }
@@ -165,11 +144,7 @@ impl Repo {
                 .await
                 .map_err(|e| repo_err(&label, e))?
         };
-        Ok(Repo {
-            inner,
-            label,
-            _lock: lock,
-        })
+        Ok(Repo { inner, label, _lock: lock })
     }
 
     pub fn label(&self) -> &str {
@@ -197,15 +172,8 @@ impl Repo {
         if self.has_branch(branch).await? {
             return Ok(());
         }
-        let tip = self
-            .inner
-            .lookup_branch(from)
-            .await
-            .map_err(|e| repo_err(&self.label, e))?;
-        self.inner
-            .create_branch(branch, &tip)
-            .await
-            .map_err(|e| repo_err(&self.label, e))?;
+        let tip = self.inner.lookup_branch(from).await.map_err(|e| repo_err(&self.label, e))?;
+        self.inner.create_branch(branch, &tip).await.map_err(|e| repo_err(&self.label, e))?;
         Ok(())
     }
 
@@ -222,10 +190,7 @@ impl Repo {
             .ancestry(&VersionInfo::BranchTipRef(branch.to_string()))
             .await
             .map_err(|e| repo_err(&self.label, e))?;
-        let infos: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(|e| repo_err(&self.label, e))?;
+        let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(&self.label, e))?;
         Ok(infos
             .into_iter()
             .map(|s| CommitInfo {
@@ -258,11 +223,8 @@ impl Repo {
 
     /// A writable session on `branch`.
     pub async fn writer(&self, branch: &str) -> Result<Writer, StoreError> {
-        let session = self
-            .inner
-            .writable_session(branch)
-            .await
-            .map_err(|e| repo_err(&self.label, e))?;
+        let session =
+            self.inner.writable_session(branch).await.map_err(|e| repo_err(&self.label, e))?;
         Ok(Writer::new(session, branch, &self.label))
     }
 }

@@ -27,26 +27,17 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer")
-            .field("branch", &self.branch)
-            .finish_non_exhaustive()
+        f.debug_struct("Writer").field("branch", &self.branch).finish_non_exhaustive()
     }
 }
 
 fn key_for(path: &str) -> String {
     let p = path.trim_matches('/');
-    if p.is_empty() {
-        "zarr.json".to_string()
-    } else {
-        format!("{p}/zarr.json")
-    }
+    if p.is_empty() { "zarr.json".to_string() } else { format!("{p}/zarr.json") }
 }
 
 fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Array {
-        path: path.to_string(),
-        detail: e.to_string(),
-    }
+    StoreError::Array { path: path.to_string(), detail: e.to_string() }
 }
 
 impl Writer {
@@ -64,9 +55,7 @@ impl Writer {
         let bytes = self.store.get(&key).await.map_err(|e| array_err(path, e))?;
         match bytes {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| array_err(path, e)),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| array_err(path, e)),
         }
     }
 
@@ -78,29 +67,22 @@ impl Writer {
         record_dims: &[String],
     ) -> Result<RepoState, StoreError> {
         let prefix = group.trim_end_matches('/');
-        let nodes: Vec<(String, bool)> =
-            {
-                let session = self.store.session();
-                let guard = session.read().await;
-                let it = guard.list_nodes(&IcePath::root()).await.map_err(|e| {
-                    StoreError::Repository {
-                        repo: self.label.clone(),
-                        detail: e.to_string(),
-                    }
+        let nodes: Vec<(String, bool)> = {
+            let session = self.store.session();
+            let guard = session.read().await;
+            let it = guard.list_nodes(&IcePath::root()).await.map_err(|e| {
+                StoreError::Repository { repo: self.label.clone(), detail: e.to_string() }
+            })?;
+            let mut v = Vec::new();
+            for n in it {
+                let n = n.map_err(|e| StoreError::Repository {
+                    repo: self.label.clone(),
+                    detail: e.to_string(),
                 })?;
-                let mut v = Vec::new();
-                for n in it {
-                    let n = n.map_err(|e| StoreError::Repository {
-                        repo: self.label.clone(),
-                        detail: e.to_string(),
-                    })?;
-                    v.push((
-                        n.path.to_string(),
-                        matches!(n.node_data, NodeData::Array { .. }),
-                    ));
-                }
-                v
-            };
+                v.push((n.path.to_string(), matches!(n.node_data, NodeData::Array { .. })));
+            }
+            v
+        };
         let mut state = RepoState::default();
         for (path, is_array) in nodes {
             let inside =
@@ -118,16 +100,10 @@ impl Writer {
             let shape: Vec<u64> = serde_json::from_value(meta["shape"].clone()).unwrap_or_default();
             let dims: Vec<String> = meta["dimension_names"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|d| d.as_str().unwrap_or("").to_string())
-                        .collect()
-                })
+                .map(|a| a.iter().map(|d| d.as_str().unwrap_or("").to_string()).collect())
                 .unwrap_or_default();
-            let dtype = meta["data_type"]
-                .as_str()
-                .and_then(DType::from_zarr_name)
-                .ok_or_else(|| {
+            let dtype =
+                meta["data_type"].as_str().and_then(DType::from_zarr_name).ok_or_else(|| {
                     array_err(
                         &path,
                         "holds a data type Floe does not write; sync into another group (--group)",
@@ -146,17 +122,9 @@ impl Writer {
                     state.last_coord.insert(path.clone(), v);
                 }
             }
-            state.arrays.insert(
-                path,
-                ArrayState {
-                    shape,
-                    dims,
-                    dtype,
-                    chunks,
-                    attrs,
-                    metadata: meta,
-                },
-            );
+            state
+                .arrays
+                .insert(path, ArrayState { shape, dims, dtype, chunks, attrs, metadata: meta });
         }
         Ok(state)
     }
@@ -165,29 +133,21 @@ impl Writer {
     pub async fn put_group(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.store
-            .set(&key, Bytes::from(body))
-            .await
-            .map_err(|e| array_err(path, e))
+        self.store.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))
     }
 
     /// Write (create or resize) an array's `zarr.json`.
     pub async fn put_array(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.store
-            .set(&key, Bytes::from(body))
-            .await
-            .map_err(|e| array_err(path, e))?;
+        self.store.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))?;
         self.cache().remove(path);
         Ok(())
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Array<AsyncIcechunkStore>>>> {
         // a panic while holding this lock cannot leave the map inconsistent
-        self.arrays
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.arrays.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn array(
@@ -222,9 +182,7 @@ impl Writer {
             .map_err(|e| array_err(path, e))?;
         let result = match data {
             Data::Fixed(bytes) => {
-                array
-                    .async_store_array_subset(&subset, ArrayBytes::new_flen(bytes))
-                    .await
+                array.async_store_array_subset(&subset, ArrayBytes::new_flen(bytes)).await
             }
             Data::Strings(strings) => array.async_store_array_subset(&subset, strings).await,
         };
@@ -246,16 +204,12 @@ impl Writer {
         let subset = ArraySubset::new_with_start_shape(start.to_vec(), count.to_vec())
             .map_err(|e| array_err(path, e))?;
         if metadata["data_type"].as_str() == Some("string") {
-            let v: Vec<String> = array
-                .async_retrieve_array_subset(&subset)
-                .await
-                .map_err(|e| array_err(path, e))?;
+            let v: Vec<String> =
+                array.async_retrieve_array_subset(&subset).await.map_err(|e| array_err(path, e))?;
             return Ok(Data::Strings(v));
         }
-        let b: ArrayBytes<'static> = array
-            .async_retrieve_array_subset(&subset)
-            .await
-            .map_err(|e| array_err(path, e))?;
+        let b: ArrayBytes<'static> =
+            array.async_retrieve_array_subset(&subset).await.map_err(|e| array_err(path, e))?;
         let raw = b.into_fixed().map_err(|e| array_err(path, e))?;
         Ok(Data::Fixed(raw.into_owned()))
     }
@@ -277,10 +231,9 @@ impl Writer {
                 SessionErrorKind::Conflict { .. } | SessionErrorKind::RebaseFailed { .. } => {
                     Err(StoreError::Conflict(self.branch.clone()))
                 }
-                _ => Err(StoreError::Repository {
-                    repo: self.label.clone(),
-                    detail: e.to_string(),
-                }),
+                _ => {
+                    Err(StoreError::Repository { repo: self.label.clone(), detail: e.to_string() })
+                }
             },
         }
     }

@@ -15,11 +15,7 @@ pub enum IngestError {
     #[error(
         "{file}: already ingested with other content (hash {old} then, {new} now); Floe never overwrites committed records: rename the file if it is new data, or restore the original"
     )]
-    ChangedSinceIngest {
-        file: String,
-        old: String,
-        new: String,
-    },
+    ChangedSinceIngest { file: String, old: String, new: String },
     #[error(
         "{file}: static variable `{path}` differs from what the repository holds; the repository was left unchanged. If the change is real (e.g. a recalibrated instrument), send this file to another branch or group (--branch / --group)"
     )]

@@ -101,10 +101,7 @@ struct FileFailure {
 
 impl From<IngestError> for FileFailure {
     fn from(error: IngestError) -> Self {
-        FileFailure {
-            error,
-            wrote: false,
-        }
+        FileFailure { error, wrote: false }
     }
 }
 
@@ -117,9 +114,7 @@ pub struct Ingest<'a> {
 
 impl std::fmt::Debug for Ingest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest")
-            .field("opts", &self.opts)
-            .finish_non_exhaustive()
+        f.debug_struct("Ingest").field("opts", &self.opts).finish_non_exhaustive()
     }
 }
 
@@ -134,10 +129,8 @@ fn read_coords(reader: &dyn SourceReader, dims: &[String]) -> Result<Coords, Sou
             {
                 if let Data::Fixed(b) = reader.read(&g.path, &v.name, &[0], &v.shape)? {
                     let size = v.dtype.size().unwrap_or(8);
-                    let vals: Vec<f64> = b
-                        .chunks_exact(size)
-                        .filter_map(|c| v.dtype.element_as_f64(c))
-                        .collect();
+                    let vals: Vec<f64> =
+                        b.chunks_exact(size).filter_map(|c| v.dtype.element_as_f64(c)).collect();
                     out.insert(d.clone(), vals);
                 }
                 break;
@@ -208,20 +201,15 @@ impl Ingest<'_> {
             match evidence {
                 Ok(e) => match complete::decide(&e, now, o.quiet) {
                     Completeness::Complete => complete_files.push((c, e)),
-                    Completeness::Writing(reason) => report.waiting.push(Waiting {
-                        file: c.rel,
-                        reason,
-                    }),
+                    Completeness::Writing(reason) => {
+                        report.waiting.push(Waiting { file: c.rel, reason })
+                    }
                 },
                 Err(err) => self.reject(
                     &mut report,
                     &c.rel,
                     IngestError::Source(
-                        SourceError::Io {
-                            path: c.path.clone(),
-                            source: err,
-                        }
-                        .into_io_checked(),
+                        SourceError::Io { path: c.path.clone(), source: err }.into_io_checked(),
                     ),
                 ),
             }
@@ -265,11 +253,7 @@ impl Ingest<'_> {
                         &mut report,
                         &c.rel,
                         IngestError::Source(
-                            SourceError::Io {
-                                path: c.path.clone(),
-                                source: err,
-                            }
-                            .into_io_checked(),
+                            SourceError::Io { path: c.path.clone(), source: err }.into_io_checked(),
                         ),
                     );
                     continue;
@@ -307,18 +291,10 @@ impl Ingest<'_> {
             };
             let size = if c.is_dir { dir_size(&c.path) } else { e.len };
             let mtime = e.mtime.map(rfc3339).unwrap_or_default();
-            pending.push(Pending {
-                cand: c,
-                size,
-                mtime,
-                hash,
-                sort_key: key,
-            });
+            pending.push(Pending { cand: c, size, mtime, hash, sort_key: key });
         }
         pending.sort_by(|a, b| {
-            a.sort_key
-                .total_cmp(&b.sort_key)
-                .then_with(|| a.cand.rel.cmp(&b.cand.rel))
+            a.sort_key.total_cmp(&b.sort_key).then_with(|| a.cand.rel.cmp(&b.cand.rel))
         });
         (self.progress)(&Progress::Planned {
             files: pending.len(),
@@ -442,10 +418,7 @@ impl Ingest<'_> {
                         "commit"
                     );
                     known = Some((id.clone(), state));
-                    (self.progress)(&Progress::Committed {
-                        id: id.clone(),
-                        files: done.len(),
-                    });
+                    (self.progress)(&Progress::Committed { id: id.clone(), files: done.len() });
                     for (p, f) in done {
                         add_records(&mut report.records, &f.records);
                         report.bytes += p.size;
@@ -475,21 +448,14 @@ impl Ingest<'_> {
             file: file.to_string(),
             message: message.clone(),
         });
-        report.rejected.push(Rejected {
-            file: file.to_string(),
-            code: error.code(),
-            message,
-        });
+        report.rejected.push(Rejected { file: file.to_string(), code: error.code(), message });
     }
 
     /// Open and plan one file against `state` (no writes).
     fn plan_file(&self, p: &Pending, state: &RepoState) -> Result<PlannedFile, FileFailure> {
         let reader = floe_source::open(&p.cand.path).map_err(IngestError::from)?;
         let settings = &self.opts.settings;
-        let plan_err = |source| IngestError::Plan {
-            file: p.cand.rel.clone(),
-            source,
-        };
+        let plan_err = |source| IngestError::Plan { file: p.cand.rel.clone(), source };
         let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
         let coords = read_coords(reader.as_ref(), &dims).map_err(IngestError::from)?;
         let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
@@ -521,20 +487,11 @@ impl Ingest<'_> {
         let t_plan = t0.elapsed();
         let rel = &p.cand.rel;
         // static variables must equal what the repository holds: check before writing
-        for op in plan
-            .arrays
-            .iter()
-            .filter(|o| o.action == ArrayAction::VerifyStatic)
-        {
+        for op in plan.arrays.iter().filter(|o| o.action == ArrayAction::VerifyStatic) {
             let Some((g, v)) = &op.source else { continue };
-            let here = reader
-                .read(g, v, &op.region_start, &op.region_count)
-                .map_err(IngestError::from)?;
-            let meta = &state
-                .arrays
-                .get(&op.path)
-                .map(|a| a.metadata.clone())
-                .unwrap_or_default();
+            let here =
+                reader.read(g, v, &op.region_start, &op.region_count).map_err(IngestError::from)?;
+            let meta = &state.arrays.get(&op.path).map(|a| a.metadata.clone()).unwrap_or_default();
             let there = writer
                 .read(&op.path, meta, &op.region_start, &op.region_count)
                 .await
@@ -550,17 +507,11 @@ impl Ingest<'_> {
         let t_verify = t0.elapsed();
         let wrote = |error: IngestError| FileFailure { error, wrote: true };
         for g in &plan.groups {
-            writer
-                .put_group(&g.path, &g.metadata)
-                .await
-                .map_err(|e| wrote(e.into()))?;
+            writer.put_group(&g.path, &g.metadata).await.map_err(|e| wrote(e.into()))?;
         }
         for op in &plan.arrays {
             if let Some(meta) = &op.metadata {
-                writer
-                    .put_array(&op.path, meta)
-                    .await
-                    .map_err(|e| wrote(e.into()))?;
+                writer.put_array(&op.path, meta).await.map_err(|e| wrote(e.into()))?;
             }
         }
         let t_meta = t0.elapsed();
@@ -571,14 +522,9 @@ impl Ingest<'_> {
             .iter()
             .filter(|o| matches!(o.action, ArrayAction::Create | ArrayAction::Append))
             .map(|op| self.copy_array(shared, reader.as_ref(), op, rel));
-        let results: Vec<Result<(), IngestError>> = futures::stream::iter(copies)
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .collect()
-            .await;
-        results
-            .into_iter()
-            .collect::<Result<(), _>>()
-            .map_err(wrote)?;
+        let results: Vec<Result<(), IngestError>> =
+            futures::stream::iter(copies).buffer_unordered(WRITE_CONCURRENCY).collect().await;
+        results.into_iter().collect::<Result<(), _>>().map_err(wrote)?;
         tracing::debug!(
             plan = t_plan.as_secs_f64(),
             verify = t_verify.as_secs_f64(),
@@ -615,10 +561,7 @@ impl Ingest<'_> {
         let meta = op.metadata.clone().unwrap_or_default();
         if op.region_count.is_empty() {
             let data = reader.read(g, v, &[], &[])?;
-            return writer
-                .write(&op.path, &meta, &[], &[], data)
-                .await
-                .map_err(Into::into);
+            return writer.write(&op.path, &meta, &[], &[], data).await.map_err(Into::into);
         }
         let axis = op.append_axis.unwrap_or(0);
         let item = op.dtype.size().unwrap_or(16) as u64;
@@ -652,14 +595,9 @@ impl Ingest<'_> {
             let mut data = reader.read(g, v, &src_start, &count)?;
             if let (Some(r), Data::Fixed(bytes)) = (op.reencode, &mut data) {
                 r.apply(op.dtype, bytes)
-                    .map_err(|detail| IngestError::Reencode {
-                        file: rel.to_string(),
-                        detail,
-                    })?;
+                    .map_err(|detail| IngestError::Reencode { file: rel.to_string(), detail })?;
             }
-            writer
-                .write(&op.path, &meta, &dst_start, &count, data)
-                .await?;
+            writer.write(&op.path, &meta, &dst_start, &count, data).await?;
             done += take;
         }
         Ok(())
@@ -670,9 +608,7 @@ impl Ingest<'_> {
 /// commit, after everything of that commit has been written: the moment a power cut
 /// would hurt most. The crash-safety tests use it; nothing else should.
 fn crash_point(commit_number: usize) {
-    if std::env::var("FLOE_CRASH_BEFORE_COMMIT")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
+    if std::env::var("FLOE_CRASH_BEFORE_COMMIT").ok().and_then(|v| v.parse::<usize>().ok())
         == Some(commit_number)
     {
         std::process::abort();

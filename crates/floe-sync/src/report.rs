@@ -46,21 +46,13 @@ pub struct Report {
 impl Report {
     /// 0 when nothing was rejected, otherwise the exit code of the rejections.
     pub fn exit_code(&self) -> i32 {
-        self.rejected
-            .iter()
-            .map(|r| r.code.exit_code())
-            .max()
-            .unwrap_or(0)
+        self.rejected.iter().map(|r| r.code.exit_code()).max().unwrap_or(0)
     }
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verb = if self.dry_run {
-            "would ingest"
-        } else {
-            "ingested"
-        };
+        let verb = if self.dry_run { "would ingest" } else { "ingested" };
         let recs = if self.records.is_empty() {
             "no records".to_string()
         } else {

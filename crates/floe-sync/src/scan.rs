@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use floe_source::complete::is_temporary_name;
 
 /// Default file patterns: NetCDF/HDF5 files and Zarr directory stores.
-pub const DEFAULT_PATTERNS: &[&str] = &[
-    "*.nc", "*.nc4", "*.cdf", "*.netcdf", "*.h5", "*.hdf5", "*.he5", "*.zarr",
-];
+pub const DEFAULT_PATTERNS: &[&str] =
+    &["*.nc", "*.nc4", "*.cdf", "*.netcdf", "*.h5", "*.hdf5", "*.he5", "*.zarr"];
 
 /// A file (or Zarr directory) found in the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +60,7 @@ pub fn scan(folder: &Path, patterns: &[glob::Pattern]) -> std::io::Result<Vec<Ca
 /// Compile user patterns (or the defaults).
 pub fn patterns(user: &[String]) -> Result<Vec<glob::Pattern>, glob::PatternError> {
     if user.is_empty() {
-        DEFAULT_PATTERNS
-            .iter()
-            .map(|p| glob::Pattern::new(p))
-            .collect()
+        DEFAULT_PATTERNS.iter().map(|p| glob::Pattern::new(p)).collect()
     } else {
         user.iter().map(|p| glob::Pattern::new(p)).collect()
     }
@@ -88,11 +84,7 @@ pub fn hash(path: &Path) -> std::io::Result<String> {
         }
         files.sort();
         for f in files {
-            let rel = f
-                .strip_prefix(path)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .to_string();
+            let rel = f.strip_prefix(path).unwrap_or(&f).to_string_lossy().to_string();
             hasher.update(rel.as_bytes());
             hasher.update(&[0]);
             hasher.update_reader(std::fs::File::open(&f)?)?;

@@ -1,0 +1,246 @@
+//! Object-store destinations: S3 (and S3-compatible endpoints), Azure Blob, GCS.
+//!
+//! Settings and credentials come from the environment, the way the clouds' own
+//! tools read them (the OS keychain is layered on top by the sync engine):
+//!
+//! | destination | variables |
+//! | --- | --- |
+//! | `s3://` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`), `AWS_ENDPOINT_URL` (S3-compatible servers: path-style; `http://` allowed) |
+//! | `az://` | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY` or `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_USE_EMULATOR=true` with `AZURITE_BLOB_STORAGE_URL` for Azurite |
+//! | `gs://` | `GOOGLE_APPLICATION_CREDENTIALS` / `GOOGLE_SERVICE_ACCOUNT` (service account JSON) |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use icechunk::Storage;
+use icechunk::storage::{
+    AzureCredentials, AzureStaticCredentials, GcsCredentials, S3Credentials, S3Options,
+    S3StaticCredentials,
+};
+
+use crate::StoreError;
+
+/// Where settings come from (the process environment, or a map in tests).
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+fn first(env: &dyn Env, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| env.get(k))
+}
+
+fn prefix_opt(prefix: &str) -> Option<String> {
+    (!prefix.is_empty()).then(|| prefix.to_string())
+}
+
+/// S3 options from the environment (pure, for testing).
+pub fn s3_options(env: &dyn Env) -> (S3Options, S3Credentials) {
+    let region =
+        first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or_else(|| "us-east-1".into());
+    let mut opts = S3Options::default().with_region(region);
+    if let Some(endpoint) = first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+        opts = opts
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_force_path_style(true)
+            .with_endpoint_url(endpoint);
+    }
+    let creds = match (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            S3Credentials::Static(S3StaticCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token: env.get("AWS_SESSION_TOKEN"),
+                expires_after: None,
+            })
+        }
+        _ => S3Credentials::FromEnv,
+    };
+    (opts, creds)
+}
+
+/// Azure account, credentials and object_store settings from the environment.
+pub fn azure_options(env: &dyn Env) -> (Option<String>, AzureCredentials, HashMap<String, String>) {
+    let emulator = env.get("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true" || v == "1");
+    let mut config = HashMap::new();
+    if emulator {
+        config.insert("use_emulator".to_string(), "true".to_string());
+    }
+    let account = first(env, &["AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"])
+        .or_else(|| emulator.then(|| "devstoreaccount1".to_string()));
+    let creds = if let Some(key) = first(env, &["AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"]) {
+        AzureCredentials::Static(AzureStaticCredentials::AccessKey(key))
+    } else if let Some(sas) = env.get("AZURE_STORAGE_SAS_TOKEN") {
+        AzureCredentials::Static(AzureStaticCredentials::SASToken(sas))
+    } else {
+        AzureCredentials::FromEnv
+    };
+    (account, creds, config)
+}
+
+/// Storage for a remote repository URL.
+pub async fn storage(
+    url: &floe_core::RepoUrl,
+    env: &dyn Env,
+) -> Result<Arc<dyn Storage + Send + Sync>, StoreError> {
+    use floe_core::RepoUrl;
+    let label = url.to_string();
+    let err = |e: &dyn std::fmt::Display| StoreError::Repository {
+        repo: label.clone(),
+        detail: e.to_string(),
+    };
+    match url {
+        RepoUrl::Local(_) => Err(err(&"not a remote repository")),
+        RepoUrl::S3 { bucket, prefix } => {
+            let (opts, creds) = s3_options(env);
+            icechunk::storage::new_s3_object_store_storage(
+                opts,
+                bucket.clone(),
+                prefix_opt(prefix),
+                Some(creds),
+                Vec::new(),
+                Vec::new(),
+            )
+            .await
+            .map_err(|e| err(&e))
+        }
+        RepoUrl::Azure { container, prefix } => {
+            let (account, creds, config) = azure_options(env);
+            let account = account.ok_or_else(|| StoreError::Credentials {
+                repo: label.clone(),
+                detail: "no storage account: set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY)".into(),
+            })?;
+            icechunk::storage::new_azure_blob_storage(
+                account,
+                container.clone(),
+                prefix_opt(prefix),
+                Some(creds),
+                Some(config),
+            )
+            .await
+            .map_err(|e| err(&e))
+        }
+        RepoUrl::Gcs { bucket, prefix } => icechunk::storage::new_gcs_storage(
+            bucket.clone(),
+            prefix_opt(prefix),
+            Some(GcsCredentials::FromEnv),
+            None,
+            Vec::new(),
+            Vec::new(),
+        )
+        .map_err(|e| err(&e)),
+    }
+}
+
+/// Turn a storage failure into the error a user can act on.
+pub fn classify(label: &str, detail: String) -> StoreError {
+    let lower = detail.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if has(&[
+        "nosuchbucket",
+        "containernotfound",
+        "bucket does not exist",
+        "the specified container does not exist",
+    ]) {
+        StoreError::MissingBucket(label.to_string())
+    } else if has(&[
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+        "accessdenied",
+        "authenticationfailed",
+        "authorizationfailure",
+        "403",
+        "401",
+        "forbidden",
+        "unauthorized",
+    ]) {
+        StoreError::Credentials { repo: label.to_string(), detail }
+    } else if has(&[
+        "connection refused",
+        "dns error",
+        "error trying to connect",
+        "timed out",
+        "connect error",
+        "error sending request",
+        "tcp connect",
+    ]) {
+        StoreError::Unreachable { repo: label.to_string(), detail }
+    } else {
+        StoreError::Repository { repo: label.to_string(), detail }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn s3_compatible_endpoints_use_path_style_and_http() {
+        let (o, c) = s3_options(&env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ]));
+        assert_eq!(o.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(o.allow_http && o.force_path_style);
+        assert_eq!(o.region.as_deref(), Some("us-east-1"));
+        assert!(matches!(c, S3Credentials::Static(_)));
+        let (o, c) = s3_options(&env(&[("AWS_REGION", "eu-west-1")]));
+        assert!(!o.allow_http && o.endpoint_url.is_none());
+        assert!(matches!(c, S3Credentials::FromEnv));
+    }
+
+    #[test]
+    fn azurite_needs_no_account() {
+        let (a, c, cfg) = azure_options(&env(&[("AZURE_STORAGE_USE_EMULATOR", "true")]));
+        assert_eq!(a.as_deref(), Some("devstoreaccount1"));
+        assert!(matches!(c, AzureCredentials::FromEnv));
+        assert_eq!(cfg.get("use_emulator").map(String::as_str), Some("true"));
+        let (a, c, _) = azure_options(&env(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "k"),
+        ]));
+        assert_eq!(a.as_deref(), Some("acct"));
+        assert!(matches!(c, AzureCredentials::Static(_)));
+    }
+
+    #[test]
+    fn storage_failures_are_classified() {
+        assert!(matches!(
+            classify("s3://b", "NoSuchBucket: nope".into()),
+            StoreError::MissingBucket(_)
+        ));
+        assert!(matches!(
+            classify("s3://b", "InvalidAccessKeyId".into()),
+            StoreError::Credentials { .. }
+        ));
+        assert!(matches!(
+            classify("s3://b", "error trying to connect: Connection refused".into()),
+            StoreError::Unreachable { .. }
+        ));
+        assert!(matches!(
+            classify("s3://b", "something else".into()),
+            StoreError::Repository { .. }
+        ));
+    }
+}

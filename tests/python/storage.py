@@ -1,0 +1,32 @@
+"""Create buckets and containers on the loopback test servers (Floe never creates them).
+
+    python storage.py s3-bucket ENDPOINT BUCKET
+    python storage.py az-container BLOB_URL CONTAINER
+"""
+
+import sys
+
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")
+
+
+def main():
+    kind, endpoint, name = sys.argv[1:4]
+    if kind == "s3-bucket":
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=name)
+    elif kind == "az-container":
+        from azure.storage.blob import BlobServiceClient
+
+        conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={endpoint}/devstoreaccount1;")
+        BlobServiceClient.from_connection_string(conn).create_container(name)
+    else:
+        raise SystemExit(f"unknown: {kind}")
+
+
+if __name__ == "__main__":
+    main()
