@@ -44,19 +44,9 @@ fn fill_json(dtype: DType, fill: &Scalar) -> Value {
     }
 }
 
-/// The fill value recorded in an existing array's `_FillValue` attribute, if any.
+/// The fill value recorded in an array's `_FillValue` attribute, if any.
 fn fill_from_attrs(dtype: DType, attrs: &Map<String, Value>) -> Option<Value> {
-    use base64::Engine as _;
-    let v = attrs.get("_FillValue")?;
-    match v {
-        Value::String(s) if dtype.is_float() => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-            let arr: [u8; 8] = bytes.as_slice().try_into().ok()?;
-            Some(fill_json(dtype, &Scalar::Float(f64::from_le_bytes(arr))))
-        }
-        Value::Number(_) | Value::Bool(_) | Value::String(_) => Some(v.clone()),
-        _ => None,
-    }
+    floe_source::decode_fill_value(dtype, attrs.get("_FillValue")?).map(|s| fill_json(dtype, &s))
 }
 
 /// The Zarr v3 `zarr.json` of an array Floe writes: little-endian bytes + zstd (or

@@ -17,7 +17,8 @@ use std::path::Path;
 
 pub use error::SourceError;
 pub use model::{
-    DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, encode_fill_value,
+    DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, decode_fill_value,
+    encode_fill_value,
 };
 
 /// A source file opened for reading.

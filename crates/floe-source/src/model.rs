@@ -260,6 +260,36 @@ pub fn encode_fill_value(dtype: DType, value: Scalar) -> Value {
     }
 }
 
+/// A JSON fill value as Zarr metadata writes it (numbers, `"NaN"`, `"Infinity"`).
+pub fn scalar_from_json(v: &Value) -> Option<Scalar> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(Scalar::Int)
+            .or_else(|| n.as_u64().map(Scalar::UInt))
+            .or_else(|| n.as_f64().map(Scalar::Float)),
+        Value::String(s) if s == "NaN" => Some(Scalar::Float(f64::NAN)),
+        Value::String(s) if s == "Infinity" => Some(Scalar::Float(f64::INFINITY)),
+        Value::String(s) if s == "-Infinity" => Some(Scalar::Float(f64::NEG_INFINITY)),
+        _ => None,
+    }
+}
+
+/// Decode a `_FillValue` attribute as xarray's Zarr backend writes it (the inverse of
+/// [`encode_fill_value`]).
+pub fn decode_fill_value(dtype: DType, v: &Value) -> Option<Scalar> {
+    match v {
+        Value::String(s) if dtype.is_float() => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+            let arr: [u8; 8] = bytes.as_slice().try_into().ok()?;
+            Some(Scalar::Float(f64::from_le_bytes(arr)))
+        }
+        Value::String(s) if dtype == DType::Str => Some(Scalar::Text(s.clone())),
+        Value::Bool(b) => Some(Scalar::Int(i64::from(*b))),
+        other => scalar_from_json(other),
+    }
+}
+
 /// One attribute value, typed as the source stored it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
@@ -297,6 +327,21 @@ mod tests {
             encode_fill_value(DType::U64, Scalar::UInt(18446744073709551614)),
             Value::from(18446744073709551614u64)
         );
+    }
+
+    #[test]
+    fn fill_values_round_trip_through_xarray_encoding() {
+        for (dt, v) in [
+            (DType::F32, Scalar::Float(-9999.0)),
+            (DType::F64, Scalar::Float(f64::INFINITY)),
+            (DType::I16, Scalar::Int(-32767)),
+            (DType::U64, Scalar::UInt(u64::MAX - 1)),
+        ] {
+            assert_eq!(decode_fill_value(dt, &encode_fill_value(dt, v.clone())), Some(v));
+        }
+        let nan =
+            decode_fill_value(DType::F32, &encode_fill_value(DType::F32, Scalar::Float(f64::NAN)));
+        assert!(matches!(nan, Some(Scalar::Float(x)) if x.is_nan()));
     }
 
     #[test]

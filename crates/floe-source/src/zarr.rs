@@ -8,7 +8,8 @@ use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::node::{Node, NodeMetadata};
 
-use crate::model::{DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable};
+use crate::model::{DType, Data, Dataset, Dim, Group, SourceFormat, VarKind, Variable};
+use crate::model::{decode_fill_value, scalar_from_json};
 use crate::{SourceError, SourceReader, encode_fill_value};
 
 pub(crate) struct ZarrSource {
@@ -52,33 +53,6 @@ fn dtype_from_v2(path: &Path, var: &str, dtype: &str) -> Result<DType, SourceErr
             });
         }
     })
-}
-
-fn fill_scalar(v: &Value) -> Option<Scalar> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(Scalar::Int)
-            .or_else(|| n.as_u64().map(Scalar::UInt))
-            .or_else(|| n.as_f64().map(Scalar::Float)),
-        Value::String(s) if s == "NaN" => Some(Scalar::Float(f64::NAN)),
-        Value::String(s) if s == "Infinity" => Some(Scalar::Float(f64::INFINITY)),
-        Value::String(s) if s == "-Infinity" => Some(Scalar::Float(f64::NEG_INFINITY)),
-        _ => None,
-    }
-}
-
-/// Decode a `_FillValue` attribute as xarray's Zarr backend wrote it.
-fn decode_xarray_fill(dtype: DType, v: &Value) -> Option<Scalar> {
-    use base64::Engine as _;
-    match v {
-        Value::String(s) if dtype.is_float() => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-            let arr: [u8; 8] = bytes.as_slice().try_into().ok()?;
-            Some(Scalar::Float(f64::from_le_bytes(arr)))
-        }
-        other => fill_scalar(other),
-    }
 }
 
 impl ZarrSource {
@@ -177,8 +151,8 @@ impl ZarrSource {
         // xarray masks a Zarr v2 array's fill value; keep that meaning explicit.
         let mut fill_value = None;
         if let Some(v) = attrs.get("_FillValue") {
-            fill_value = decode_xarray_fill(dtype, v);
-        } else if is_v2 && let Some(s) = fill.as_ref().and_then(fill_scalar) {
+            fill_value = decode_fill_value(dtype, v);
+        } else if is_v2 && let Some(s) = fill.as_ref().and_then(scalar_from_json) {
             attrs.insert("_FillValue".into(), encode_fill_value(dtype, s.clone()));
             fill_value = Some(s);
         }

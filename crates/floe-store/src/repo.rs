@@ -24,6 +24,9 @@ pub struct Repo {
     pub(crate) label: String,
     /// A local repository takes one writer at a time: held while this `Repo` lives.
     _lock: Option<std::fs::File>,
+    /// The last, partly filled chunk of each appended array as of one snapshot, so
+    /// the next append writes whole chunks instead of reading them back.
+    pub(crate) tails: crate::writer::SharedTails,
 }
 
 impl std::fmt::Debug for Repo {
@@ -114,7 +117,7 @@ impl Repo {
             return Err(StoreError::NotFound(label));
         }
         let inner = Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?;
-        Ok(Repo { inner, label, _lock: None })
+        Ok(Repo { inner, label, _lock: None, tails: Default::default() })
     }
 
     /// Open the repository for writing, creating it (with manifest splitting along
@@ -144,7 +147,7 @@ impl Repo {
                 .await
                 .map_err(|e| repo_err(&label, e))?
         };
-        Ok(Repo { inner, label, _lock: lock })
+        Ok(Repo { inner, label, _lock: lock, tails: Default::default() })
     }
 
     pub fn label(&self) -> &str {
@@ -225,6 +228,7 @@ impl Repo {
     pub async fn writer(&self, branch: &str) -> Result<Writer, StoreError> {
         let session =
             self.inner.writable_session(branch).await.map_err(|e| repo_err(&self.label, e))?;
-        Ok(Writer::new(session, branch, &self.label))
+        let base = session.snapshot_id().to_string();
+        Ok(Writer::new(session, branch, &self.label, self.tails.clone(), &base))
     }
 }

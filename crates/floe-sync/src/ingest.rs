@@ -597,7 +597,11 @@ impl Ingest<'_> {
                 r.apply(op.dtype, bytes)
                     .map_err(|detail| IngestError::Reencode { file: rel.to_string(), detail })?;
             }
-            writer.write(&op.path, &meta, &dst_start, &count, data).await?;
+            if axis == 0 && op.append_axis == Some(0) {
+                writer.append(&op.path, &meta, &dst_start, &count, data).await?;
+            } else {
+                writer.write(&op.path, &meta, &dst_start, &count, data).await?;
+            }
             done += take;
         }
         Ok(())
