@@ -261,8 +261,30 @@ impl Writer {
         while pos < end {
             let chunk = pos / chunk_len;
             let in_chunk = pos - chunk * chunk_len;
+            let whole = if in_chunk == 0 { (end - pos) / chunk_len * chunk_len } else { 0 };
+            if whole > 0 {
+                // whole chunks: zarrs encodes them in parallel and reads nothing
+                let n = whole as usize * per_record;
+                let mut s = vec![0u64; shape.len()];
+                s[0] = pos;
+                let mut c = shape.clone();
+                c[0] = whole;
+                let subset =
+                    ArraySubset::new_with_start_shape(s, c).map_err(|e| array_err(path, e))?;
+                array
+                    .async_store_array_subset(
+                        &subset,
+                        ArrayBytes::new_flen(&new[offset..offset + n]),
+                    )
+                    .await
+                    .map_err(|e| array_err(path, e))?;
+                lock(&self.tails).remove(path);
+                offset += n;
+                pos += whole;
+                continue;
+            }
+            // a partly filled chunk: the records it holds already, the new ones, fill
             let take = (chunk_len - in_chunk).min(end - pos);
-            // records already in this chunk
             let mut body = if in_chunk == 0 {
                 Vec::with_capacity(chunk_len as usize * per_record)
             } else {
@@ -291,9 +313,8 @@ impl Writer {
             let filled = in_chunk + take;
             let tail =
                 (filled < chunk_len).then(|| Tail { chunk, records: filled, bytes: body.clone() });
-            for _ in 0..(chunk_len - filled) * (per_record as u64 / item) {
-                body.extend_from_slice(&fill);
-            }
+            let missing = (chunk_len - filled) as usize * per_record / item as usize;
+            body.extend(fill.iter().copied().cycle().take(missing * fill.len()));
             let mut idx = vec![0u64; shape.len()];
             idx[0] = chunk;
             array
