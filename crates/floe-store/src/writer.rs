@@ -59,6 +59,14 @@ fn key_for(path: &str) -> String {
     if p.is_empty() { "zarr.json".to_string() } else { format!("{p}/zarr.json") }
 }
 
+/// The regular chunk shape of a `zarr.json`.
+fn chunk_shape(metadata: &Value) -> Vec<u64> {
+    metadata["chunk_grid"]["configuration"]["chunk_shape"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
 fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Array { path: path.to_string(), detail: e.to_string() }
 }
@@ -144,9 +152,7 @@ impl Writer {
                         "holds a data type Floe does not write; sync into another group (--group)",
                     )
                 })?;
-            let chunks: Vec<u64> =
-                serde_json::from_value(meta["chunk_grid"]["configuration"]["chunk_shape"].clone())
-                    .unwrap_or_default();
+            let chunks = chunk_shape(&meta);
             let attrs = meta["attributes"].as_object().cloned().unwrap_or_default();
             let name = path.rsplit('/').next().unwrap_or("").to_string();
             if dims.len() == 1 && dims[0] == name && record_dims.contains(&name) && shape[0] > 0 {
@@ -224,9 +230,10 @@ impl Writer {
     }
 
     /// Append records along the first axis: `start[0]` is the array's old length and
-    /// `count[0]` records follow. Whole chunks are written from the cached tail (or the
-    /// tail read back once) plus the new records plus fill; arrays whose chunks split
-    /// the other axes, or text arrays, take the general path.
+    /// `count[0]` records follow. Whole chunks go to zarrs as they are; a partly filled
+    /// chunk is written whole from the cached tail (or the tail read back once) plus the
+    /// new records plus fill, so nothing is read back on the next append. Arrays whose
+    /// chunks split the other axes, and text arrays, take the general path.
     pub async fn append(
         &self,
         path: &str,
@@ -237,10 +244,7 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let array = self.array(path, metadata)?;
         let shape = array.shape().to_vec();
-        let chunk_shape: Vec<u64> = metadata["chunk_grid"]["configuration"]["chunk_shape"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
+        let chunk_shape = chunk_shape(metadata);
         let whole_records = !shape.is_empty()
             && chunk_shape.len() == shape.len()
             && shape[1..] == chunk_shape[1..]
@@ -349,10 +353,7 @@ impl Writer {
         if count.is_empty() {
             return self.chunk_data(&array, path, &[], text).await;
         }
-        let chunk: Vec<u64> = metadata["chunk_grid"]["configuration"]["chunk_shape"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).map(|c| c.max(1)).collect())
-            .unwrap_or_default();
+        let chunk: Vec<u64> = chunk_shape(metadata).into_iter().map(|c| c.max(1)).collect();
         if n == 0 || chunk.len() != count.len() {
             return Ok(if text { Data::Strings(Vec::new()) } else { Data::Fixed(Vec::new()) });
         }
