@@ -59,6 +59,9 @@ pub fn decide(e: &Evidence, now: SystemTime, quiet: Duration) -> Completeness {
     if e.classic_streaming {
         return Completeness::Writing("its NetCDF-3 header has no record count yet".into());
     }
+    if e.classic_expected_len == Some(u64::MAX) {
+        return Completeness::Writing("its NetCDF-3 header is not complete yet".into());
+    }
     if let Some(expected) = e.classic_expected_len
         && e.len < expected
     {
@@ -109,35 +112,127 @@ fn hdf5_write_flag(f: &mut File, sb: u64) -> std::io::Result<bool> {
     Ok(version >= 2 && head[11] & 0b101 != 0)
 }
 
-/// Expected length of a NetCDF-3 file from its header, and whether it is streaming.
-fn classic_expected(path: &Path) -> Option<(u64, bool)> {
-    let file = netcdf_reader::NcFile::open(path).ok()?;
-    if !matches!(
-        file.format(),
-        netcdf_reader::NcFormat::Classic
-            | netcdf_reader::NcFormat::Offset64
-            | netcdf_reader::NcFormat::Cdf5
-    ) {
+/// What a NetCDF-3 header says about the file's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassicHeader {
+    /// Bytes the file must have for every variable's data to be present.
+    pub expected_len: u64,
+    /// The record count is the "streaming" marker: the writer has not finished.
+    pub streaming: bool,
+}
+
+/// Parse just enough of a NetCDF-3 (CDF-1, CDF-2, CDF-5) header to know how long the
+/// file must be. Works on a file still being written, where a full reader refuses
+/// it; `None` when the bytes are not a complete classic header (yet).
+pub fn classic_header(bytes: &[u8]) -> Option<ClassicHeader> {
+    struct Cur<'a> {
+        b: &'a [u8],
+        at: usize,
+        wide: bool,
+    }
+    impl Cur<'_> {
+        fn u32(&mut self) -> Option<u64> {
+            let v = self.b.get(self.at..self.at + 4)?;
+            self.at += 4;
+            Some(u64::from(u32::from_be_bytes(v.try_into().ok()?)))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            let v = self.b.get(self.at..self.at + 8)?;
+            self.at += 8;
+            Some(u64::from_be_bytes(v.try_into().ok()?))
+        }
+        /// NON_NEG: 4 bytes in CDF-1/2, 8 in CDF-5
+        fn count(&mut self) -> Option<u64> {
+            if self.wide { self.u64() } else { self.u32() }
+        }
+        fn skip(&mut self, n: u64) -> Option<()> {
+            let padded = n.checked_add(3)? / 4 * 4;
+            self.at = self.at.checked_add(usize::try_from(padded).ok()?)?;
+            (self.at <= self.b.len()).then_some(())
+        }
+        fn name(&mut self) -> Option<()> {
+            let n = self.count()?;
+            self.skip(n)
+        }
+        /// A list header: tag and element count (ABSENT gives 0).
+        fn list(&mut self, tag: u64) -> Option<u64> {
+            let t = self.u32()?;
+            let n = self.count()?;
+            (t == tag || (t == 0 && n == 0)).then_some(n)
+        }
+        fn attrs(&mut self) -> Option<()> {
+            for _ in 0..self.list(0x0C)? {
+                self.name()?;
+                let ty = self.u32()?;
+                let n = self.count()?;
+                self.skip(n.checked_mul(type_size(ty)?)?)?;
+            }
+            Some(())
+        }
+    }
+    fn type_size(t: u64) -> Option<u64> {
+        Some(match t {
+            1 | 2 | 7 => 1,
+            3 | 8 => 2,
+            4 | 5 | 9 => 4,
+            6 | 10 | 11 => 8,
+            _ => return None,
+        })
+    }
+    if bytes.get(..3)? != b"CDF" {
         return None;
     }
-    let vars = file.variables().ok()?;
-    let numrecs =
-        file.dimensions().ok()?.iter().find(|d| d.is_unlimited).map(|d| d.size).unwrap_or(0);
-    let rec_vars: Vec<_> = vars.iter().filter(|v| v.is_record_var).collect();
-    let rec_stride: u64 = rec_vars.iter().map(|v| v.record_size).sum();
-    let mut end = 0u64;
-    for v in vars {
-        let e = if v.is_record_var {
+    let version = *bytes.get(3)?;
+    let wide = version == 5;
+    let mut c = Cur { b: bytes, at: 4, wide };
+    let numrecs = c.count()?;
+    let streaming = if wide { numrecs == u64::MAX } else { numrecs == 0xFFFF_FFFF };
+    let mut dims = Vec::new();
+    for _ in 0..c.list(0x0A)? {
+        c.name()?;
+        dims.push(c.count()?);
+    }
+    c.attrs()?;
+    struct Var {
+        record: bool,
+        vsize: u64,
+        begin: u64,
+    }
+    let mut vars = Vec::new();
+    for _ in 0..c.list(0x0B)? {
+        c.name()?;
+        let ndims = c.count()?;
+        let mut record = false;
+        for k in 0..ndims {
+            let id = c.count()?;
+            if k == 0 && dims.get(usize::try_from(id).ok()?) == Some(&0) {
+                record = true;
+            }
+        }
+        c.attrs()?;
+        let _ty = c.u32()?;
+        let vsize = c.count()?;
+        let begin = if version == 1 { c.u32()? } else { c.u64()? };
+        vars.push(Var { record, vsize, begin });
+    }
+    let recsize: u64 = vars.iter().filter(|v| v.record).map(|v| v.vsize).sum();
+    let numrecs = if streaming { 0 } else { numrecs };
+    let mut end = c.at as u64;
+    for v in &vars {
+        let e = if v.record {
             if numrecs == 0 {
                 continue;
             }
-            v.data_offset + (numrecs - 1) * rec_stride + v.record_size
+            v.begin + (numrecs - 1) * recsize + v.vsize
         } else {
-            v.data_offset + v._data_size
+            v.begin + v.vsize
         };
         end = end.max(e);
     }
-    Some((end, false))
+    // a lone record variable is not padded to 4 bytes: allow for that
+    let lone_record = vars.iter().filter(|v| v.record).count() == 1;
+    let slack = if lone_record { 3 * numrecs.min(1) } else { 0 };
+    Some(ClassicHeader { expected_len: end.saturating_sub(slack), streaming })
 }
 
 /// Gather the evidence about a file (I/O; never modifies or locks it for long).
@@ -151,17 +246,16 @@ pub fn inspect(path: &Path) -> std::io::Result<Evidence> {
     if let Some(sb) = find_superblock(&mut f, e.len)? {
         e.hdf5_open_for_write = hdf5_write_flag(&mut f, sb)?;
     } else {
-        let mut magic = [0u8; 4];
+        // the header of a NetCDF-3 file (headers are small; 1 MiB covers any real one)
+        let mut head = Vec::new();
         f.seek(SeekFrom::Start(0))?;
-        if f.read(&mut magic)? == 4 && &magic[..3] == b"CDF" {
-            // numrecs is right after the 4 magic bytes (8 bytes for CDF-5)
-            let mut nr = [0u8; 4];
-            if magic[3] != 5 && f.read(&mut nr)? == 4 && nr == [0xFF; 4] {
-                e.classic_streaming = true;
-            }
-            if let Some((expected, _)) = classic_expected(path) {
-                e.classic_expected_len = Some(expected);
-            }
+        (&mut f).take(1 << 20).read_to_end(&mut head)?;
+        if let Some(h) = classic_header(&head) {
+            e.classic_streaming = h.streaming;
+            e.classic_expected_len = Some(h.expected_len);
+        } else if head.starts_with(b"CDF") {
+            // a classic file whose header is not all there yet
+            e.classic_expected_len = Some(u64::MAX);
         }
     }
     // A writer holding an exclusive lock (HDF5 >= 1.10 locks the files it writes)
@@ -182,6 +276,66 @@ mod tests {
 
     fn t(s: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    /// A CDF-1 header: unlimited `time`, fixed `n` = 2, record var `x(time)` float,
+    /// fixed var `y(n)` short; `numrecs` records.
+    fn cdf1(numrecs: u32) -> (Vec<u8>, u64) {
+        let mut b = b"CDF\x01".to_vec();
+        let be = |v: u32| v.to_be_bytes();
+        let name = |b: &mut Vec<u8>, s: &str| {
+            b.extend(be(s.len() as u32));
+            b.extend(s.as_bytes());
+            while !b.len().is_multiple_of(4) {
+                b.push(0);
+            }
+        };
+        b.extend(be(numrecs));
+        b.extend(be(0x0A));
+        b.extend(be(2));
+        name(&mut b, "time");
+        b.extend(be(0));
+        name(&mut b, "n");
+        b.extend(be(2));
+        b.extend(be(0)); // no global attributes
+        b.extend(be(0));
+        b.extend(be(0x0B));
+        b.extend(be(2));
+        // y(n): short, vsize 4; x(time): float, vsize 4; `begin` patched below
+        let mut begins = Vec::new();
+        for (var, dim, ty) in [("y", 1u32, 3u32), ("x", 0, 5)] {
+            name(&mut b, var);
+            b.extend(be(1));
+            b.extend(be(dim));
+            b.extend(be(0));
+            b.extend(be(0));
+            b.extend(be(ty));
+            b.extend(be(4));
+            begins.push(b.len());
+            b.extend(be(0));
+        }
+        let y_begin = b.len() as u32;
+        let x_begin = y_begin + 4;
+        b[begins[0]..begins[0] + 4].copy_from_slice(&be(y_begin));
+        b[begins[1]..begins[1] + 4].copy_from_slice(&be(x_begin));
+        (b, u64::from(x_begin) + 4 * u64::from(numrecs))
+    }
+
+    #[test]
+    fn classic_headers_announce_the_file_length() {
+        let (h, expected) = cdf1(5);
+        assert_eq!(
+            classic_header(&h),
+            Some(ClassicHeader { expected_len: expected - 3, streaming: false }),
+            "a lone record variable may end unpadded"
+        );
+        let (h, _) = cdf1(0xFFFF_FFFF);
+        assert!(classic_header(&h).is_some_and(|c| c.streaming));
+        // a header cut short is not a header yet; random bytes are none
+        let (h, _) = cdf1(5);
+        assert_eq!(classic_header(&h[..h.len() - 6]), None);
+        assert_eq!(classic_header(b"CDF\x01\xff\xff"), None);
+        assert_eq!(classic_header(b"\x89HDF\r\n"), None);
     }
 
     #[test]
