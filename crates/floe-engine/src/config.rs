@@ -1,0 +1,173 @@
+//! Registered sync folders, kept in `<config dir>/floe/config.toml`.
+
+use std::path::{Path, PathBuf};
+
+use floe_core::RepoUrl;
+use serde::{Deserialize, Serialize};
+
+/// One sync target: a folder, the repository it goes to, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderConfig {
+    /// Absolute path of the watched folder.
+    pub path: PathBuf,
+    /// Repository URL (a local path, s3://, az://, gs://). Never holds a secret.
+    pub repo: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// File name patterns; empty: NetCDF/HDF5/Zarr defaults.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Append dimensions; empty: the files' unlimited dimensions.
+    #[serde(default)]
+    pub append_dims: Vec<String>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_group() -> String {
+    "/".into()
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default, rename = "folder")]
+    pub folders: Vec<FolderConfig>,
+}
+
+/// Why the configuration could not be read, written or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}; fix or remove the file (it is plain TOML)")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{0} is already a sync folder; remove it first (`floe remove {0}`) to change its settings"
+    )]
+    Duplicate(String),
+    #[error("{0} is not a sync folder; `floe list` shows the registered ones")]
+    Unknown(String),
+    #[error("{0}: the folder does not exist; create it or check the path")]
+    NoFolder(String),
+    #[error("{0}")]
+    Url(#[from] floe_core::RepoUrlError),
+    #[error("no configuration directory on this system: set XDG_CONFIG_HOME or FLOE_CONFIG")]
+    NoConfigDir,
+}
+
+impl Config {
+    /// `$FLOE_CONFIG`, else `<user config dir>/floe/config.toml`.
+    pub fn default_path() -> Result<PathBuf, ConfigError> {
+        if let Some(p) = std::env::var_os("FLOE_CONFIG") {
+            return Ok(PathBuf::from(p));
+        }
+        dirs::config_dir()
+            .map(|d| d.join("floe").join("config.toml"))
+            .ok_or(ConfigError::NoConfigDir)
+    }
+
+    /// Read the file; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|source| ConfigError::Parse { path: path.into(), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Io { path: path.into(), source }),
+        }
+    }
+
+    /// Write atomically (temporary file + rename), creating the directory.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let io = |source| ConfigError::Io { path: path.into(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = toml::to_string_pretty(self).unwrap_or_default();
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Register a folder (its path made absolute; the repository URL checked).
+    pub fn add(&mut self, mut folder: FolderConfig) -> Result<(), ConfigError> {
+        RepoUrl::parse(&folder.repo)?;
+        let abs = std::fs::canonicalize(&folder.path)
+            .map_err(|_| ConfigError::NoFolder(folder.path.display().to_string()))?;
+        folder.path = abs;
+        if self.folders.iter().any(|f| f.path == folder.path) {
+            return Err(ConfigError::Duplicate(folder.path.display().to_string()));
+        }
+        self.folders.push(folder);
+        Ok(())
+    }
+
+    /// Unregister a folder (by the path given at `add`, relative or absolute).
+    pub fn remove(&mut self, path: &Path) -> Result<FolderConfig, ConfigError> {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let i = self
+            .folders
+            .iter()
+            .position(|f| f.path == abs || f.path == path)
+            .ok_or_else(|| ConfigError::Unknown(path.display().to_string()))?;
+        Ok(self.folders.remove(i))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn folder(p: &Path) -> FolderConfig {
+        FolderConfig {
+            path: p.to_path_buf(),
+            repo: "s3://bucket/site".into(),
+            branch: "main".into(),
+            group: "/".into(),
+            patterns: vec!["*.nc".into()],
+            append_dims: vec![],
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn add_save_load_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("cfg/floe/config.toml");
+        let watched = d.path().join("instrument");
+        std::fs::create_dir_all(&watched).unwrap();
+        let mut c = Config::load(&file).unwrap();
+        assert!(c.folders.is_empty());
+        c.add(folder(&watched)).unwrap();
+        assert!(matches!(c.add(folder(&watched)), Err(ConfigError::Duplicate(_))));
+        c.save(&file).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("[[folder]]") && text.contains("s3://bucket/site"), "{text}");
+        let mut back = Config::load(&file).unwrap();
+        assert_eq!(back, c);
+        back.remove(&watched).unwrap();
+        assert!(back.folders.is_empty());
+        assert!(matches!(back.remove(&watched), Err(ConfigError::Unknown(_))));
+    }
+
+    #[test]
+    fn bad_input_says_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        let mut f = folder(&d.path().join("missing"));
+        assert!(matches!(c.add(f.clone()), Err(ConfigError::NoFolder(_))));
+        f.path = d.path().to_path_buf();
+        f.repo = "ftp://nope".into();
+        assert!(c.add(f).unwrap_err().to_string().contains("s3://"));
+        let file = d.path().join("config.toml");
+        std::fs::write(&file, "[[folder]]\npath = 3\n").unwrap();
+        let e = Config::load(&file).unwrap_err();
+        assert!(e.to_string().contains("plain TOML"), "{e}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Sync pipeline, the engine: what runs unattended.
+//!
+//! - [`config`]: the sync folders a user registered (`floe add/remove/list`), as TOML in
+//!   the user's config directory. Secrets are never stored there.
+//! - [`state`]: the per-folder state machine (idle, scanning, waiting, syncing, paused,
+//!   offline, error) as a pure, total transition function; every transition is emitted.
+//! - [`watch`]: file-system events (debounced) plus periodic full rescans, delivered to
+//!   an injected sink; the watcher stops when its handle is dropped.
+
+pub mod config;
+pub mod state;
+pub mod watch;

@@ -1,0 +1,182 @@
+//! Watching a folder: debounced file-system events plus periodic full rescans
+//! (watchers miss events: on network shares, under load, across restarts).
+//!
+//! [`watch`] takes a sink (`Fn(Change)`), not an engine or an app handle, so it is
+//! tested on its own; the returned [`WatchHandle`] stops everything when dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use floe_source::complete::is_temporary_name;
+use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These paths were created, written, renamed or removed (temporary names left out).
+    Paths(Vec<PathBuf>),
+    /// Time for a full rescan.
+    Rescan,
+    /// The watcher itself failed (the periodic rescans go on).
+    Error(String),
+}
+
+/// Why a folder cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot watch {path}: {detail}; check that the folder exists and is readable (Floe still rescans it periodically)"
+)]
+pub struct WatchError {
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// A running watch; dropping it stops the watcher and the rescan timer.
+pub struct WatchHandle {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    stop: Option<mpsc::Sender<()>>,
+    timer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHandle").finish_non_exhaustive()
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        // closing the channel wakes the timer thread at once
+        self.stop.take();
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Watch `folder` recursively; events are debounced by `debounce`; a `Change::Rescan`
+/// arrives at start and then every `rescan_every`.
+pub fn watch<F>(
+    folder: &Path,
+    debounce: Duration,
+    rescan_every: Duration,
+    sink: F,
+) -> Result<WatchHandle, WatchError>
+where
+    F: Fn(Change) + Send + Sync + 'static,
+{
+    let sink = std::sync::Arc::new(sink);
+    let events = sink.clone();
+    let err = |e: &dyn std::fmt::Display| WatchError {
+        path: folder.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut debouncer =
+        new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
+            Ok(evs) => {
+                let mut paths: Vec<PathBuf> = evs
+                    .iter()
+                    .flat_map(|e| e.paths.iter().cloned())
+                    .filter(|p| {
+                        p.file_name()
+                            .map(|n| !is_temporary_name(&n.to_string_lossy()))
+                            .unwrap_or(false)
+                    })
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                if !paths.is_empty() {
+                    events(Change::Paths(paths));
+                }
+            }
+            Err(errs) => {
+                for e in errs {
+                    events(Change::Error(e.to_string()));
+                }
+            }
+        })
+        .map_err(|e| err(&e))?;
+    debouncer.watch(folder, RecursiveMode::Recursive).map_err(|e| err(&e))?;
+
+    let (stop, stopped) = mpsc::channel::<()>();
+    let timer = std::thread::Builder::new()
+        .name("floe-rescan".into())
+        .spawn(move || {
+            sink(Change::Rescan);
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(rescan_every) {
+                sink(Change::Rescan);
+            }
+        })
+        .map_err(|e| err(&e))?;
+    Ok(WatchHandle { _debouncer: debouncer, stop: Some(stop), timer: Some(timer) })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    fn wait_for(seen: &Arc<Mutex<Vec<Change>>>, what: impl Fn(&Change) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if seen.lock().unwrap().iter().any(&what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    #[test]
+    fn real_files_are_seen_temporaries_are_not_and_drop_stops_it() {
+        let d = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let handle =
+            watch(d.path(), Duration::from_millis(200), Duration::from_millis(300), move |c| {
+                s.lock().unwrap().push(c)
+            })
+            .unwrap();
+        assert!(wait_for(&seen, |c| *c == Change::Rescan), "a rescan at start");
+
+        std::fs::write(d.path().join("a.nc.part"), b"partial").unwrap();
+        std::fs::create_dir(d.path().join("2024")).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(d.path().join("2024/b.nc"), b"data").unwrap();
+        std::fs::rename(d.path().join("a.nc.part"), d.path().join("a.nc")).unwrap();
+        let b = d.path().join("2024/b.nc");
+        let a = d.path().join("a.nc");
+        assert!(wait_for(&seen, |c| matches!(c, Change::Paths(p) if p.contains(&b))), "{seen:?}");
+        assert!(wait_for(&seen, |c| matches!(c, Change::Paths(p) if p.contains(&a))), "{seen:?}");
+        let tmp = d.path().join("a.nc.part");
+        assert!(
+            !seen.lock().unwrap().iter().any(|c| matches!(c, Change::Paths(p) if p.contains(&tmp))),
+            "temporary names are not reported"
+        );
+        let rescans = seen.lock().unwrap().iter().filter(|c| **c == Change::Rescan).count();
+        assert!(rescans >= 2, "periodic rescans: {rescans}");
+
+        drop(handle);
+        let n = seen.lock().unwrap().len();
+        std::fs::write(d.path().join("c.nc"), b"late").unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(seen.lock().unwrap().len(), n, "nothing after the handle is dropped");
+    }
+
+    #[test]
+    fn a_missing_folder_is_a_clear_error() {
+        let e = watch(
+            Path::new("/nonexistent/floe"),
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("check that the folder exists"), "{e}");
+    }
+}
