@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use floe_core::{ErrorCode, RepoUrl};
+use floe_engine::config::{Config, ConfigError, FolderConfig};
 use floe_plan::Settings;
 use floe_store::Repo;
 use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
@@ -69,6 +70,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Register a sync folder (kept in the user's config; secrets never go there).
+    Add {
+        folder: PathBuf,
+        /// Repository: a local path, file://, s3://, az:// or gs://.
+        repo: String,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value = "/")]
+        group: String,
+        #[arg(long)]
+        pattern: Vec<String>,
+        #[arg(long = "append-dim")]
+        append_dim: Vec<String>,
+    },
+    /// Unregister a sync folder (its repository is left as it is).
+    Remove { folder: PathBuf },
+    /// List the registered sync folders.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a branch's history with the provenance of each commit.
     Log {
         repo: String,
@@ -103,6 +125,18 @@ impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
     fn from((c, e): (ErrorCode, E)) -> Self {
         Failure(c, e.to_string())
     }
+}
+
+fn config_err(e: ConfigError) -> Failure {
+    let code = match e {
+        ConfigError::Io { .. } | ConfigError::NoConfigDir => ErrorCode::Internal,
+        ConfigError::Parse { .. }
+        | ConfigError::Duplicate(_)
+        | ConfigError::Unknown(_)
+        | ConfigError::NoFolder(_)
+        | ConfigError::Url(_) => ErrorCode::Usage,
+    };
+    Failure(code, e.to_string())
 }
 
 fn repo_url(s: &str) -> Result<RepoUrl, Failure> {
@@ -207,6 +241,59 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 print!("{report}");
             }
             Ok(report.exit_code())
+        }
+        Command::Add { folder, repo, branch, group, pattern, append_dim } => {
+            let path = Config::default_path().map_err(config_err)?;
+            let mut config = Config::load(&path).map_err(config_err)?;
+            config
+                .add(FolderConfig {
+                    path: folder,
+                    repo,
+                    branch,
+                    group,
+                    patterns: pattern,
+                    append_dims: append_dim,
+                    paused: false,
+                })
+                .map_err(config_err)?;
+            config.save(&path).map_err(config_err)?;
+            if let Some(f) = config.folders.last() {
+                println!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
+            }
+            Ok(0)
+        }
+        Command::Remove { folder } => {
+            let path = Config::default_path().map_err(config_err)?;
+            let mut config = Config::load(&path).map_err(config_err)?;
+            let removed = config.remove(&folder).map_err(config_err)?;
+            config.save(&path).map_err(config_err)?;
+            println!(
+                "removed {} (its repository {} is left as it is)",
+                removed.path.display(),
+                removed.repo
+            );
+            Ok(0)
+        }
+        Command::List { json } => {
+            let path = Config::default_path().map_err(config_err)?;
+            let config = Config::load(&path).map_err(config_err)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&config.folders).unwrap_or_default());
+            } else if config.folders.is_empty() {
+                println!("no sync folders: add one with `floe add <folder> <repo>`");
+            } else {
+                for f in &config.folders {
+                    let paused = if f.paused { " (paused)" } else { "" };
+                    println!(
+                        "{} -> {} branch {} group {}{paused}",
+                        f.path.display(),
+                        f.repo,
+                        f.branch,
+                        f.group
+                    );
+                }
+            }
+            Ok(0)
         }
         Command::Log { repo, branch, limit, json } => {
             let r = Repo::open(&repo_url(&repo)?)
