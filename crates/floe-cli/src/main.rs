@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use floe_core::{ErrorCode, RepoUrl};
 use floe_engine::config::{Config, ConfigError, FolderConfig};
+use floe_engine::daemon::{self, DaemonError, DaemonOptions, Request};
 use floe_plan::Settings;
 use floe_store::Repo;
 use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
@@ -84,6 +85,24 @@ enum Command {
         #[arg(long = "append-dim")]
         append_dim: Vec<String>,
     },
+    /// Run every registered folder in the foreground: watch, sync, retry (Ctrl-C stops).
+    Daemon {
+        /// Full rescans of every folder at this interval, in seconds (watchers miss events).
+        #[arg(long, default_value_t = 60.0)]
+        rescan: f64,
+        /// Seconds a file must have been unchanged to count as complete.
+        #[arg(long, default_value_t = 2.0)]
+        quiet: f64,
+    },
+    /// Show what the running daemon is doing, per folder.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause syncing (all folders, or one) in the running daemon.
+    Pause { folder: Option<PathBuf> },
+    /// Resume syncing (all folders, or one) in the running daemon.
+    Resume { folder: Option<PathBuf> },
     /// Unregister a sync folder (its repository is left as it is).
     Remove { folder: PathBuf },
     /// List the registered sync folders.
@@ -127,6 +146,15 @@ impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
     }
 }
 
+fn daemon_err(e: DaemonError) -> Failure {
+    let code = match e {
+        DaemonError::AlreadyRunning(_) | DaemonError::NotRunning(_) => ErrorCode::Usage,
+        DaemonError::Config(e) => return config_err(e),
+        DaemonError::Socket { .. } => ErrorCode::Internal,
+    };
+    Failure(code, e.to_string())
+}
+
 fn config_err(e: ConfigError) -> Failure {
     let code = match e {
         ConfigError::Io { .. } | ConfigError::NoConfigDir => ErrorCode::Internal,
@@ -161,7 +189,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,floe_engine=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -182,7 +210,14 @@ fn main() -> ExitCode {
     }
 }
 
+enum Verb {
+    Pause,
+    Other,
+}
+
 async fn run(cli: Cli) -> Result<i32, Failure> {
+    let cli_verb =
+        if matches!(cli.command, Command::Pause { .. }) { Verb::Pause } else { Verb::Other };
     match cli.command {
         Command::Sync {
             folder,
@@ -261,6 +296,64 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 println!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
             }
             Ok(0)
+        }
+        Command::Daemon { rescan, quiet } => {
+            let opts = DaemonOptions {
+                config: Config::default_path().map_err(config_err)?,
+                socket: daemon::default_socket(),
+                debounce: Duration::from_millis(500),
+                rescan_every: Duration::from_secs_f64(rescan.max(1.0)),
+                quiet: Duration::from_secs_f64(quiet.max(0.0)),
+            };
+            let shutdown = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+            };
+            daemon::run(opts, shutdown).await.map_err(daemon_err)?;
+            Ok(0)
+        }
+        Command::Status { json } => {
+            let reply = daemon::request(&daemon::default_socket(), &Request::Status)
+                .await
+                .map_err(daemon_err)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reply.folders).unwrap_or_default());
+                return Ok(0);
+            }
+            for f in &reply.folders {
+                let state = f.state["state"].as_str().unwrap_or("?");
+                println!("{} -> {} [{state}]", f.path.display(), f.repo);
+                println!(
+                    "    pending {} file(s), {:.1} MB; ingested {} file(s); {:.1} MB/s",
+                    f.files_pending,
+                    f.bytes_pending as f64 / 1e6,
+                    f.files_ingested,
+                    f.throughput / 1e6
+                );
+                if let Some(c) = &f.last_commit {
+                    println!("    last commit {c}");
+                }
+                if let Some(e) = &f.last_error {
+                    println!("    last problem: {e}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Pause { folder } | Command::Resume { folder } => {
+            let pause = matches!(cli_verb, Verb::Pause);
+            let req = if pause { Request::Pause { folder } } else { Request::Resume { folder } };
+            let reply =
+                daemon::request(&daemon::default_socket(), &req).await.map_err(daemon_err)?;
+            if reply.ok {
+                println!("{}", reply.message);
+                Ok(0)
+            } else {
+                Err(Failure(ErrorCode::Usage, reply.message))
+            }
         }
         Command::Remove { folder } => {
             let path = Config::default_path().map_err(config_err)?;

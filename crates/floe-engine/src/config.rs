@@ -96,7 +96,13 @@ impl Config {
 
     /// Register a folder (its path made absolute; the repository URL checked).
     pub fn add(&mut self, mut folder: FolderConfig) -> Result<(), ConfigError> {
-        RepoUrl::parse(&folder.repo)?;
+        // a relative local repository would depend on where the daemon starts
+        if let RepoUrl::Local(p) = RepoUrl::parse(&folder.repo)?
+            && p.is_relative()
+            && let Ok(cwd) = std::env::current_dir()
+        {
+            folder.repo = cwd.join(p).display().to_string();
+        }
         let abs = std::fs::canonicalize(&folder.path)
             .map_err(|_| ConfigError::NoFolder(folder.path.display().to_string()))?;
         folder.path = abs;

@@ -8,5 +8,6 @@
 //!   an injected sink; the watcher stops when its handle is dropped.
 
 pub mod config;
+pub mod daemon;
 pub mod state;
 pub mod watch;

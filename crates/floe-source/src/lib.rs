@@ -22,7 +22,7 @@ pub use model::{
 };
 
 /// A source file opened for reading.
-pub trait SourceReader: Send {
+pub trait SourceReader: Send + Sync {
     /// The file's groups, dimensions, variables and attributes.
     fn dataset(&self) -> &Dataset;
 

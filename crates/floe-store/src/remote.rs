@@ -21,7 +21,7 @@ use icechunk::storage::{
 use crate::StoreError;
 
 /// Where settings come from (the process environment, or a map in tests).
-pub trait Env {
+pub trait Env: Sync {
     fn get(&self, key: &str) -> Option<String>;
 }
 

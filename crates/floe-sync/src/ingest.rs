@@ -51,7 +51,14 @@ pub struct IngestOptions {
     pub quiet: Duration,
     /// Largest decoded slab read from a source at once.
     pub slab_bytes: u64,
+    /// Hashes of files seen before, by path, valid while size and mtime are unchanged
+    /// (a long-running engine hashes each file once; the repository stays the truth).
+    pub hashes: Option<std::sync::Arc<HashMemo>>,
 }
+
+/// Remembered file hashes: path -> (size, mtime, BLAKE3).
+pub type HashMemo =
+    std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Option<SystemTime>, String)>>;
 
 impl IngestOptions {
     pub fn new(folder: PathBuf, repo: RepoUrl) -> Self {
@@ -66,6 +73,7 @@ impl IngestOptions {
             batch_bytes: 256 << 20,
             quiet: Duration::from_secs(2),
             slab_bytes: 32 << 20,
+            hashes: None,
         }
     }
 }
@@ -246,7 +254,22 @@ impl Ingest<'_> {
         // 3. already ingested? order by data time
         let mut pending = Vec::new();
         for (c, e) in complete_files {
-            let hash = match scan::hash(&c.path) {
+            let remembered = o.hashes.as_ref().and_then(|m| {
+                let m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                m.get(&c.path)
+                    .filter(|(len, mtime, _)| *len == e.len && *mtime == e.mtime)
+                    .map(|x| x.2.clone())
+            });
+            let hashed = match remembered {
+                Some(h) => Ok(h),
+                None => scan::hash(&c.path),
+            };
+            if let (Some(m), Ok(h)) = (&o.hashes, &hashed) {
+                m.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(c.path.clone(), (e.len, e.mtime, h.clone()));
+            }
+            let hash = match hashed {
                 Ok(h) => h,
                 Err(err) => {
                     self.reject(
@@ -517,11 +540,14 @@ impl Ingest<'_> {
         let t_meta = t0.elapsed();
         // copy the variables concurrently: their chunk writes overlap in storage
         let shared: &Writer = writer;
-        let copies = plan
-            .arrays
-            .iter()
-            .filter(|o| matches!(o.action, ArrayAction::Create | ArrayAction::Append))
-            .map(|op| self.copy_array(shared, reader.as_ref(), op, rel));
+        // (futures collected into a Vec first: a lazy iterator of closures here makes
+        // the whole future fail the compiler's Send check when it is spawned)
+        let mut copies = Vec::new();
+        for op in &plan.arrays {
+            if matches!(op.action, ArrayAction::Create | ArrayAction::Append) {
+                copies.push(self.copy_array(shared, reader.as_ref(), op, rel));
+            }
+        }
         let results: Vec<Result<(), IngestError>> =
             futures::stream::iter(copies).buffer_unordered(WRITE_CONCURRENCY).collect().await;
         results.into_iter().collect::<Result<(), _>>().map_err(wrote)?;

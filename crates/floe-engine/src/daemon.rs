@@ -1,0 +1,403 @@
+//! The engine at work: every configured folder watched and synced, one task each,
+//! with a control socket for `floe status`, `floe pause` and `floe resume`.
+//!
+//! Each folder runs cycles of the one-shot ingest (`floe_sync::Ingest`, one commit
+//! per file) whenever the watcher or the rescan timer says so; the state machine in
+//! [`crate::state`] decides what happens next, and every transition is logged and
+//! visible in the status.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use floe_core::{ErrorCode, RepoUrl};
+use floe_plan::Settings;
+use floe_store::StoreError;
+use floe_sync::{HashMemo, Ingest, IngestError, IngestOptions, Progress, SystemClock};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, FolderConfig};
+use crate::state::{Backoff, FolderState, Input, step};
+use crate::watch::{Change, watch};
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub debounce: Duration,
+    pub rescan_every: Duration,
+    pub quiet: Duration,
+}
+
+/// What `floe status` shows of one folder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FolderStatus {
+    pub path: PathBuf,
+    pub repo: String,
+    pub branch: String,
+    pub state: serde_json::Value,
+    pub files_pending: u64,
+    pub bytes_pending: u64,
+    pub files_ingested: u64,
+    pub last_commit: Option<String>,
+    pub last_error: Option<String>,
+    /// Source bytes per second over the last sync cycle.
+    pub throughput: f64,
+}
+
+/// A control request, one JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Pause { folder: Option<PathBuf> },
+    Resume { folder: Option<PathBuf> },
+}
+
+/// The answer, one JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    pub message: String,
+    pub folders: Vec<FolderStatus>,
+}
+
+/// Why the daemon cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("a Floe daemon is already running for this user (socket {0}); use `floe status`")]
+    AlreadyRunning(String),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("control socket {path}: {source}")]
+    Socket { path: String, source: std::io::Error },
+    #[error("no Floe daemon is running (no socket at {0}); start one with `floe daemon`")]
+    NotRunning(String),
+}
+
+/// The default control socket: `$FLOE_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/floe`,
+/// else the system temp dir, `/floe-daemon.sock`.
+pub fn default_socket() -> PathBuf {
+    let dir = std::env::var_os("FLOE_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("floe")))
+        .unwrap_or_else(|| std::env::temp_dir().join("floe"));
+    dir.join("floe-daemon.sock")
+}
+
+type Shared = Arc<Mutex<BTreeMap<PathBuf, FolderStatus>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+enum Msg {
+    Change,
+    Pause,
+    Resume,
+}
+
+/// Failures that retrying fixes (the folder goes offline and retries).
+fn is_transient(e: &IngestError) -> bool {
+    matches!(
+        e,
+        IngestError::Store(
+            StoreError::Unreachable { .. } | StoreError::Busy(_) | StoreError::Conflict(_)
+        )
+    )
+}
+
+/// Run until `shutdown` resolves.
+pub async fn run(
+    opts: DaemonOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let config = Config::load(&opts.config)?;
+    if UnixStream::connect(&opts.socket).await.is_ok() {
+        return Err(DaemonError::AlreadyRunning(opts.socket.display().to_string()));
+    }
+    let sock_err = |source| DaemonError::Socket { path: opts.socket.display().to_string(), source };
+    if let Some(dir) = opts.socket.parent() {
+        std::fs::create_dir_all(dir).map_err(sock_err)?;
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
+
+    let shared: Shared = Arc::default();
+    let mut controls = BTreeMap::new();
+    let mut handles = Vec::new();
+    for folder in config.folders {
+        let (tx, rx) = mpsc::unbounded_channel();
+        controls.insert(folder.path.clone(), tx.clone());
+        handles.push(tokio::spawn(folder_task(folder, opts.clone(), shared.clone(), tx, rx)));
+    }
+    tracing::info!(folders = controls.len(), socket = %opts.socket.display(), "floe daemon running");
+
+    let serve = async {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (shared, controls) = (shared.clone(), controls.clone());
+            tokio::spawn(async move {
+                let _ = serve_one(stream, shared, controls).await;
+            });
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = serve => {}
+    }
+    for h in handles {
+        h.abort();
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    tracing::info!("floe daemon stopped");
+    Ok(())
+}
+
+async fn serve_one(
+    stream: UnixStream,
+    shared: Shared,
+    controls: BTreeMap<PathBuf, mpsc::UnboundedSender<Msg>>,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Reply { ok: false, message: format!("bad request ({e})"), folders: vec![] },
+        Ok(Request::Status) => {
+            Reply { ok: true, message: String::new(), folders: statuses(&shared) }
+        }
+        Ok(Request::Pause { folder }) | Ok(Request::Resume { folder }) => {
+            let pause = line.contains("\"pause\"");
+            let targets: Vec<_> = controls
+                .iter()
+                .filter(|(p, _)| {
+                    folder.as_ref().is_none_or(|f| std::fs::canonicalize(f).is_ok_and(|f| f == **p))
+                })
+                .collect();
+            for (_, tx) in &targets {
+                let _ = tx.send(if pause { Msg::Pause } else { Msg::Resume });
+            }
+            let verb = if pause { "paused" } else { "resumed" };
+            if targets.is_empty() {
+                Reply {
+                    ok: false,
+                    message: "no such sync folder; `floe list` shows them".into(),
+                    folders: vec![],
+                }
+            } else {
+                Reply {
+                    ok: true,
+                    message: format!("{verb} {} folder(s)", targets.len()),
+                    folders: vec![],
+                }
+            }
+        }
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    w.write_all(&out).await
+}
+
+fn statuses(shared: &Shared) -> Vec<FolderStatus> {
+    lock(shared).values().cloned().collect()
+}
+
+/// Ask a running daemon.
+pub async fn request(socket: &Path, req: &Request) -> Result<Reply, DaemonError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|_| DaemonError::NotRunning(socket.display().to_string()))?;
+    let sock_err = |source| DaemonError::Socket { path: socket.display().to_string(), source };
+    let (r, mut w) = stream.into_split();
+    let mut body = serde_json::to_vec(req).unwrap_or_default();
+    body.push(b'\n');
+    w.write_all(&body).await.map_err(sock_err)?;
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await.map_err(sock_err)?;
+    serde_json::from_str(&line).map_err(|e| sock_err(std::io::Error::other(e)))
+}
+
+fn state_json(s: &FolderState) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or_default()
+}
+
+async fn folder_task(
+    folder: FolderConfig,
+    opts: DaemonOptions,
+    shared: Shared,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+) {
+    let path = folder.path.clone();
+    let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
+    let status = Arc::new(Mutex::new(FolderStatus {
+        path: path.clone(),
+        repo: folder.repo.clone(),
+        branch: folder.branch.clone(),
+        state: state_json(&initial),
+        files_pending: 0,
+        bytes_pending: 0,
+        files_ingested: 0,
+        last_commit: None,
+        last_error: None,
+        throughput: 0.0,
+    }));
+    let publish = {
+        let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
+        move || {
+            let s = lock(&status).clone();
+            lock(&shared).insert(path.clone(), s);
+        }
+    };
+    publish();
+    let machine = Arc::new(Mutex::new(initial));
+    let apply = {
+        let (machine, status, path) = (machine.clone(), status.clone(), path.clone());
+        move |input: Input| {
+            let mut m = lock(&machine);
+            let next = step(&m, &input);
+            if next != *m {
+                tracing::info!(folder = %path.display(), from = ?*m, to = ?next, "transition");
+                let mut st = lock(&status);
+                st.state = state_json(&next);
+                if let FolderState::Syncing { files, bytes } = next {
+                    st.files_pending = files;
+                    st.bytes_pending = bytes;
+                } else if !matches!(next, FolderState::Paused) {
+                    st.files_pending = 0;
+                    st.bytes_pending = 0;
+                }
+                *m = next;
+            }
+        }
+    };
+    let watch_tx = tx.clone();
+    let _watcher = match watch(&path, opts.debounce, opts.rescan_every, move |c: Change| {
+        if !matches!(c, Change::Error(_)) {
+            let _ = watch_tx.send(Msg::Change);
+        }
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            lock(&status).last_error = Some(e.to_string());
+            None
+        }
+    };
+    let url = match RepoUrl::parse(&folder.repo) {
+        Ok(u) => u,
+        Err(e) => {
+            apply(Input::Fatal { code: ErrorCode::Usage, message: e.to_string() });
+            publish();
+            return;
+        }
+    };
+    let hashes: Arc<HashMemo> = Arc::default();
+    let backoff = Backoff::default();
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut recheck_at: Option<tokio::time::Instant> = None;
+    loop {
+        publish();
+        let current = lock(&machine).clone();
+        if current == FolderState::Scanning {
+            let mut o = IngestOptions::new(path.clone(), url.clone());
+            o.branch = folder.branch.clone();
+            o.settings = Settings {
+                group: folder.group.clone(),
+                append_dims: folder.append_dims.clone(),
+                ..Settings::default()
+            };
+            o.patterns = folder.patterns.clone();
+            o.batch_files = 1;
+            o.quiet = opts.quiet;
+            o.hashes = Some(hashes.clone());
+            let started = Instant::now();
+            let progress = {
+                let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
+                move |p: &Progress| {
+                    match p {
+                        Progress::Planned { files, bytes } => apply(Input::Scanned {
+                            ready: *files as u64,
+                            bytes: *bytes,
+                            waiting: 0,
+                        }),
+                        Progress::Committed { id, .. } => {
+                            let mut st = lock(&status);
+                            st.last_commit = Some(id.clone());
+                            st.files_ingested += 1;
+                            let (files, bytes) =
+                                (st.files_pending.saturating_sub(1), st.bytes_pending);
+                            drop(st);
+                            apply(Input::Committed { files, bytes });
+                        }
+                        Progress::FileRejected { message, .. } => {
+                            lock(&status).last_error = Some(message.clone())
+                        }
+                        Progress::FileDone { bytes, .. } => {
+                            let mut st = lock(&status);
+                            st.bytes_pending = st.bytes_pending.saturating_sub(*bytes);
+                        }
+                    }
+                    publish();
+                }
+            };
+            let ingest = Ingest { opts: o, clock: &SystemClock, progress: &progress };
+            match ingest.run().await {
+                Ok(report) => {
+                    let secs = started.elapsed().as_secs_f64().max(1e-3);
+                    if report.bytes > 0 {
+                        lock(&status).throughput = report.bytes as f64 / secs;
+                    }
+                    let waiting = report.waiting.len() as u64;
+                    // whatever state progress left it in, the cycle is over
+                    let m = lock(&machine).clone();
+                    if matches!(m, FolderState::Syncing { .. }) {
+                        apply(Input::Committed { files: 0, bytes: 0 });
+                    }
+                    if lock(&machine).clone() == FolderState::Scanning {
+                        apply(Input::Scanned { ready: 0, bytes: 0, waiting });
+                    }
+                    recheck_at = (waiting > 0).then(|| tokio::time::Instant::now() + opts.quiet);
+                    retry_at = None;
+                }
+                Err(e) if is_transient(&e) => {
+                    apply(Input::Transient { message: e.to_string() });
+                    lock(&status).last_error = Some(e.to_string());
+                    let attempt = match lock(&machine).clone() {
+                        FolderState::Offline { attempt, .. } => attempt,
+                        _ => 1,
+                    };
+                    let jitter = f64::from(started.elapsed().subsec_nanos() % 1000) / 1000.0;
+                    retry_at = Some(tokio::time::Instant::now() + backoff.delay(attempt, jitter));
+                }
+                Err(e) => {
+                    apply(Input::Fatal { code: e.code(), message: e.to_string() });
+                    lock(&status).last_error = Some(e.to_string());
+                }
+            }
+            continue;
+        }
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Change) => apply(Input::Changed),
+                Some(Msg::Pause) => apply(Input::Pause),
+                Some(Msg::Resume) => apply(Input::Resume),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(far)), if retry_at.is_some() => {
+                retry_at = None;
+                apply(Input::RetryDue);
+            }
+            _ = tokio::time::sleep_until(recheck_at.unwrap_or(far)), if recheck_at.is_some() => {
+                recheck_at = None;
+                apply(Input::Changed);
+            }
+        }
+    }
+}
