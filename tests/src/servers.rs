@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -25,13 +25,27 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Stop with SIGTERM (the server saves its state) and wait for it to exit.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Drop kills it if it did not stop in time
+    }
 }
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
-fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, what: &str) -> Server {
+fn start(mut cmd: Command, port: u16, dir: Option<tempfile::TempDir>, what: &str) -> Server {
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -59,13 +73,21 @@ pub fn moto() -> Server {
     let bin = crate::python().parent().map(|p| p.join("moto_server")).unwrap_or_default();
     let mut cmd = Command::new(bin);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    start(cmd, port, tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), "moto_server")
+    start(cmd, port, None, "moto_server")
 }
 
 /// Azurite's blob service (from npm), with its data in a temporary folder.
 pub fn azurite() -> Server {
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = azurite_at(dir.path(), None);
+    server._dir = Some(dir);
+    server
+}
+
+/// Azurite keeping its data in `location`, on `port` (a free one if `None`): stop it
+/// and start it again on the same port and location to simulate an outage.
+pub fn azurite_at(location: &std::path::Path, port: Option<u16>) -> Server {
+    let port = port.unwrap_or_else(free_port);
     let node =
         std::env::var("FLOE_NODE").map(PathBuf::from).unwrap_or_else(|_| cache().join("node"));
     let mut cmd = Command::new(node.join("node_modules/.bin/azurite-blob"));
@@ -79,6 +101,6 @@ pub fn azurite() -> Server {
         "--disableTelemetry",
     ])
     .arg("--location")
-    .arg(dir.path());
-    start(cmd, port, dir, "azurite-blob")
+    .arg(location);
+    start(cmd, port, None, "azurite-blob")
 }

@@ -168,3 +168,49 @@ fn sigkill_at_random_moments_never_loses_or_duplicates_a_record() {
     });
     assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
 }
+
+#[test]
+fn an_outage_makes_the_folder_offline_then_it_catches_up() {
+    use floe_tests::servers::azurite_at;
+    let d = tempfile::tempdir().unwrap();
+    let blob = d.path().join("azurite");
+    std::fs::create_dir_all(&blob).unwrap();
+    let server = azurite_at(&blob, None);
+    let port = server.port;
+    let r = py("storage.py", &["az-container", &server.url(), "floe"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (watched, stage) = (d.path().join("in"), d.path().join("stage"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let cfg = d.path().join("config.toml");
+    let run = d.path().join("run");
+    let url = server.url();
+    let env = [
+        ("FLOE_CONFIG", cfg.to_str().unwrap()),
+        ("FLOE_RUNTIME_DIR", run.to_str().unwrap()),
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+    ];
+    let repo = "az://floe/site";
+    assert_eq!(floe_env(&["add", watched.to_str().unwrap(), repo], &env).code, 0);
+    drop_files(&stage, &watched, &["--files", "2"]);
+    let mut cmd = Command::new(floe_bin());
+    cmd.args(["daemon", "--quiet", "0", "--rescan", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let _daemon = Daemon(cmd.spawn().unwrap());
+    wait_until("two files", || status(&env)[0]["files_ingested"] == 2);
+
+    // the storage goes away; new files arrive; the folder goes offline
+    server.terminate();
+    drop_files(&stage, &watched, &["--files", "2", "--start", "2"]);
+    wait_until("offline", || status(&env)[0]["state"]["state"] == "offline");
+    assert!(status(&env)[0]["last_error"].as_str().unwrap_or_default().contains("unreachable"));
+
+    // it comes back: the folder catches up, no gaps, no duplicates
+    let _server = azurite_at(&blob, Some(port));
+    wait_until("catching up", || status(&env)[0]["files_ingested"] == 4);
+    assert_url_equals(repo, &files(&watched, "nc"), &[], &env[2..]);
+}

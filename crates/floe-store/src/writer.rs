@@ -67,8 +67,14 @@ fn chunk_shape(metadata: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// An array operation failed: storage trouble (unreachable, credentials, missing
+/// bucket) is the storage's, not the file's; anything else is about this array.
 fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Array { path: path.to_string(), detail: e.to_string() }
+    let detail = e.to_string();
+    match crate::remote::classify(path, detail.clone()) {
+        StoreError::Repository { .. } => StoreError::Array { path: path.to_string(), detail },
+        storage => storage,
+    }
 }
 
 impl Writer {
@@ -426,9 +432,7 @@ impl Writer {
                 SessionErrorKind::Conflict { .. } | SessionErrorKind::RebaseFailed { .. } => {
                     Err(StoreError::Conflict(self.branch.clone()))
                 }
-                _ => {
-                    Err(StoreError::Repository { repo: self.label.clone(), detail: e.to_string() })
-                }
+                _ => Err(crate::remote::classify(&self.label, e.to_string())),
             },
         }
     }
