@@ -9,3 +9,4 @@ source "$here/scripts/setup.sh"
 log "building floe (release)"
 (cd "$here" && cargo build -q --release -p floe-cli)
 "$FLOE_VENV/bin/python" "$here/bench/ingest.py" --floe "$CARGO_TARGET_DIR/release/floe" "$@"
+"$FLOE_VENV/bin/python" "$here/bench/daemon.py" --floe "$CARGO_TARGET_DIR/release/floe"
