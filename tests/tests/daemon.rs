@@ -18,6 +18,18 @@ impl Drop for Daemon {
     }
 }
 
+/// `floe daemon` with the given quiet period and rescan interval (seconds).
+fn spawn_daemon(env: &[(&str, &str)], quiet: &str, rescan: &str) -> Daemon {
+    let mut cmd = Command::new(floe_bin());
+    cmd.args(["daemon", "--quiet", quiet, "--rescan", rescan])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon(cmd.spawn().unwrap())
+}
+
 fn status(env: &[(&str, &str)]) -> serde_json::Value {
     let r = floe_env(&["status", "--json"], env);
     serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null)
@@ -53,14 +65,7 @@ fn the_daemon_syncs_dropped_files_and_obeys_pause_resume_and_sigterm() {
 
     // a file that was there before the daemon started is found at start
     drop_files(&stage, &watched, &["--files", "1"]);
-    let mut cmd = Command::new(floe_bin());
-    cmd.args(["daemon", "--quiet", "0.3", "--rescan", "5"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut daemon = Daemon(cmd.spawn().unwrap());
+    let mut daemon = spawn_daemon(&env, "0.3", "5");
     wait_until("the first file", || status(&env)[0]["files_ingested"] == 1);
 
     // a second daemon for the same user is refused
@@ -120,16 +125,7 @@ fn sigkill_at_random_moments_never_loses_or_duplicates_a_record() {
     let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
     let r = floe_env(&["add", watched.to_str().unwrap(), repo.to_str().unwrap()], &env);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let start = || {
-        let mut cmd = Command::new(floe_bin());
-        cmd.args(["daemon", "--quiet", "0", "--rescan", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Daemon(cmd.spawn().unwrap())
-    };
+    let start = || spawn_daemon(&env, "0", "2");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut commits_seen = Vec::new();
     for _ in 0..20 {
@@ -193,14 +189,7 @@ fn an_outage_makes_the_folder_offline_then_it_catches_up() {
     let repo = "az://floe/site";
     assert_eq!(floe_env(&["add", watched.to_str().unwrap(), repo], &env).code, 0);
     drop_files(&stage, &watched, &["--files", "2"]);
-    let mut cmd = Command::new(floe_bin());
-    cmd.args(["daemon", "--quiet", "0", "--rescan", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let _daemon = Daemon(cmd.spawn().unwrap());
+    let _daemon = spawn_daemon(&env, "0", "2");
     wait_until("two files", || status(&env)[0]["files_ingested"] == 2);
 
     // the storage goes away; new files arrive; the folder goes offline
