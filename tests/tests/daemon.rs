@@ -93,6 +93,25 @@ fn the_daemon_syncs_dropped_files_and_obeys_pause_resume_and_sigterm() {
     wait_until("the file dropped while paused", || status(&env)[0]["files_ingested"] == 4);
     assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
 
+    // a pause in the middle of a backlog stops it after the commit under way
+    make(&stage, &["--files", "60", "--start", "10", "--records", "10", "--hf", "10"]);
+    for f in std::fs::read_dir(&stage).unwrap().flatten() {
+        std::fs::rename(f.path(), watched.join(f.file_name())).unwrap();
+    }
+    wait_until("the backlog to start", || {
+        status(&env)[0]["files_ingested"].as_u64().unwrap_or(0) > 5
+    });
+    assert_eq!(floe_env(&["pause"], &env).code, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let held = log_json(&repo, "main").len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(log_json(&repo, "main").len(), held, "no commit after the pause took hold");
+    assert!(held < 65, "the backlog was not finished before the pause ({held} commits)");
+    assert_eq!(status(&env)[0]["state"]["state"], "paused");
+    assert_eq!(floe_env(&["resume"], &env).code, 0);
+    wait_until("the rest of the backlog", || status(&env)[0]["files_ingested"] == 64);
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+
     // SIGTERM: a clean stop, the control socket removed
     let pid = daemon.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// How the control socket reaches a folder task: its queue and its stop flag.
+type Control = (mpsc::UnboundedSender<Msg>, Arc<AtomicBool>);
+
 enum Msg {
     Change,
     Pause,
@@ -133,8 +137,9 @@ pub async fn run(
     let mut handles = Vec::new();
     for folder in config.folders {
         let (tx, rx) = mpsc::unbounded_channel();
-        controls.insert(folder.path.clone(), tx.clone());
-        handles.push(tokio::spawn(folder_task(folder, opts.clone(), shared.clone(), tx, rx)));
+        let stop = Arc::new(AtomicBool::new(folder.paused));
+        controls.insert(folder.path.clone(), (tx.clone(), stop.clone()));
+        handles.push(tokio::spawn(folder_task(folder, opts.clone(), shared.clone(), tx, rx, stop)));
     }
     tracing::info!(folders = controls.len(), socket = %opts.socket.display(), "floe daemon running");
 
@@ -162,7 +167,7 @@ pub async fn run(
 async fn serve_one(
     stream: UnixStream,
     shared: Shared,
-    controls: BTreeMap<PathBuf, mpsc::UnboundedSender<Msg>>,
+    controls: BTreeMap<PathBuf, Control>,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
@@ -180,7 +185,10 @@ async fn serve_one(
                     folder.as_ref().is_none_or(|f| std::fs::canonicalize(f).is_ok_and(|f| f == **p))
                 })
                 .collect();
-            for (_, tx) in &targets {
+            for (_, (tx, stop)) in &targets {
+                // the flag stops a sync cycle after its current commit; the message
+                // moves the state machine once the cycle is over
+                stop.store(pause, Ordering::SeqCst);
                 let _ = tx.send(if pause { Msg::Pause } else { Msg::Resume });
             }
             let verb = if pause { "paused" } else { "resumed" };
@@ -233,6 +241,7 @@ async fn folder_task(
     shared: Shared,
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    stop: Arc<AtomicBool>,
 ) {
     let path = folder.path.clone();
     let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
@@ -316,6 +325,7 @@ async fn folder_task(
             o.batch_files = 1;
             o.quiet = opts.quiet;
             o.hashes = Some(hashes.clone());
+            o.stop = Some(stop.clone());
             let started = Instant::now();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());

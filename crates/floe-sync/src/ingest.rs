@@ -54,6 +54,8 @@ pub struct IngestOptions {
     /// Hashes of files seen before, by path, valid while size and mtime are unchanged
     /// (a long-running engine hashes each file once; the repository stays the truth).
     pub hashes: Option<std::sync::Arc<HashMemo>>,
+    /// Set by someone else (the daemon's pause) to stop after the current commit.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Remembered file hashes: path -> (size, mtime, BLAKE3).
@@ -74,6 +76,7 @@ impl IngestOptions {
             quiet: Duration::from_secs(2),
             slab_bytes: 32 << 20,
             hashes: None,
+            stop: None,
         }
     }
 }
@@ -375,6 +378,9 @@ impl Ingest<'_> {
         let repo = repo.ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
         let mut known: Option<(String, RepoState)> = None;
         for mut batch in batches {
+            if o.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+                break; // asked to stop: what is committed stays, the rest waits
+            }
             loop {
                 let mut writer = repo.writer(&o.branch).await?;
                 let dims_hint = first_dims.clone().unwrap_or_default();
