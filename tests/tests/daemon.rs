@@ -219,6 +219,15 @@ fn an_outage_makes_the_folder_offline_then_it_catches_up() {
 
     // it comes back: the folder catches up, no gaps, no duplicates
     let _server = azurite_at(&blob, Some(port));
-    wait_until("catching up", || status(&env)[0]["files_ingested"] == 4);
+    let mut last = serde_json::Value::Null;
+    let caught_up = (0..900).any(|_| {
+        last = status(&env);
+        let done = last[0]["files_ingested"] == 4;
+        if !done {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        done
+    });
+    assert!(caught_up, "timed out catching up; last status: {last}");
     assert_url_equals(repo, &files(&watched, "nc"), &[], &env[2..]);
 }

@@ -146,6 +146,17 @@ impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
     }
 }
 
+/// Send pause or resume to the running daemon.
+async fn control(req: Request) -> Result<i32, Failure> {
+    let reply = daemon::request(&daemon::default_socket(), &req).await.map_err(daemon_err)?;
+    if reply.ok {
+        println!("{}", reply.message);
+        Ok(0)
+    } else {
+        Err(Failure(ErrorCode::Usage, reply.message))
+    }
+}
+
 fn daemon_err(e: DaemonError) -> Failure {
     let code = match e {
         DaemonError::AlreadyRunning(_) | DaemonError::NotRunning(_) => ErrorCode::Usage,
@@ -210,14 +221,7 @@ fn main() -> ExitCode {
     }
 }
 
-enum Verb {
-    Pause,
-    Other,
-}
-
 async fn run(cli: Cli) -> Result<i32, Failure> {
-    let cli_verb =
-        if matches!(cli.command, Command::Pause { .. }) { Verb::Pause } else { Verb::Other };
     match cli.command {
         Command::Sync {
             folder,
@@ -343,18 +347,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        Command::Pause { folder } | Command::Resume { folder } => {
-            let pause = matches!(cli_verb, Verb::Pause);
-            let req = if pause { Request::Pause { folder } } else { Request::Resume { folder } };
-            let reply =
-                daemon::request(&daemon::default_socket(), &req).await.map_err(daemon_err)?;
-            if reply.ok {
-                println!("{}", reply.message);
-                Ok(0)
-            } else {
-                Err(Failure(ErrorCode::Usage, reply.message))
-            }
-        }
+        Command::Pause { folder } => control(Request::Pause { folder }).await,
+        Command::Resume { folder } => control(Request::Resume { folder }).await,
         Command::Remove { folder } => {
             let path = Config::default_path().map_err(config_err)?;
             let mut config = Config::load(&path).map_err(config_err)?;

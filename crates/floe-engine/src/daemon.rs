@@ -177,39 +177,35 @@ async fn serve_one(
         Ok(Request::Status) => {
             Reply { ok: true, message: String::new(), folders: statuses(&shared) }
         }
-        Ok(Request::Pause { folder }) | Ok(Request::Resume { folder }) => {
-            let pause = line.contains("\"pause\"");
-            let targets: Vec<_> = controls
-                .iter()
-                .filter(|(p, _)| {
-                    folder.as_ref().is_none_or(|f| std::fs::canonicalize(f).is_ok_and(|f| f == **p))
-                })
-                .collect();
-            for (_, (tx, stop)) in &targets {
-                // the flag stops a sync cycle after its current commit; the message
-                // moves the state machine once the cycle is over
-                stop.store(pause, Ordering::SeqCst);
-                let _ = tx.send(if pause { Msg::Pause } else { Msg::Resume });
-            }
-            let verb = if pause { "paused" } else { "resumed" };
-            if targets.is_empty() {
-                Reply {
-                    ok: false,
-                    message: "no such sync folder; `floe list` shows them".into(),
-                    folders: vec![],
-                }
-            } else {
-                Reply {
-                    ok: true,
-                    message: format!("{verb} {} folder(s)", targets.len()),
-                    folders: vec![],
-                }
-            }
-        }
+        Ok(Request::Pause { folder }) => control(&controls, folder.as_deref(), true),
+        Ok(Request::Resume { folder }) => control(&controls, folder.as_deref(), false),
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
     w.write_all(&out).await
+}
+
+/// Pause or resume one folder (by path) or all of them.
+fn control(controls: &BTreeMap<PathBuf, Control>, folder: Option<&Path>, pause: bool) -> Reply {
+    let targets: Vec<_> = controls
+        .iter()
+        .filter(|(p, _)| folder.is_none_or(|f| std::fs::canonicalize(f).is_ok_and(|f| f == **p)))
+        .collect();
+    for (_, (tx, stop)) in &targets {
+        // the flag stops a sync cycle after its current commit; the message moves the
+        // state machine once the cycle is over
+        stop.store(pause, Ordering::SeqCst);
+        let _ = tx.send(if pause { Msg::Pause } else { Msg::Resume });
+    }
+    if targets.is_empty() {
+        return Reply {
+            ok: false,
+            message: "no such sync folder; `floe list` shows them".into(),
+            folders: vec![],
+        };
+    }
+    let verb = if pause { "paused" } else { "resumed" };
+    Reply { ok: true, message: format!("{verb} {} folder(s)", targets.len()), folders: vec![] }
 }
 
 fn statuses(shared: &Shared) -> Vec<FolderStatus> {

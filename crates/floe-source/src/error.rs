@@ -30,7 +30,8 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+    /// An I/O error on `path`; permission denied gets its own message and remedy.
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             SourceError::PermissionDenied { path: path.to_path_buf() }
         } else {

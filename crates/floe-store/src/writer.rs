@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -440,11 +440,6 @@ impl Writer {
     /// The snapshot this session started from.
     pub async fn base_snapshot(&self) -> String {
         self.store.session().read().await.snapshot_id().to_string()
-    }
-
-    /// Paths of groups and arrays this session has touched (for tests and dry runs).
-    pub fn touched(&self) -> BTreeSet<String> {
-        self.cache().keys().cloned().collect()
     }
 }
 

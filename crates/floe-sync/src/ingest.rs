@@ -219,9 +219,7 @@ impl Ingest<'_> {
                 Err(err) => self.reject(
                     &mut report,
                     &c.rel,
-                    IngestError::Source(
-                        SourceError::Io { path: c.path.clone(), source: err }.into_io_checked(),
-                    ),
+                    IngestError::Source(SourceError::io(&c.path, err)),
                 ),
             }
         }
@@ -278,9 +276,7 @@ impl Ingest<'_> {
                     self.reject(
                         &mut report,
                         &c.rel,
-                        IngestError::Source(
-                            SourceError::Io { path: c.path.clone(), source: err }.into_io_checked(),
-                        ),
+                        IngestError::Source(SourceError::io(&c.path, err)),
                     );
                     continue;
                 }
@@ -525,7 +521,7 @@ impl Ingest<'_> {
                 .read(&op.path, meta, &op.region_start, &op.region_count)
                 .await
                 .map_err(IngestError::from)?;
-            if !same_values(&here, &there) {
+            if here != there {
                 return Err(IngestError::StaticChanged {
                     file: rel.clone(),
                     path: op.path.clone(),
@@ -651,10 +647,6 @@ fn crash_point(commit_number: usize) {
     }
 }
 
-fn same_values(a: &Data, b: &Data) -> bool {
-    a == b
-}
-
 fn add_records(total: &mut BTreeMap<String, u64>, add: &BTreeMap<String, u64>) {
     for (k, v) in add {
         *total.entry(k.clone()).or_insert(0) += v;
@@ -697,22 +689,4 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-trait IntoIoChecked {
-    fn into_io_checked(self) -> SourceError;
-}
-
-impl IntoIoChecked for SourceError {
-    /// Turn a plain I/O error into the permission-denied variant when that is what it is.
-    fn into_io_checked(self) -> SourceError {
-        match self {
-            SourceError::Io { path, source }
-                if source.kind() == std::io::ErrorKind::PermissionDenied =>
-            {
-                SourceError::PermissionDenied { path }
-            }
-            other => other,
-        }
-    }
 }
