@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--big-gib", type=float, default=1.0)
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/floe/bench"))
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--azurite", default=None,
+                    help="also run the week into this Azurite (blob URL, e.g. http://127.0.0.1:10000)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     week = os.path.join(args.work, "week")
@@ -111,6 +113,22 @@ def main():
     results["week"].append(row("floe --batch 1 (commit per file)", s, rss, len(files), nbytes, floe_repo))
     s, rss, _ = measure([sys.executable, os.path.join(HERE, "reference_ingest.py"), ref_repo, *files], env)
     results["week"].append(row("reference (xarray + icechunk)", s, rss, len(files), nbytes, ref_repo))
+
+    if args.azurite:
+        import uuid
+        az_env = dict(env, AZURE_STORAGE_USE_EMULATOR="true", AZURITE_BLOB_STORAGE_URL=args.azurite)
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests/python/storage.py"), "az-container",
+                        args.azurite, "bench"], check=False, capture_output=True)
+        run = uuid.uuid4().hex[:8]
+        results["azure"] = []
+        s, rss, _ = measure([args.floe, "sync", week, f"az://bench/{run}/floe", "--quiet", "0"], az_env)
+        results["azure"].append(row("floe (batches of 16)", s, rss, len(files), nbytes, week))
+        s, rss, _ = measure([args.floe, "sync", week, f"az://bench/{run}/floe1", "--quiet", "0", "--batch", "1"], az_env)
+        results["azure"].append(row("floe --batch 1 (commit per file)", s, rss, len(files), nbytes, week))
+        s, rss, _ = measure([sys.executable, os.path.join(HERE, "reference_ingest.py"), f"az://bench/{run}/ref", *files], az_env)
+        results["azure"].append(row("reference (xarray + icechunk)", s, rss, len(files), nbytes, week))
+        for r in results["azure"]:
+            r["repo_mb"] = float("nan")  # in Azurite, not on this disk
 
     if args.big_gib > 0:
         big_dir = os.path.join(args.work, "big")
@@ -138,6 +156,12 @@ def main():
                   f"peak RSS {ref['peak_rss_mb'] / f['peak_rss_mb']:.1f}x")
 
     table(f"Ingest a week of 15-minute files: {len(files)} NetCDF-4 files, {nbytes / 1e6:.1f} MB", results["week"])
+    if results.get("azure"):
+        table(f"The same week into Azurite on loopback ({args.azurite})", results["azure"])
+        ref_s = results["azure"][-1]["seconds"]
+        for r in results["azure"][:-1]:
+            ratio = ref_s / r["seconds"]
+            print(f"{r['pipeline']} vs reference into Azurite: {ratio:.1f}x faster (target >= 10x): {'OK' if ratio >= 10 else 'UNDER'}")
     if results["big"]:
         table(f"Ingest one {args.big_gib:g} GiB NetCDF-4 file", results["big"])
         floe_big = results["big"][0]["peak_rss_mb"]

@@ -2,6 +2,8 @@
 
     python reference_ingest.py REPO FILE...
 
+REPO is a local path, or az://container/prefix on Azurite (AZURITE_BLOB_STORAGE_URL).
+
 First file: `to_zarr(session.store)`; every later file: `to_zarr(session.store,
 append_dim=d)` for the variables along each record dimension d; then `commit`.
 """
@@ -12,9 +14,17 @@ import icechunk
 import xarray as xr
 
 
+def storage_for(url):
+    if url.startswith("az://"):
+        container, _, prefix = url[5:].partition("/")
+        return icechunk.azure_storage(account="devstoreaccount1", container=container, prefix=prefix,
+                                      from_env=True, config={"use_emulator": "true"})
+    return icechunk.local_filesystem_storage(url)
+
+
 def main():
     repo_path, files = sys.argv[1], sys.argv[2:]
-    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(repo_path))
+    repo = icechunk.Repository.create(storage_for(repo_path))
     record_dims = ("time", "hf_time")
     for i, f in enumerate(files):
         ds = xr.open_dataset(f)

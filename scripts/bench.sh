@@ -8,5 +8,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/scripts/setup.sh"
 log "building floe (release)"
 (cd "$here" && cargo build -q --release -p floe-cli)
-"$FLOE_VENV/bin/python" "$here/bench/ingest.py" --floe "$CARGO_TARGET_DIR/release/floe" "$@"
+# Azurite on a free loopback port for the week-into-Azure comparison; stopped on exit
+az_dir="$(mktemp -d)"
+az_port="$("$FLOE_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$FLOE_CACHE/node/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$az_port" \
+  --location "$az_dir" --skipApiVersionCheck --loose --disableTelemetry >/dev/null 2>&1 &
+az_pid=$!
+trap 'kill $az_pid 2>/dev/null; wait $az_pid 2>/dev/null; rm -rf "$az_dir"' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && break; sleep 0.1; done
+"$FLOE_VENV/bin/python" "$here/bench/ingest.py" --floe "$CARGO_TARGET_DIR/release/floe" \
+  --azurite "http://127.0.0.1:$az_port" "$@"
 "$FLOE_VENV/bin/python" "$here/bench/daemon.py" --floe "$CARGO_TARGET_DIR/release/floe"

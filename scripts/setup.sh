@@ -14,7 +14,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # 1. Debian packages (only what is missing)
 need=()
-for p in build-essential pkg-config; do
+# gnome-keyring + dbus + libsecret-tools: a real Secret Service (the OS keychain) for tests
+for p in build-essential pkg-config gnome-keyring dbus libsecret-tools; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # Node.js and npm (for Azurite, the Azure test server) unless the machine has its own

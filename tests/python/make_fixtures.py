@@ -11,6 +11,7 @@ newest HDF5 file format, NetCDF-3 classic / 64-bit offset, and Zarr v2/v3.
 
 import argparse
 import os
+import time
 
 import numpy as np
 
@@ -119,6 +120,19 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
             v = ds.createVariable("n2o", "f4", ("time",), fill_value=np.float32(np.nan))
             v.units = "ppb"
             v[:] = np.full(len(a["time"]), 330.0, dtype="f4")
+        hold = opts.hold if opts else 0.0
+        if hold > 0:
+            # an instrument still at work: the file stays open for writing, and the
+            # second half of the records is written again (same values) in steps
+            ds.sync()
+            print("READY", flush=True)
+            n = len(a["time"])
+            steps = 4
+            for k in range(steps):
+                time.sleep(hold / steps)
+                lo, hi = n // 2 + k * (n - n // 2) // steps, n // 2 + (k + 1) * (n - n // 2) // steps
+                ds["ch4"][lo:hi] = a["ch4"][lo:hi]
+                ds.sync()
 
 
 def write_h5netcdf(path, i, a):
@@ -173,6 +187,8 @@ def main():
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--duplicate-time", action="store_true")
     ap.add_argument("--name-prefix", default="site_")
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="keep each NetCDF-4/3 file open this many seconds, writing to it, before closing")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for i in range(args.start, args.start + args.files):

@@ -6,6 +6,7 @@
 //! `scripts/setup.sh` (`$HOME/.cache/floe/venv`). Tests fail, not skip, without it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod daemon;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -70,14 +71,29 @@ pub fn floe(args: &[&str]) -> Run {
     floe_env(args, &[])
 }
 
-/// Run `floe` with arguments and extra environment variables.
+/// Run `floe` with arguments and extra environment variables. The OS keychain is
+/// off unless `env` turns it on (`FLOE_KEYRING=on`): tests never see the keyring of
+/// whoever runs them.
 pub fn floe_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    floe_stdin(args, env, "")
+}
+
+/// Run `floe` with `input` on its standard input.
+pub fn floe_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+    use std::io::Write;
     let mut c = Command::new(floe_bin());
-    c.args(args);
+    c.args(args).env("FLOE_KEYRING", "off");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("run floe").into()
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("run floe");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("run floe").into()
 }
 
 /// Run one of the scripts in `tests/python`.

@@ -104,3 +104,89 @@ pub fn azurite_at(location: &std::path::Path, port: Option<u16>) -> Server {
     .arg(location);
     start(cmd, port, None, "azurite-blob")
 }
+
+/// A private D-Bus session with GNOME Keyring's Secret Service on it, unlocked,
+/// its keyrings in a temporary home: the OS keychain as a desktop has it. Both
+/// daemons are killed on drop.
+#[derive(Debug)]
+pub struct SecretService {
+    bus: Child,
+    keyring: Child,
+    /// `DBUS_SESSION_BUS_ADDRESS` for the programs that should see it.
+    pub address: String,
+    pub home: tempfile::TempDir,
+}
+
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        for c in [&mut self.keyring, &mut self.bus] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl SecretService {
+    pub fn start() -> SecretService {
+        use std::io::Write;
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let runtime = home.path().join("run");
+        std::fs::create_dir_all(&runtime).unwrap_or_else(|e| panic!("{e}"));
+        let address = format!("unix:path={}", home.path().join("bus").display());
+        let bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile", "--address", &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start dbus-daemon ({e}): run scripts/setup.sh"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !home.path().join("bus").exists() {
+            assert!(Instant::now() < deadline, "dbus-daemon did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--components=secrets", "--unlock"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start gnome-keyring-daemon ({e}): run scripts/setup.sh")
+            });
+        if let Some(mut stdin) = keyring.stdin.take() {
+            // the password of the new login keyring; it is unlocked with it
+            let _ = stdin.write_all(b"floe-test-keyring");
+        }
+        let service = SecretService { bus, keyring, address, home };
+        // wait until the Secret Service name is owned on the bus
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let probe = Command::new("secret-tool")
+                .args(["search", "floe-probe", "x"])
+                .env("DBUS_SESSION_BUS_ADDRESS", &service.address)
+                .output();
+            if probe.is_ok_and(|o| o.status.success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the Secret Service did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        service
+    }
+
+    /// What the Secret Service holds for Floe's entry of `account`, read with
+    /// libsecret's own tool (not through Floe).
+    pub fn lookup(&self, account: &str) -> Option<String> {
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "floe", "username", account])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .ok()?;
+        (out.status.success() && !out.stdout.is_empty())
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}

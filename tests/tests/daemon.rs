@@ -3,53 +3,11 @@
 //! daemon, a second daemon is refused, and SIGTERM stops it cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use floe_tests::daemon::*;
 use floe_tests::*;
-
-/// The daemon process; killed on drop (also when the test panics).
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `floe daemon` with the given quiet period and rescan interval (seconds).
-fn spawn_daemon(env: &[(&str, &str)], quiet: &str, rescan: &str) -> Daemon {
-    let mut cmd = Command::new(floe_bin());
-    cmd.args(["daemon", "--quiet", quiet, "--rescan", rescan])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Daemon(cmd.spawn().unwrap())
-}
-
-fn status(env: &[(&str, &str)]) -> serde_json::Value {
-    let r = floe_env(&["status", "--json"], env);
-    serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Write fixtures elsewhere and rename them in, as instruments that write-then-move do.
-fn drop_files(stage: &Path, into: &Path, args: &[&str]) {
-    make(stage, args);
-    for f in std::fs::read_dir(stage).unwrap().flatten() {
-        std::fs::rename(f.path(), into.join(f.file_name())).unwrap();
-    }
-}
 
 #[test]
 fn the_daemon_syncs_dropped_files_and_obeys_pause_resume_and_sigterm() {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use floe_core::{ErrorCode, RepoUrl};
-use floe_engine::config::{Config, ConfigError, FolderConfig};
+use floe_engine::config::{Cadence, Config, ConfigError, FolderConfig};
 use floe_engine::daemon::{self, DaemonError, DaemonOptions, Request};
 use floe_plan::Settings;
-use floe_store::Repo;
+use floe_store::{Repo, doctor, secrets};
 use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -84,6 +84,18 @@ enum Command {
         pattern: Vec<String>,
         #[arg(long = "append-dim")]
         append_dim: Vec<String>,
+        /// Commit once this many complete files are waiting (1: every file).
+        #[arg(long, default_value_t = 1)]
+        commit_files: usize,
+        /// ... or once this many MB of them are waiting.
+        #[arg(long)]
+        commit_mb: Option<f64>,
+        /// ... or at the latest when the oldest has waited this many seconds.
+        #[arg(long, default_value_t = 600.0)]
+        commit_max_wait: f64,
+        /// Never more than this many MB of source files in one commit.
+        #[arg(long, default_value_t = 1024.0)]
+        commit_max_mb: f64,
     },
     /// Run every registered folder in the foreground: watch, sync, retry (Ctrl-C stops).
     Daemon {
@@ -107,6 +119,29 @@ enum Command {
     Remove { folder: PathBuf },
     /// List the registered sync folders.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep the credentials for a destination (bucket or container) in the OS keychain.
+    /// Asks for them (secrets without echo; from standard input when it is not a
+    /// terminal), never takes them on the command line.
+    Login {
+        repo: String,
+        /// Take them from this shell's AWS_* / AZURE_* / GOOGLE_* variables instead.
+        #[arg(long)]
+        from_env: bool,
+        /// Keep them without trying them against the destination first.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Forget the keychain credentials of a destination.
+    Logout { repo: String },
+    /// Check a destination: credentials, reachability, permissions, upload throughput.
+    Doctor {
+        repo: String,
+        /// MiB to upload (and delete again) to measure throughput; 0 skips it.
+        #[arg(long, default_value_t = 32)]
+        probe_mib: u64,
         #[arg(long)]
         json: bool,
     },
@@ -173,6 +208,7 @@ fn config_err(e: ConfigError) -> Failure {
         | ConfigError::Duplicate(_)
         | ConfigError::Unknown(_)
         | ConfigError::NoFolder(_)
+        | ConfigError::Invalid(_)
         | ConfigError::Url(_) => ErrorCode::Usage,
     };
     Failure(code, e.to_string())
@@ -281,7 +317,19 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(report.exit_code())
         }
-        Command::Add { folder, repo, branch, group, pattern, append_dim } => {
+        Command::Add {
+            folder,
+            repo,
+            branch,
+            group,
+            pattern,
+            append_dim,
+            commit_files,
+            commit_mb,
+            commit_max_wait,
+            commit_max_mb,
+        } => {
+            let mb = |x: f64| (x.max(0.0) * 1e6) as u64;
             let path = Config::default_path().map_err(config_err)?;
             let mut config = Config::load(&path).map_err(config_err)?;
             config
@@ -293,6 +341,12 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                     patterns: pattern,
                     append_dims: append_dim,
                     paused: false,
+                    commit: Cadence {
+                        files: commit_files,
+                        bytes: commit_mb.map(mb),
+                        max_wait_secs: commit_max_wait,
+                        max_commit_bytes: mb(commit_max_mb),
+                    },
                 })
                 .map_err(config_err)?;
             config.save(&path).map_err(config_err)?;
@@ -381,6 +435,44 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 }
             }
             Ok(0)
+        }
+        Command::Login { repo, from_env, no_check } => {
+            login(&repo_url(&repo)?, from_env, no_check).await
+        }
+        Command::Logout { repo } => {
+            let url = repo_url(&repo)?;
+            let found =
+                tokio::task::spawn_blocking(move || secrets::forget(&secrets::Keychain, &url))
+                    .await
+                    .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?
+                    .map_err(secret_err)?;
+            println!(
+                "{}",
+                if found { "forgot the keychain login" } else { "there was no keychain login" }
+            );
+            Ok(0)
+        }
+        Command::Doctor { repo, probe_mib, json } => {
+            let url = repo_url(&repo)?;
+            let d = doctor::diagnose(&url, probe_mib << 20).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+            } else {
+                println!("{}", d.repo);
+                for c in &d.checks {
+                    let mark = match c.outcome {
+                        doctor::Outcome::Ok => "ok  ",
+                        doctor::Outcome::Warn => "warn",
+                        doctor::Outcome::Fail => "FAIL",
+                    };
+                    println!("  [{mark}] {:<12} {}", c.name, c.detail);
+                }
+            }
+            Ok(match &d.error {
+                Some(e) => e.code().exit_code(),
+                None if d.healthy() => 0,
+                None => ErrorCode::Storage.exit_code(),
+            })
         }
         Command::Log { repo, branch, limit, json } => {
             let r = Repo::open(&repo_url(&repo)?)
@@ -496,6 +588,82 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 }
             }
             Ok(0)
+        }
+    }
+}
+
+fn secret_err(e: secrets::SecretError) -> Failure {
+    let code = match e {
+        secrets::SecretError::Unavailable(_) => ErrorCode::Storage,
+        secrets::SecretError::Missing { .. }
+        | secrets::SecretError::AzureSecret(_)
+        | secrets::SecretError::Local(_)
+        | secrets::SecretError::Corrupt(_) => ErrorCode::Usage,
+    };
+    Failure(code, e.to_string())
+}
+
+/// Ask for one setting: without echo on a terminal when it is secret, else a line
+/// of standard input (so scripts can pipe the answers in).
+fn ask(field: &secrets::Field) -> Result<Option<String>, Failure> {
+    let io = |e: std::io::Error| Failure(ErrorCode::Usage, format!("reading the answer: {e}"));
+    let line = if field.secret && std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{}: ", field.prompt)).map_err(io)?
+    } else {
+        eprint!("{}: ", field.prompt);
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(io)?;
+        if !std::io::stdin().is_terminal() {
+            eprintln!();
+        }
+        line
+    };
+    let v = line.trim().to_string();
+    Ok((!v.is_empty()).then_some(v))
+}
+
+async fn login(url: &RepoUrl, from_env: bool, no_check: bool) -> Result<i32, Failure> {
+    let fields = secrets::fields(url);
+    if fields.is_empty() {
+        return Err(secret_err(secrets::SecretError::Local(url.to_string())));
+    }
+    let login = if from_env {
+        secrets::Login::from_env(url, &floe_store::remote::ProcessEnv)
+    } else {
+        let mut l = secrets::Login::default();
+        for f in fields {
+            if let Some(v) = ask(f)? {
+                l.vars.insert(f.var.to_string(), v);
+            }
+        }
+        l
+    };
+    login.validate(url).map_err(secret_err)?;
+    let (u, l) = (url.clone(), login.clone());
+    tokio::task::spawn_blocking(move || secrets::store(&secrets::Keychain, &u, &l))
+        .await
+        .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?
+        .map_err(secret_err)?;
+    let names: Vec<_> = login.vars.keys().map(String::as_str).collect();
+    println!("kept {} in the OS keychain for {}", names.join(", "), url);
+    if no_check {
+        return Ok(0);
+    }
+    let d = doctor::diagnose(url, 0).await;
+    match d.error {
+        None => {
+            println!("checked: {} accepts them", url);
+            Ok(0)
+        }
+        Some(e @ floe_store::StoreError::Credentials { .. }) => {
+            let u = url.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || secrets::forget(&secrets::Keychain, &u)).await;
+            Err(Failure(e.code(), format!("{e}; the login was not kept")))
+        }
+        Some(e) => {
+            eprintln!("floe: kept, but could not check them: {e}");
+            Ok(e.code().exit_code())
         }
     }
 }

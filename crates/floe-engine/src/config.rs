@@ -24,6 +24,51 @@ pub struct FolderConfig {
     pub append_dims: Vec<String>,
     #[serde(default)]
     pub paused: bool,
+    /// When to commit.
+    #[serde(default)]
+    pub commit: Cadence,
+}
+
+/// A folder's commit cadence. A commit is made once `files` complete files are
+/// waiting, or `bytes` of them (if set), or when the oldest has waited `max_wait_secs`;
+/// a commit never holds more than `max_commit_bytes`. The default commits every file
+/// as soon as it is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Cadence {
+    pub files: usize,
+    pub bytes: Option<u64>,
+    pub max_wait_secs: f64,
+    pub max_commit_bytes: u64,
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Cadence { files: 1, bytes: None, max_wait_secs: 600.0, max_commit_bytes: 1 << 30 }
+    }
+}
+
+impl Cadence {
+    /// Whether files are ever held back (anything but "every file").
+    pub fn batches(&self) -> bool {
+        self.files > 1 || self.bytes.is_some()
+    }
+}
+
+/// Limits for the whole daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Folders syncing at the same time (the others wait their turn).
+    pub parallel_folders: usize,
+    /// Upload cap for all folders together, bytes per second; none: unlimited.
+    pub upload_bytes_per_sec: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { parallel_folders: 2, upload_bytes_per_sec: None }
+    }
 }
 
 fn default_branch() -> String {
@@ -36,6 +81,8 @@ fn default_group() -> String {
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    #[serde(default)]
+    pub limits: Limits,
     #[serde(default, rename = "folder")]
     pub folders: Vec<FolderConfig>,
 }
@@ -59,6 +106,8 @@ pub enum ConfigError {
     Url(#[from] floe_core::RepoUrlError),
     #[error("no configuration directory on this system: set XDG_CONFIG_HOME or FLOE_CONFIG")]
     NoConfigDir,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Config {
@@ -103,6 +152,14 @@ impl Config {
         {
             folder.repo = cwd.join(p).display().to_string();
         }
+        if folder.commit.files == 0 || folder.commit.max_commit_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "a commit needs at least 1 file and 1 byte: give --commit-files 1 or more".into(),
+            ));
+        }
+        if folder.commit.max_wait_secs.is_nan() || folder.commit.max_wait_secs < 0.0 {
+            return Err(ConfigError::Invalid("--commit-max-wait must be 0 seconds or more".into()));
+        }
         let abs = std::fs::canonicalize(&folder.path)
             .map_err(|_| ConfigError::NoFolder(folder.path.display().to_string()))?;
         folder.path = abs;
@@ -139,6 +196,7 @@ mod tests {
             patterns: vec!["*.nc".into()],
             append_dims: vec![],
             paused: false,
+            commit: Cadence::default(),
         }
     }
 
@@ -160,6 +218,21 @@ mod tests {
         back.remove(&watched).unwrap();
         assert!(back.folders.is_empty());
         assert!(matches!(back.remove(&watched), Err(ConfigError::Unknown(_))));
+    }
+
+    #[test]
+    fn older_files_get_the_default_cadence_and_limits() {
+        let c: Config = toml::from_str("[[folder]]\npath = \"/x\"\nrepo = \"/r\"\n").unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.folders[0].commit, Cadence::default());
+        assert!(!c.folders[0].commit.batches());
+        let c: Config = toml::from_str(
+            "[limits]\nupload_bytes_per_sec = 1000\n[[folder]]\npath = \"/x\"\nrepo = \"/r\"\n[folder.commit]\nbytes = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.upload_bytes_per_sec, Some(1000));
+        assert!(c.folders[0].commit.batches());
+        assert_eq!(c.folders[0].commit.files, 1);
     }
 
     #[test]

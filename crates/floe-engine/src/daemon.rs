@@ -21,6 +21,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
+use floe_store::throttle::Throttle;
+
 use crate::config::{Config, FolderConfig};
 use crate::state::{Backoff, FolderState, Input, step};
 use crate::watch::{Change, watch};
@@ -106,14 +108,11 @@ enum Msg {
     Resume,
 }
 
-/// Failures that retrying fixes (the folder goes offline and retries).
+/// Failures that retrying fixes (the folder goes offline and retries). A commit
+/// conflict is not one: the ingest already replayed it on the other writer's
+/// commits several times, so the folder stops with the reason.
 fn is_transient(e: &IngestError) -> bool {
-    matches!(
-        e,
-        IngestError::Store(
-            StoreError::Unreachable { .. } | StoreError::Busy(_) | StoreError::Conflict(_)
-        )
-    )
+    matches!(e, IngestError::Store(StoreError::Unreachable { .. } | StoreError::Busy(_)))
 }
 
 /// Run until `shutdown` resolves.
@@ -135,11 +134,16 @@ pub async fn run(
     let shared: Shared = Arc::default();
     let mut controls = BTreeMap::new();
     let mut handles = Vec::new();
+    let limits = Limits {
+        permits: Arc::new(tokio::sync::Semaphore::new(config.limits.parallel_folders.max(1))),
+        throttle: config.limits.upload_bytes_per_sec.map(Throttle::new),
+    };
     for folder in config.folders {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(folder.paused));
         controls.insert(folder.path.clone(), (tx.clone(), stop.clone()));
-        handles.push(tokio::spawn(folder_task(folder, opts.clone(), shared.clone(), tx, rx, stop)));
+        let ctx = Ctx { opts: opts.clone(), shared: shared.clone(), limits: limits.clone() };
+        handles.push(tokio::spawn(folder_task(folder, ctx, tx, rx, stop)));
     }
     tracing::info!(folders = controls.len(), socket = %opts.socket.display(), "floe daemon running");
 
@@ -231,14 +235,28 @@ fn state_json(s: &FolderState) -> serde_json::Value {
     serde_json::to_value(s).unwrap_or_default()
 }
 
-async fn folder_task(
-    folder: FolderConfig,
+/// What the folders of one daemon share: how many may sync at once, and the upload limit.
+#[derive(Debug, Clone)]
+struct Limits {
+    permits: Arc<tokio::sync::Semaphore>,
+    throttle: Option<Arc<Throttle>>,
+}
+
+/// A folder task's view of the daemon.
+struct Ctx {
     opts: DaemonOptions,
     shared: Shared,
+    limits: Limits,
+}
+
+async fn folder_task(
+    folder: FolderConfig,
+    ctx: Ctx,
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     stop: Arc<AtomicBool>,
 ) {
+    let Ctx { opts, shared, limits } = ctx;
     let path = folder.path.clone();
     let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
     let status = Arc::new(Mutex::new(FolderStatus {
@@ -318,7 +336,13 @@ async fn folder_task(
                 ..Settings::default()
             };
             o.patterns = folder.patterns.clone();
-            o.batch_files = 1;
+            let cadence = &folder.commit;
+            o.batch_files = cadence.files.max(1);
+            o.batch_target_bytes = cadence.bytes;
+            o.batch_bytes = cadence.max_commit_bytes.max(1);
+            o.max_wait =
+                cadence.batches().then(|| Duration::from_secs_f64(cadence.max_wait_secs.max(0.0)));
+            o.throttle = limits.throttle.clone();
             o.quiet = opts.quiet;
             o.hashes = Some(hashes.clone());
             o.stop = Some(stop.clone());
@@ -332,12 +356,12 @@ async fn folder_task(
                             bytes: *bytes,
                             waiting: 0,
                         }),
-                        Progress::Committed { id, .. } => {
+                        Progress::Committed { id, files } => {
                             let mut st = lock(&status);
                             st.last_commit = Some(id.clone());
-                            st.files_ingested += 1;
+                            st.files_ingested += *files as u64;
                             let (files, bytes) =
-                                (st.files_pending.saturating_sub(1), st.bytes_pending);
+                                (st.files_pending.saturating_sub(*files as u64), st.bytes_pending);
                             drop(st);
                             apply(Input::Committed { files, bytes });
                         }
@@ -353,13 +377,17 @@ async fn folder_task(
                 }
             };
             let ingest = Ingest { opts: o, clock: &SystemClock, progress: &progress };
-            match ingest.run().await {
+            // bounded concurrency: a folder syncs when one of the permits is free
+            let permit = limits.permits.acquire().await;
+            let outcome = ingest.run().await;
+            drop(permit);
+            match outcome {
                 Ok(report) => {
                     let secs = started.elapsed().as_secs_f64().max(1e-3);
                     if report.bytes > 0 {
                         lock(&status).throughput = report.bytes as f64 / secs;
                     }
-                    let waiting = report.waiting.len() as u64;
+                    let waiting = (report.waiting.len() + report.held.len()) as u64;
                     // whatever state progress left it in, the cycle is over
                     let m = lock(&machine).clone();
                     if matches!(m, FolderState::Syncing { .. }) {
@@ -368,7 +396,17 @@ async fn folder_task(
                     if lock(&machine).clone() == FolderState::Scanning {
                         apply(Input::Scanned { ready: 0, bytes: 0, waiting });
                     }
-                    recheck_at = (waiting > 0).then(|| tokio::time::Instant::now() + opts.quiet);
+                    let now = tokio::time::Instant::now();
+                    recheck_at = match (report.waiting.is_empty(), report.held_due_in) {
+                        (false, _) => Some(now + opts.quiet),
+                        (true, Some(due)) => Some(now + Duration::from_secs_f64(due.max(0.05))),
+                        (true, None) => None,
+                    };
+                    if !report.waiting.is_empty()
+                        && let Some(due) = report.held_due_in
+                    {
+                        recheck_at = recheck_at.map(|r| r.min(now + Duration::from_secs_f64(due)));
+                    }
                     retry_at = None;
                 }
                 Err(e) if is_transient(&e) => {

@@ -18,7 +18,7 @@ pub enum FolderState {
     Idle,
     /// Looking for new or changed files.
     Scanning,
-    /// Only files still being written are left.
+    /// Only files still being written, or held for the commit cadence, are left.
     Waiting { files: u64 },
     /// Ingesting; `files` and `bytes` still to go.
     Syncing { files: u64, bytes: u64 },

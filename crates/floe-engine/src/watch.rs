@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use floe_source::complete::is_temporary_name;
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, EventKind};
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
@@ -57,6 +58,21 @@ impl Drop for WatchHandle {
     }
 }
 
+/// Whether an event can mean new or changed data. Reads are not: the engine's own
+/// reads of a folder (completeness probes, ingest) would otherwise wake it again
+/// and again. A file closed after writing is the strongest hint there is.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Any
+        | EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Other => true,
+    }
+}
+
 /// Watch `folder` recursively; events are debounced by `debounce`; a `Change::Rescan`
 /// arrives at start and then every `rescan_every`.
 pub fn watch<F>(
@@ -79,6 +95,7 @@ where
             Ok(evs) => {
                 let mut paths: Vec<PathBuf> = evs
                     .iter()
+                    .filter(|e| changes_content(&e.kind))
                     .flat_map(|e| e.paths.iter().cloned())
                     .filter(|p| {
                         p.file_name()
@@ -158,6 +175,15 @@ mod tests {
             !seen.lock().unwrap().iter().any(|c| matches!(c, Change::Paths(p) if p.contains(&tmp))),
             "temporary names are not reported"
         );
+        // reading files (as the engine does) is not a change
+        std::thread::sleep(Duration::from_millis(400));
+        let before = seen.lock().unwrap().iter().filter(|c| matches!(c, Change::Paths(_))).count();
+        for _ in 0..3 {
+            let _ = std::fs::read(&b).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let after = seen.lock().unwrap().iter().filter(|c| matches!(c, Change::Paths(_))).count();
+        assert_eq!(before, after, "reads reported as changes: {seen:?}");
         let rescans = seen.lock().unwrap().iter().filter(|c| **c == Change::Rescan).count();
         assert!(rescans >= 2, "periodic rescans: {rescans}");
 

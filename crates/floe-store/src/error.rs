@@ -32,7 +32,7 @@ pub enum StoreError {
     )]
     Busy(String),
     #[error(
-        "another writer committed to branch `{0}` at the same time and the change could not be rebased; run the sync again, it resumes where the branch is"
+        "another writer keeps committing to the same arrays of branch `{0}`, and replaying on top of it failed several times; give each writer its own group (--group) or branch, then run again (nothing was lost: the files are ingested on the next run)"
     )]
     Conflict(String),
     #[error("repository {repo}: {detail}")]

@@ -6,9 +6,12 @@
 //! on a branch, in which arrays are created, grown and written through `zarrs`, and
 //! which ends in exactly one atomic commit (or is discarded, leaving the branch as it was).
 
+pub mod doctor;
 mod error;
 pub mod remote;
 mod repo;
+pub mod secrets;
+pub mod throttle;
 mod writer;
 
 pub use error::StoreError;

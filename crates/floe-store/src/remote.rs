@@ -1,21 +1,22 @@
 //! Object-store destinations: S3 (and S3-compatible endpoints), Azure Blob, GCS.
 //!
-//! Settings and credentials come from the environment, the way the clouds' own
-//! tools read them (the OS keychain is layered on top by the sync engine):
+//! Settings and credentials come from a `floe login` kept in the OS keychain
+//! ([`crate::secrets`]) and, for what it does not hold, from the environment, the
+//! way the clouds' own tools read it:
 //!
 //! | destination | variables |
 //! | --- | --- |
 //! | `s3://` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`), `AWS_ENDPOINT_URL` (S3-compatible servers: path-style; `http://` allowed) |
 //! | `az://` | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY` or `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_USE_EMULATOR=true` with `AZURITE_BLOB_STORAGE_URL` for Azurite |
-//! | `gs://` | `GOOGLE_APPLICATION_CREDENTIALS` / `GOOGLE_SERVICE_ACCOUNT` (service account JSON) |
+//! | `gs://` | `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), `GOOGLE_APPLICATION_CREDENTIALS` / `GOOGLE_SERVICE_ACCOUNT` (a path to it) |
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use icechunk::Storage;
 use icechunk::storage::{
-    AzureCredentials, AzureStaticCredentials, GcsCredentials, S3Credentials, S3Options,
-    S3StaticCredentials,
+    AzureCredentials, AzureStaticCredentials, GcsCredentials, GcsStaticCredentials, S3Credentials,
+    S3Options, S3StaticCredentials,
 };
 
 use crate::StoreError;
@@ -93,6 +94,14 @@ pub fn azure_options(env: &dyn Env) -> (Option<String>, AzureCredentials, HashMa
     (account, creds, config)
 }
 
+/// GCS credentials: a service account key given whole, else what the environment says.
+pub fn gcs_credentials(env: &dyn Env) -> GcsCredentials {
+    match env.get("GOOGLE_SERVICE_ACCOUNT_KEY") {
+        Some(key) => GcsCredentials::Static(GcsStaticCredentials::ServiceAccountKey(key)),
+        None => GcsCredentials::FromEnv,
+    }
+}
+
 /// Storage for a remote repository URL.
 pub async fn storage(
     url: &floe_core::RepoUrl,
@@ -138,7 +147,7 @@ pub async fn storage(
         RepoUrl::Gcs { bucket, prefix } => icechunk::storage::new_gcs_storage(
             bucket.clone(),
             prefix_opt(prefix),
-            Some(GcsCredentials::FromEnv),
+            Some(gcs_credentials(env)),
             None,
             Vec::new(),
             Vec::new(),

@@ -27,6 +27,8 @@ pub struct Repo {
     /// The last, partly filled chunk of each appended array as of one snapshot, so
     /// the next append writes whole chunks instead of reading them back.
     pub(crate) tails: crate::writer::SharedTails,
+    /// Upload limit charged by every writer of this repository.
+    throttle: Option<Arc<crate::throttle::Throttle>>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -85,7 +87,8 @@ fn lock_dir(path: &Path, label: &str) -> Result<std::fs::File, StoreError> {
 }
 
 impl Repo {
-    async fn storage(
+    /// The storage behind a repository URL (and the local path, for local ones).
+    pub(crate) async fn storage(
         url: &RepoUrl,
     ) -> Result<(Arc<dyn Storage + Send + Sync>, PathBuf), StoreError> {
         match url {
@@ -97,7 +100,13 @@ impl Repo {
                 Ok((storage, path.clone()))
             }
             remote => Ok((
-                crate::remote::storage(remote, &crate::remote::ProcessEnv).await?,
+                {
+                    let env = crate::secrets::Layered {
+                        login: crate::secrets::keychain_login(remote).await,
+                        env: &crate::remote::ProcessEnv,
+                    };
+                    crate::remote::storage(remote, &env).await?
+                },
                 PathBuf::new(),
             )),
         }
@@ -117,7 +126,7 @@ impl Repo {
             return Err(StoreError::NotFound(label));
         }
         let inner = Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?;
-        Ok(Repo { inner, label, _lock: None, tails: Default::default() })
+        Ok(Repo { inner, label, _lock: None, tails: Default::default(), throttle: None })
     }
 
     /// Open the repository for writing, creating it (with manifest splitting along
@@ -147,7 +156,12 @@ impl Repo {
                 .await
                 .map_err(|e| repo_err(&label, e))?
         };
-        Ok(Repo { inner, label, _lock: lock, tails: Default::default() })
+        Ok(Repo { inner, label, _lock: lock, tails: Default::default(), throttle: None })
+    }
+
+    /// Charge what writers upload to `throttle` (a limit shared with others).
+    pub fn set_throttle(&mut self, throttle: Option<Arc<crate::throttle::Throttle>>) {
+        self.throttle = throttle;
     }
 
     pub fn label(&self) -> &str {
@@ -188,11 +202,18 @@ impl Repo {
                 branch: branch.to_string(),
             });
         }
-        let stream = self
-            .inner
-            .ancestry(&VersionInfo::BranchTipRef(branch.to_string()))
-            .await
-            .map_err(|e| repo_err(&self.label, e))?;
+        self.ancestry(&VersionInfo::BranchTipRef(branch.to_string())).await
+    }
+
+    /// The history that leads to one snapshot (by id), newest first.
+    pub async fn history_at(&self, snapshot: &str) -> Result<Vec<CommitInfo>, StoreError> {
+        let id = icechunk::format::SnapshotId::try_from(snapshot)
+            .map_err(|e| repo_err(&self.label, format!("snapshot id {snapshot}: {e}")))?;
+        self.ancestry(&VersionInfo::SnapshotId(id)).await
+    }
+
+    async fn ancestry(&self, version: &VersionInfo) -> Result<Vec<CommitInfo>, StoreError> {
+        let stream = self.inner.ancestry(version).await.map_err(|e| repo_err(&self.label, e))?;
         let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(&self.label, e))?;
         Ok(infos
             .into_iter()
@@ -224,11 +245,35 @@ impl Repo {
         Ok(out)
     }
 
+    /// Every file Floe has committed to `branch`, oldest first (all groups).
+    pub async fn ingested_all(
+        &self,
+        branch: &str,
+    ) -> Result<Vec<floe_core::FileProvenance>, StoreError> {
+        if !self.has_branch(branch).await? {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .history(branch)
+            .await?
+            .into_iter()
+            .rev()
+            .flat_map(|c| c.provenance.into_iter().flat_map(|p| p.files))
+            .collect())
+    }
+
     /// A writable session on `branch`.
     pub async fn writer(&self, branch: &str) -> Result<Writer, StoreError> {
         let session =
             self.inner.writable_session(branch).await.map_err(|e| repo_err(&self.label, e))?;
         let base = session.snapshot_id().to_string();
-        Ok(Writer::new(session, branch, &self.label, self.tails.clone(), &base))
+        Ok(Writer::new(
+            session,
+            branch,
+            &self.label,
+            self.tails.clone(),
+            &base,
+            self.throttle.clone(),
+        ))
     }
 }

@@ -14,15 +14,21 @@ use zarrs::storage::{AsyncReadableStorageTraits, AsyncWritableStorageTraits, Sto
 use zarrs_icechunk::AsyncIcechunkStore;
 
 use crate::StoreError;
+use crate::throttle::{Throttle, Throttled};
+
+/// What arrays are written through.
+type Store = Throttled<AsyncIcechunkStore>;
 
 /// One writable session on a branch. Everything written through it becomes visible
 /// in one atomic commit ([`Writer::commit`]) or not at all.
 pub struct Writer {
     store: Arc<AsyncIcechunkStore>,
+    /// The same store with writes charged to the upload limit, for arrays.
+    throttled: Arc<Store>,
     branch: String,
     label: String,
     /// Arrays opened in this session, by path (shared by concurrent writes).
-    arrays: Mutex<HashMap<String, Arc<Array<AsyncIcechunkStore>>>>,
+    arrays: Mutex<HashMap<String, Arc<Array<Store>>>>,
     /// Tail chunks valid for this session (see [`Tail`]).
     tails: Mutex<HashMap<String, Tail>>,
     /// Where tails are kept across sessions of the repository.
@@ -84,13 +90,16 @@ impl Writer {
         label: &str,
         shared_tails: SharedTails,
         base: &str,
+        throttle: Option<Arc<Throttle>>,
     ) -> Self {
         let tails = match lock(&shared_tails).as_ref() {
             Some((id, t)) if id == base => t.clone(),
             _ => HashMap::new(),
         };
+        let store = Arc::new(AsyncIcechunkStore::new(session));
         Writer {
-            store: Arc::new(AsyncIcechunkStore::new(session)),
+            throttled: Arc::new(Throttled::new(store.clone(), throttle)),
+            store,
             branch: branch.to_string(),
             label: label.to_string(),
             arrays: Mutex::new(HashMap::new()),
@@ -180,34 +189,30 @@ impl Writer {
     pub async fn put_group(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.store.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))
+        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))
     }
 
     /// Write (create or resize) an array's `zarr.json`.
     pub async fn put_array(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.store.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))?;
+        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))?;
         self.cache().remove(path);
         Ok(())
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Array<AsyncIcechunkStore>>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Array<Store>>>> {
         lock(&self.arrays)
     }
 
-    fn array(
-        &self,
-        path: &str,
-        metadata: &Value,
-    ) -> Result<Arc<Array<AsyncIcechunkStore>>, StoreError> {
+    fn array(&self, path: &str, metadata: &Value) -> Result<Arc<Array<Store>>, StoreError> {
         if let Some(a) = self.cache().get(path) {
             return Ok(a.clone());
         }
         let meta: ArrayMetadata =
             serde_json::from_value(metadata.clone()).map_err(|e| array_err(path, e))?;
         let array = Arc::new(
-            Array::new_with_metadata(self.store.clone(), path, meta)
+            Array::new_with_metadata(self.throttled.clone(), path, meta)
                 .map_err(|e| array_err(path, e))?,
         );
         self.cache().insert(path.to_string(), array.clone());
@@ -396,7 +401,7 @@ impl Writer {
 
     async fn chunk_data(
         &self,
-        array: &Array<AsyncIcechunkStore>,
+        array: &Array<Store>,
         path: &str,
         idx: &[u64],
         text: bool,
@@ -421,7 +426,15 @@ impl Writer {
         props.insert(PROVENANCE_KEY.to_string(), provenance.to_value());
         let session = self.store.session();
         let mut guard = session.write().await;
-        let result = guard.commit(message).properties(props).execute().await;
+        // another writer may have committed meanwhile: rebase onto it when the
+        // changes do not overlap (other arrays, other groups); overlapping ones
+        // (both appended to the same array) come back as a conflict
+        let result = guard
+            .commit(message)
+            .properties(props)
+            .rebase(&icechunk::conflicts::detector::ConflictDetector, 3)
+            .execute()
+            .await;
         match result {
             Ok(id) => {
                 let tails = std::mem::take(&mut *lock(&self.tails));

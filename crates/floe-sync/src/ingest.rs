@@ -45,8 +45,17 @@ pub struct IngestOptions {
     pub dry_run: bool,
     /// Files per commit (at least 1).
     pub batch_files: usize,
-    /// Source bytes per commit (a batch closes when it reaches this).
+    /// Most source bytes in one commit (a file that would go over starts the next).
     pub batch_bytes: u64,
+    /// A batch is full once it holds this many source bytes (with `batch_files`,
+    /// whichever comes first).
+    pub batch_target_bytes: Option<u64>,
+    /// Hold a batch that is not full until its oldest file has been complete this
+    /// long (`None`: commit whatever is there at once). This is a folder's commit
+    /// cadence: every N files, every B bytes, or at the latest after this wait.
+    pub max_wait: Option<Duration>,
+    /// Upload limit shared with other folders.
+    pub throttle: Option<std::sync::Arc<floe_store::throttle::Throttle>>,
     /// A file must have been quiet this long to count as complete.
     pub quiet: Duration,
     /// Largest decoded slab read from a source at once.
@@ -73,6 +82,9 @@ impl IngestOptions {
             dry_run: false,
             batch_files: 16,
             batch_bytes: 256 << 20,
+            batch_target_bytes: None,
+            max_wait: None,
+            throttle: None,
             quiet: Duration::from_secs(2),
             slab_bytes: 32 << 20,
             hashes: None,
@@ -96,6 +108,8 @@ struct Pending {
     cand: Candidate,
     size: u64,
     mtime: String,
+    /// When the file was last written (it has been complete since about then).
+    modified: Option<SystemTime>,
     hash: String,
     sort_key: f64,
 }
@@ -173,6 +187,63 @@ fn sort_key(ds: &Dataset, coords: &Coords, dims: &[String]) -> f64 {
     f64::INFINITY
 }
 
+/// Replays of a batch after commit conflicts before giving up with a clear error.
+const CONFLICT_REPLAYS: usize = 5;
+
+/// What Floe has ingested into `group` of `branch`, by source path, and the tip
+/// it was read at. Other groups belong to other folders (another desktop, another
+/// instrument) whose file names may well repeat ours.
+async fn ingested_here(
+    repo: &Repo,
+    branch: &str,
+    group: &str,
+    at: Option<&str>,
+) -> Result<(BTreeMap<String, FileProvenance>, Option<String>), StoreError> {
+    let history = match at {
+        Some(snapshot) => repo.history_at(snapshot).await?,
+        None if repo.has_branch(branch).await? => repo.history(branch).await?,
+        None => return Ok((BTreeMap::new(), None)),
+    };
+    let tip = history.first().map(|c| c.id.clone());
+    let mut out = BTreeMap::new();
+    for c in history.into_iter().rev() {
+        for f in c.provenance.into_iter().flat_map(|p| p.files) {
+            if f.group == group {
+                out.insert(f.source.clone(), f);
+            }
+        }
+    }
+    Ok((out, tip))
+}
+
+/// Group files (in data-time order) into commits: a batch closes when it is full
+/// (`batch_files` files or `batch_target_bytes`) or the next file would take it over
+/// `batch_bytes`.
+fn batches(pending: Vec<Pending>, o: &IngestOptions) -> Vec<Vec<Pending>> {
+    let mut out: Vec<Vec<Pending>> = Vec::new();
+    for p in pending {
+        let start_new = match out.last() {
+            None => true,
+            Some(b) => full(b, o) || b.iter().map(|x| x.size).sum::<u64>() + p.size > o.batch_bytes,
+        };
+        if start_new {
+            out.push(Vec::new());
+        }
+        if let Some(b) = out.last_mut() {
+            b.push(p);
+        }
+    }
+    out
+}
+
+/// Whether a batch has what it takes for a commit of its own.
+fn full(b: &[Pending], o: &IngestOptions) -> bool {
+    let bytes: u64 = b.iter().map(|x| x.size).sum();
+    b.len() >= o.batch_files.max(1)
+        || o.batch_target_bytes.is_some_and(|t| bytes >= t)
+        || bytes >= o.batch_bytes
+}
+
 fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -241,15 +312,17 @@ impl Ingest<'_> {
                 report.seconds = started.elapsed().as_secs_f64();
                 return Ok(report);
             }
-            let r = Repo::open_for_write(&o.repo, first_dims.as_deref().unwrap_or(&[])).await?;
+            let mut r = Repo::open_for_write(&o.repo, first_dims.as_deref().unwrap_or(&[])).await?;
+            r.set_throttle(o.throttle.clone());
             if o.branch != "main" {
                 r.ensure_branch(&o.branch, "main").await?;
             }
             Some(r)
         };
-        let ingested = match &repo {
-            Some(r) => r.ingested(&o.branch).await?,
-            None => BTreeMap::new(),
+        let our_group = floe_plan::target_group(&o.settings.group, "/");
+        let (ingested, mut seen_tip) = match &repo {
+            Some(r) => ingested_here(r, &o.branch, &our_group, None).await?,
+            None => (BTreeMap::new(), None),
         };
 
         // 3. already ingested? order by data time
@@ -313,7 +386,7 @@ impl Ingest<'_> {
             };
             let size = if c.is_dir { dir_size(&c.path) } else { e.len };
             let mtime = e.mtime.map(rfc3339).unwrap_or_default();
-            pending.push(Pending { cand: c, size, mtime, hash, sort_key: key });
+            pending.push(Pending { cand: c, size, mtime, modified: e.mtime, hash, sort_key: key });
         }
         pending.sort_by(|a, b| {
             a.sort_key.total_cmp(&b.sort_key).then_with(|| a.cand.rel.cmp(&b.cand.rel))
@@ -324,20 +397,18 @@ impl Ingest<'_> {
         });
 
         // 4. batches: plan, write, commit
-        let mut batches: Vec<Vec<Pending>> = Vec::new();
-        for p in pending {
-            let start_new = match batches.last() {
-                None => true,
-                Some(b) => {
-                    b.len() >= o.batch_files.max(1)
-                        || b.iter().map(|x| x.size).sum::<u64>() + p.size > o.batch_bytes
-                }
-            };
-            if start_new {
-                batches.push(Vec::new());
-            }
-            if let Some(b) = batches.last_mut() {
-                b.push(p);
+        let mut batches = batches(pending, o);
+        if let Some(wait) = o.max_wait
+            && let Some(last) = batches.last()
+            && !full(last, o)
+        {
+            // not enough for a commit yet: hold them until more arrive or they are due
+            let oldest = last.iter().filter_map(|p| p.modified).min().unwrap_or(now);
+            let waited = now.duration_since(oldest).unwrap_or_default();
+            if waited < wait {
+                report.held_due_in = Some((wait - waited).as_secs_f64());
+                report.held = last.iter().map(|p| p.cand.rel.clone()).collect();
+                batches.pop();
             }
         }
 
@@ -373,17 +444,37 @@ impl Ingest<'_> {
 
         let repo = repo.ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
         let mut known: Option<(String, RepoState)> = None;
+        // what other writers ingested into our group, as of `seen_tip`
+        let mut there: BTreeMap<String, FileProvenance> = BTreeMap::new();
         for mut batch in batches {
             if o.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
                 break; // asked to stop: what is committed stays, the rest waits
             }
+            let mut conflicts = 0;
             loop {
                 let mut writer = repo.writer(&o.branch).await?;
+                let base = writer.base_snapshot().await;
+                if seen_tip.as_deref() != Some(base.as_str()) {
+                    // someone else committed since we looked: learn what they ingested
+                    // (as of the very snapshot this session starts from)
+                    let (now_there, tip) =
+                        ingested_here(&repo, &o.branch, &our_group, Some(&base)).await?;
+                    seen_tip = tip;
+                    there = now_there;
+                }
+                batch.retain(|p| {
+                    let done = there.get(&p.cand.rel).is_some_and(|f| f.blake3 == p.hash);
+                    if done {
+                        report.already_ingested.push(p.cand.rel.clone());
+                    }
+                    !done
+                });
+                if batch.is_empty() {
+                    break;
+                }
                 let dims_hint = first_dims.clone().unwrap_or_default();
                 // After our own commit the branch holds exactly what we advanced the
-                // state to (the repository is locked to this process): reuse it then,
-                // read it from the repository otherwise.
-                let base = writer.base_snapshot().await;
+                // state to: reuse it then, read it from the repository otherwise.
                 let mut state = match known.take() {
                     Some((id, st)) if id == base => st,
                     _ => writer.state(&o.settings.group, &dims_hint).await?,
@@ -436,13 +527,28 @@ impl Ingest<'_> {
                     };
                     crash_point(report.commits.len() + 1);
                     let t = Instant::now();
-                    let id = writer.commit(&message, &prov).await?;
+                    let id = match writer.commit(&message, &prov).await {
+                        Ok(id) => id,
+                        Err(StoreError::Conflict(_)) if conflicts + 1 < CONFLICT_REPLAYS => {
+                            // Another writer moved the branch and Icechunk could not
+                            // rebase onto it (both appended to the same arrays). Our
+                            // sources are still here: replay the batch on the new tip,
+                            // minus anything the other writer has ingested meanwhile.
+                            conflicts += 1;
+                            tracing::info!(branch = %o.branch, attempt = conflicts, "commit conflict: replaying the batch on the new tip");
+                            known = None;
+                            seen_tip = None; // re-read what the other writer ingested
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     tracing::debug!(
                         seconds = t.elapsed().as_secs_f64(),
                         files = done.len(),
                         "commit"
                     );
                     known = Some((id.clone(), state));
+                    seen_tip = Some(id.clone());
                     (self.progress)(&Progress::Committed { id: id.clone(), files: done.len() });
                     for (p, f) in done {
                         add_records(&mut report.records, &f.records);

@@ -36,6 +36,11 @@ pub struct Report {
     pub already_ingested: Vec<String>,
     /// Files still being written; a later run picks them up.
     pub waiting: Vec<Waiting>,
+    /// Complete files held back for the folder's commit cadence (not enough yet
+    /// for a commit, and not waited long enough).
+    pub held: Vec<String>,
+    /// When the held files are due even if no more arrive, seconds from now.
+    pub held_due_in: Option<f64>,
     pub rejected: Vec<Rejected>,
     pub commits: Vec<String>,
     pub records: BTreeMap<String, u64>,
@@ -79,9 +84,18 @@ impl std::fmt::Display for Report {
                 self.already_ingested.len()
             )?;
         }
+        if !self.held.is_empty() {
+            writeln!(
+                f,
+                "held {} complete file(s) for the commit cadence; due in {:.0} s",
+                self.held.len(),
+                self.held_due_in.unwrap_or(0.0)
+            )?;
+        }
         if self.ingested.is_empty()
             && self.rejected.is_empty()
             && self.waiting.is_empty()
+            && self.held.is_empty()
             && !self.dry_run
         {
             writeln!(f, "nothing new to ingest: the repository is up to date")?;

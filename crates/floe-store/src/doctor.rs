@@ -1,0 +1,294 @@
+//! `floe doctor`: can this machine write to that destination, and how fast?
+//!
+//! Each check says what it found and, when it fails, what to do. The write and
+//! throughput probes put objects under `floe-doctor/` next to the repository and
+//! delete them again; the repository itself is only read.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use floe_core::RepoUrl;
+use futures::{StreamExt, TryStreamExt};
+use icechunk::Repository;
+use icechunk::storage::StorageContext;
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// How one check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// Works, but something deserves attention.
+    Warn,
+    Fail,
+}
+
+/// One line of the doctor's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+/// Everything the doctor found.
+#[derive(Debug, Serialize)]
+pub struct Diagnosis {
+    pub repo: String,
+    pub checks: Vec<Check>,
+    /// Upload throughput measured, bytes per second.
+    pub upload_bytes_per_sec: Option<f64>,
+    /// Round trip of a small request, milliseconds.
+    pub latency_ms: Option<f64>,
+    /// The first failure, as the error a sync would have met.
+    #[serde(skip)]
+    pub error: Option<StoreError>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome != Outcome::Fail)
+    }
+}
+
+/// Where the credentials for `url` come from, by name only.
+async fn credential_source(url: &RepoUrl) -> (Outcome, String) {
+    if url.is_local() {
+        return (Outcome::Ok, "local repository: no credentials needed".into());
+    }
+    if let Some(login) = crate::secrets::keychain_login(url).await {
+        let names: Vec<_> = login.vars.keys().map(String::as_str).collect();
+        return (Outcome::Ok, format!("OS keychain login ({})", names.join(", ")));
+    }
+    let vars: Vec<&str> = crate::secrets::fields(url)
+        .iter()
+        .map(|f| f.var)
+        .chain(["AZURE_STORAGE_USE_EMULATOR", "GOOGLE_APPLICATION_CREDENTIALS"])
+        .filter(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
+        .collect();
+    if vars.is_empty() {
+        let keychain = if crate::secrets::keychain_enabled() {
+            "no keychain login"
+        } else {
+            "keychain off (FLOE_KEYRING)"
+        };
+        (
+            Outcome::Warn,
+            format!(
+                "{keychain} and no credential variables set; run `floe login {url}` (or set the AWS_* / AZURE_* variables)"
+            ),
+        )
+    } else {
+        (Outcome::Ok, format!("environment ({})", vars.join(", ")))
+    }
+}
+
+fn fail(checks: &mut Vec<Check>, name: &'static str, e: &StoreError) {
+    checks.push(Check { name, outcome: Outcome::Fail, detail: e.to_string() });
+}
+
+/// Examine the destination; `probe_bytes` are uploaded (in 4 MiB objects, 4 at a
+/// time) to measure throughput, 0 skips that.
+pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
+    let label = url.to_string();
+    let mut d = Diagnosis {
+        repo: label.clone(),
+        checks: Vec::new(),
+        upload_bytes_per_sec: None,
+        latency_ms: None,
+        error: None,
+    };
+    let (outcome, detail) = credential_source(url).await;
+    d.checks.push(Check { name: "credentials", outcome, detail });
+
+    let storage = match crate::Repo::storage(url).await {
+        Ok((s, _)) => s,
+        Err(e) => {
+            fail(&mut d.checks, "storage", &e);
+            d.error = Some(e);
+            return d;
+        }
+    };
+    let err = |e: &dyn std::fmt::Display| crate::remote::classify(&label, e.to_string());
+
+    // reachable, and is there a repository?
+    let t = Instant::now();
+    let exists = if let RepoUrl::Local(p) = url {
+        if p.exists() {
+            Repository::exists(storage.clone(), None).await.map_err(|e| err(&e))
+        } else {
+            Ok(false)
+        }
+    } else {
+        Repository::exists(storage.clone(), None).await.map_err(|e| err(&e))
+    };
+    match exists {
+        Ok(found) => {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            d.latency_ms = Some(ms);
+            d.checks.push(Check {
+                name: "reachable",
+                outcome: Outcome::Ok,
+                detail: format!("answered in {ms:.0} ms"),
+            });
+            let detail = if found {
+                match crate::Repo::open(url).await {
+                    Ok(r) => match r.history("main").await {
+                        Ok(h) => format!(
+                            "Icechunk repository, main has {} commit(s), newest {}",
+                            h.len(),
+                            h.first().map(|c| c.time.to_rfc3339()).unwrap_or_default()
+                        ),
+                        Err(e) => format!("Icechunk repository ({e})"),
+                    },
+                    Err(e) => format!("Icechunk repository that does not open: {e}"),
+                }
+            } else {
+                "none yet: the first sync creates it".into()
+            };
+            d.checks.push(Check { name: "repository", outcome: Outcome::Ok, detail });
+        }
+        Err(e) => {
+            fail(&mut d.checks, "reachable", &e);
+            d.error = Some(e);
+            return d;
+        }
+    }
+    if url.is_local()
+        && let RepoUrl::Local(p) = url
+        && !p.exists()
+    {
+        // nothing to probe yet; the parent must be writable for the first sync
+        let parent = p.ancestors().skip(1).find(|a| a.exists());
+        let writable = parent.is_some_and(|a| {
+            let probe = a.join(format!(".floe-doctor-{}", std::process::id()));
+            let ok = std::fs::write(&probe, b"floe doctor").is_ok();
+            let _ = std::fs::remove_file(&probe);
+            ok
+        });
+        d.checks.push(Check {
+            name: "write",
+            outcome: if writable { Outcome::Ok } else { Outcome::Fail },
+            detail: match parent {
+                Some(a) if writable => format!("{} is writable", a.display()),
+                Some(a) => format!("{} is not writable: choose another place", a.display()),
+                None => "no existing parent directory".into(),
+            },
+        });
+        return d;
+    }
+
+    // may we write and delete? (what a sync needs)
+    let settings = match storage.default_settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            let e = err(&e);
+            fail(&mut d.checks, "write", &e);
+            d.error = Some(e);
+            return d;
+        }
+    };
+    let ctx = StorageContext::unattributed(&settings);
+    let stamp = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let small = format!("floe-doctor/{stamp}-write");
+    let body = Bytes::from(format!("floe doctor {stamp}"));
+    let wrote = async {
+        storage.put_object(&ctx, &small, body.clone(), None, Vec::new(), None).await?;
+        let (stream, _) = storage.get_object_range(&ctx, &small, None).await?;
+        let back: Vec<Bytes> = stream.try_collect().await?;
+        Ok::<_, icechunk::storage::StorageError>(back.concat() == body.as_ref())
+    }
+    .await;
+    match wrote {
+        Ok(true) => d.checks.push(Check {
+            name: "write",
+            outcome: Outcome::Ok,
+            detail: "wrote, read back and deleted a test object".into(),
+        }),
+        Ok(false) => d.checks.push(Check {
+            name: "write",
+            outcome: Outcome::Fail,
+            detail: "a test object read back different from what was written: the storage is not safe to use".into(),
+        }),
+        Err(e) => {
+            let e = err(&e);
+            fail(&mut d.checks, "write", &e);
+            d.error = Some(e);
+            return d;
+        }
+    }
+    let mut written =
+        vec![(small.trim_start_matches("floe-doctor/").to_string(), body.len() as u64)];
+
+    // upload throughput
+    if probe_bytes > 0 {
+        const PIECE: u64 = 4 << 20;
+        let pieces = probe_bytes.div_ceil(PIECE).max(1);
+        // incompressible bytes, as compressed chunks are
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut data = Vec::with_capacity(PIECE as usize);
+        while data.len() < PIECE as usize {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            data.extend_from_slice(&state.to_le_bytes());
+        }
+        let data = Bytes::from(data);
+        let names: Vec<String> =
+            (0..pieces).map(|i| format!("floe-doctor/{stamp}-throughput-{i}")).collect();
+        let t = Instant::now();
+        let results: Vec<_> = futures::stream::iter(names.iter())
+            .map(|n| {
+                let (storage, ctx, data) = (&storage, &ctx, data.clone());
+                async move { storage.put_object(ctx, n, data, None, Vec::new(), None).await }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let secs = t.elapsed().as_secs_f64().max(1e-6);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        written.extend(
+            names.iter().map(|n| (n.trim_start_matches("floe-doctor/").to_string(), PIECE)),
+        );
+        if failed == 0 {
+            let rate = (pieces * PIECE) as f64 / secs;
+            d.upload_bytes_per_sec = Some(rate);
+            d.checks.push(Check {
+                name: "upload",
+                outcome: Outcome::Ok,
+                detail: format!(
+                    "{:.1} MB in {secs:.2} s: {:.1} MB/s ({:.0} MB/min)",
+                    (pieces * PIECE) as f64 / 1e6,
+                    rate / 1e6,
+                    rate * 60.0 / 1e6
+                ),
+            });
+        } else {
+            d.checks.push(Check {
+                name: "upload",
+                outcome: Outcome::Fail,
+                detail: format!("{failed} of {pieces} test uploads failed"),
+            });
+        }
+    }
+
+    // clean up
+    let cleaned = storage.delete_batch(&ctx, "floe-doctor", written.clone()).await;
+    let problem = match cleaned {
+        Ok(r) if r.deleted_objects as usize >= written.len() => None,
+        Ok(r) => Some(format!("{} of {} deleted", r.deleted_objects, written.len())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(p) = problem {
+        d.checks.push(Check {
+            name: "cleanup",
+            outcome: Outcome::Warn,
+            detail: format!(
+                "could not delete the test objects under floe-doctor/ ({p}); delete them by hand"
+            ),
+        });
+    }
+    d
+}

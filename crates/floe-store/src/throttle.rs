@@ -1,0 +1,170 @@
+//! An upload bandwidth limit: every byte a session writes to storage (encoded
+//! chunks, metadata) first takes its share of a token bucket (`governor`, the
+//! rate limiter the Rust ecosystem uses). One [`Throttle`] is shared by all the
+//! folders of a daemon, so the setting caps the machine's upload, not each folder's.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{
+    AsyncListableStorageTraits, AsyncMaybeBytesIterator, AsyncReadableStorageTraits,
+    AsyncWritableStorageTraits, Bytes, MaybeBytes, OffsetBytesIterator, StorageError, StoreKey,
+    StoreKeys, StoreKeysPrefixes, StorePrefix,
+};
+
+/// Tokens are KiB, so a limit up to 4 TiB/s fits the limiter's 32-bit counts.
+const UNIT: u64 = 1024;
+
+/// A shared upload budget in bytes per second.
+#[derive(Debug)]
+pub struct Throttle {
+    limiter: DefaultDirectRateLimiter,
+    burst: u32,
+    bytes_per_sec: u64,
+}
+
+impl Throttle {
+    /// At most `bytes_per_sec` (at least 1 KiB/s), with bursts of one second's worth.
+    pub fn new(bytes_per_sec: u64) -> Arc<Throttle> {
+        let per_sec = u32::try_from((bytes_per_sec / UNIT).max(1)).unwrap_or(u32::MAX);
+        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Throttle {
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(rate)),
+            burst: rate.get(),
+            bytes_per_sec,
+        })
+    }
+
+    pub fn bytes_per_sec(&self) -> u64 {
+        self.bytes_per_sec
+    }
+
+    /// Wait until `bytes` may go out (larger amounts than a burst go in pieces).
+    pub async fn take(&self, bytes: u64) {
+        let mut units = bytes.div_ceil(UNIT);
+        while units > 0 {
+            let n = units.min(u64::from(self.burst)) as u32;
+            if let Some(n) = NonZeroU32::new(n) {
+                // n never exceeds the burst, so this cannot fail
+                let _ = self.limiter.until_n_ready(n).await;
+            }
+            units -= u64::from(n);
+        }
+    }
+}
+
+/// A zarrs store that charges writes to a [`Throttle`] (reads pass untouched).
+#[derive(Debug)]
+pub struct Throttled<S> {
+    inner: Arc<S>,
+    throttle: Option<Arc<Throttle>>,
+}
+
+impl<S> Throttled<S> {
+    pub fn new(inner: Arc<S>, throttle: Option<Arc<Throttle>>) -> Self {
+        Throttled { inner, throttle }
+    }
+
+    async fn charge(&self, bytes: usize) {
+        if let Some(t) = &self.throttle {
+            t.take(bytes as u64).await;
+        }
+    }
+}
+
+#[async_trait]
+impl<S: AsyncReadableStorageTraits> AsyncReadableStorageTraits for Throttled<S> {
+    async fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
+        self.inner.get_partial_many(key, byte_ranges).await
+    }
+
+    async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        self.inner.get(key).await
+    }
+
+    async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.inner.size_key(key).await
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.inner.supports_get_partial()
+    }
+}
+
+#[async_trait]
+impl<S: AsyncWritableStorageTraits> AsyncWritableStorageTraits for Throttled<S> {
+    async fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        self.charge(value.len()).await;
+        self.inner.set(key, value).await
+    }
+
+    async fn set_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator<'a>,
+    ) -> Result<(), StorageError> {
+        let values: Vec<(u64, Bytes)> = offset_values.collect();
+        self.charge(values.iter().map(|(_, b)| b.len()).sum()).await;
+        self.inner.set_partial_many(key, Box::new(values.into_iter())).await
+    }
+
+    async fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.erase(key).await
+    }
+
+    async fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.inner.erase_prefix(prefix).await
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        self.inner.supports_set_partial()
+    }
+}
+
+#[async_trait]
+impl<S: AsyncListableStorageTraits> AsyncListableStorageTraits for Throttled<S> {
+    async fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.inner.list().await
+    }
+
+    async fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.inner.list_prefix(prefix).await
+    }
+
+    async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.inner.list_dir(prefix).await
+    }
+
+    async fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.inner.size_prefix(prefix).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_holds_over_time() {
+        // 4 MiB/s: the first second's worth goes at once, 4 MiB more (in pieces
+        // larger and smaller than a burst) take about a second
+        let t = Throttle::new(4 << 20);
+        let start = std::time::Instant::now();
+        t.take(4 << 20).await;
+        assert!(start.elapsed().as_secs_f64() < 0.2);
+        t.take(3 << 20).await;
+        for _ in 0..4 {
+            t.take(256 << 10).await;
+        }
+        let took = start.elapsed().as_secs_f64();
+        assert!((0.9..1.5).contains(&took), "{took}");
+    }
+}

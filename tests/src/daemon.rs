@@ -1,0 +1,55 @@
+//! Driving `floe daemon` from tests: start it, ask its status, drop files in.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{floe_bin, floe_env, make};
+
+/// The daemon process; killed on drop (also when the test panics).
+#[derive(Debug)]
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `floe daemon` with the given quiet period and rescan interval (seconds), the
+/// OS keychain off unless `env` turns it on.
+pub fn spawn_daemon(env: &[(&str, &str)], quiet: &str, rescan: &str) -> Daemon {
+    let mut cmd = Command::new(floe_bin());
+    cmd.args(["daemon", "--quiet", quiet, "--rescan", rescan])
+        .env("FLOE_KEYRING", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon(cmd.spawn().unwrap_or_else(|e| panic!("cannot start floe daemon: {e}")))
+}
+
+/// `floe status --json` of the running daemon (`null` if none answers).
+pub fn status(env: &[(&str, &str)]) -> serde_json::Value {
+    let r = floe_env(&["status", "--json"], env);
+    serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Poll `ok` until it holds; panic after 90 s.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Write fixtures elsewhere and rename them in, as instruments that write-then-move do.
+pub fn drop_files(stage: &Path, into: &Path, args: &[&str]) {
+    make(stage, args);
+    for f in std::fs::read_dir(stage).into_iter().flatten().flatten() {
+        let _ = std::fs::rename(f.path(), into.join(f.file_name()));
+    }
+}

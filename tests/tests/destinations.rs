@@ -1,0 +1,189 @@
+//! One end-to-end suite, three destinations: a local repository, S3 (moto) and
+//! Azure Blob (Azurite) on loopback. Files are dropped into a watched folder while
+//! `floe daemon` runs, one of them written slowly by a Python process that holds it
+//! open; Python icechunk + xarray then find the repository equal to the sources.
+//! Also here: the commit cadence and the upload limit, which the daemon applies to
+//! any destination.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use floe_tests::daemon::*;
+use floe_tests::servers::{azurite, moto};
+use floe_tests::*;
+
+/// Drop files, one of them still being written, and check the result.
+fn suite(repo: &str, server_env: &[(&str, &str)]) {
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage) = (d.path().join("in"), d.path().join("stage"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let mut env =
+        vec![("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    env.extend_from_slice(server_env);
+    let r = floe_env(&["add", watched.to_str().unwrap(), repo], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    drop_files(&stage, &watched, &["--files", "2"]);
+    let _daemon = spawn_daemon(&env, "0.5", "5");
+    wait_until("the first two files", || status(&env)[0]["files_ingested"] == 2);
+
+    // an instrument writing in place, slowly, holding the file open
+    let mut writer = Command::new(python())
+        .arg(root().join("tests/python/make_fixtures.py"))
+        .arg(&watched)
+        .args(["--files", "1", "--start", "2", "--hold", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let opened = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = status(&env);
+    assert_eq!(s[0]["files_ingested"], 2, "a file still being written was taken: {s}");
+    assert!(writer.wait().unwrap().success());
+    wait_until("the slowly written file", || status(&env)[0]["files_ingested"] == 3);
+    assert!(opened.elapsed() > Duration::from_secs(4));
+
+    drop_files(&stage, &watched, &["--files", "2", "--start", "3"]);
+    wait_until("all five files", || {
+        let s = status(&env);
+        s[0]["files_ingested"] == 5 && s[0]["state"]["state"] == "idle"
+    });
+    assert_url_equals(repo, &files(&watched, "nc"), &[], server_env);
+}
+
+#[test]
+fn into_a_local_repository() {
+    let d = tempfile::tempdir().unwrap();
+    suite(d.path().join("repo").to_str().unwrap(), &[]);
+}
+
+#[test]
+fn into_s3() {
+    let server = moto();
+    assert_eq!(py("storage.py", &["s3-bucket", &server.url(), "lab"]).code, 0);
+    let url = server.url();
+    suite(
+        "s3://lab/site-a",
+        &[
+            ("AWS_ENDPOINT_URL", url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+}
+
+#[test]
+fn into_azure_blob() {
+    let server = azurite();
+    assert_eq!(py("storage.py", &["az-container", &server.url(), "lab"]).code, 0);
+    let url = server.url();
+    suite(
+        "az://lab/site-a",
+        &[("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", url.as_str())],
+    );
+}
+
+fn commits(repo: &std::path::Path) -> Vec<usize> {
+    // files per commit, oldest first (the first commit is the repository's creation)
+    let mut v: Vec<usize> = log_json(repo, "main")
+        .iter()
+        .map(|c| c["provenance"]["files"].as_array().map_or(0, Vec::len))
+        .collect();
+    v.reverse();
+    v
+}
+
+#[test]
+fn the_commit_cadence_batches_by_count_and_age() {
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage, repo) =
+        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let r = floe_env(
+        &[
+            "add",
+            watched.to_str().unwrap(),
+            repo.to_str().unwrap(),
+            "--commit-files",
+            "3",
+            "--commit-max-wait",
+            "6",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let _daemon = spawn_daemon(&env, "0.3", "30");
+
+    // two files: not enough for a commit, and not old enough
+    drop_files(&stage, &watched, &["--files", "2"]);
+    wait_until("the two files held", || status(&env)[0]["state"]["state"] == "waiting");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!repo.exists() || commits(&repo).iter().sum::<usize>() == 0);
+    // the third makes a commit of three
+    drop_files(&stage, &watched, &["--files", "1", "--start", "2"]);
+    wait_until("a commit of three", || status(&env)[0]["files_ingested"] == 3);
+    assert_eq!(commits(&repo), vec![0, 3]);
+    // seven more: two commits of three, and the last one goes when it is due
+    let t = Instant::now();
+    drop_files(&stage, &watched, &["--files", "7", "--start", "3"]);
+    wait_until("two more commits of three", || status(&env)[0]["files_ingested"] == 9);
+    wait_until("the straggler, when due", || status(&env)[0]["files_ingested"] == 10);
+    assert!(t.elapsed() > Duration::from_secs(5), "the straggler went early: {:?}", t.elapsed());
+    assert_eq!(commits(&repo), vec![0, 3, 3, 3, 1]);
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+}
+
+fn du(path: &std::path::Path) -> u64 {
+    walk(path).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum()
+}
+
+fn walk(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn the_upload_limit_holds_the_daemon_to_its_rate() {
+    let d = tempfile::tempdir().unwrap();
+    let (watched, repo) = (d.path().join("in"), d.path().join("repo"));
+    // incompressible data: what is written is what is uploaded
+    make(&watched, &["--files", "6", "--records", "200", "--hf", "10"]);
+    age(&watched);
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    assert_eq!(floe_env(&["add", watched.to_str().unwrap(), repo.to_str().unwrap()], &env).code, 0);
+    let limit: u64 = 256 << 10;
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("[limits]\n", &format!("[limits]\nupload_bytes_per_sec = {limit}\n"));
+    assert!(text.contains("upload_bytes_per_sec"), "{text}");
+    std::fs::write(&cfg, text).unwrap();
+    let t = Instant::now();
+    let _daemon = spawn_daemon(&env, "0", "30");
+    wait_until("all six files", || status(&env)[0]["files_ingested"] == 6);
+    let secs = t.elapsed().as_secs_f64();
+    let chunks: u64 =
+        walk(&repo.join("chunks")).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum();
+    // a second's worth may go at once; the rest at the limit
+    let floor = (chunks.saturating_sub(limit)) as f64 / limit as f64;
+    eprintln!(
+        "{chunks} chunk bytes in {secs:.1} s at a limit of {limit} B/s (floor {floor:.1} s); repo {}",
+        du(&repo)
+    );
+    assert!(chunks > 3 * limit, "too little data to see the limit: {chunks}");
+    assert!(secs >= floor * 0.9, "{chunks} bytes in {secs:.1} s beat the limit");
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+}

@@ -1,0 +1,105 @@
+//! `floe login` keeps a destination's secret in the OS keychain: a real Secret
+//! Service (GNOME Keyring on a private D-Bus session), a real Azurite that checks the
+//! account key. A wrong key is refused and not kept; the right one is kept, used by
+//! sync and doctor, and never shows up in the config file, the output or the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use floe_tests::servers::{SecretService, azurite};
+use floe_tests::*;
+
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+#[test]
+fn a_login_lives_in_the_keychain_and_nowhere_else() {
+    let server = azurite();
+    assert_eq!(py("storage.py", &["az-container", &server.url(), "lab"]).code, 0);
+    let keyring = SecretService::start();
+    let d = tempfile::tempdir().unwrap();
+    let (src, cfg) = (d.path().join("src"), d.path().join("config.toml"));
+    let url = server.url();
+    // only where the emulator is: nothing secret in the environment
+    let env = [
+        ("FLOE_KEYRING", "on"),
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.address.as_str()),
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+        ("FLOE_CONFIG", cfg.to_str().unwrap()),
+        ("FLOE_LOG", "debug"),
+    ];
+    let repo = "az://lab/site-a";
+
+    // a wrong key: the storage refuses it, and it is not kept
+    let wrong = "d3Jvbmcga2V5IGZvciBhenVyaXRlIGF0IGFsbA==";
+    let r = floe_stdin(&["login", repo], &env, &format!("devstoreaccount1\n{wrong}\n\n"));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("refused the credentials") && r.stderr.contains("not kept"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(keyring.lookup("az://lab"), None);
+
+    // the right key: checked against Azurite and kept in the Secret Service
+    let r = floe_stdin(&["login", repo], &env, &format!("devstoreaccount1\n{AZURITE_KEY}\n\n"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("accepts them"), "{}", r.stdout);
+    let kept = keyring.lookup("az://lab").expect("an entry in the Secret Service");
+    assert!(kept.contains(AZURITE_KEY) && kept.contains("devstoreaccount1"));
+
+    // sync and doctor use it; the secret appears nowhere else
+    make(&src, &["--files", "2"]);
+    let add = floe_env(&["add", src.to_str().unwrap(), repo], &env);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let sync = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &env);
+    assert_eq!(sync.code, 0, "{}\n{}", sync.stdout, sync.stderr);
+    let doctor = floe_env(&["doctor", repo, "--probe-mib", "8", "--json"], &env);
+    assert_eq!(doctor.code, 0, "{}\n{}", doctor.stdout, doctor.stderr);
+    let diag: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    assert!(diag["checks"][0]["detail"].as_str().unwrap().contains("OS keychain"), "{diag}");
+    assert!(diag["upload_bytes_per_sec"].as_f64().unwrap() > 0.0, "{diag}");
+    assert!(diag["checks"].as_array().unwrap().iter().all(|c| c["outcome"] == "ok"), "{diag}");
+    let config = std::fs::read_to_string(&cfg).unwrap();
+    for text in [
+        &config,
+        &add.stdout,
+        &add.stderr,
+        &sync.stdout,
+        &sync.stderr,
+        &doctor.stdout,
+        &doctor.stderr,
+    ] {
+        assert!(!text.contains(AZURITE_KEY) && !text.contains(wrong), "a secret leaked: {text}");
+    }
+    let reference_env =
+        [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", url.as_str())];
+    assert_url_equals(repo, &files(&src, "nc"), &[], &reference_env);
+
+    // logout forgets it
+    let out = floe_env(&["logout", repo], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(keyring.lookup("az://lab"), None);
+    let doctor = floe_env(&["doctor", repo, "--probe-mib", "0", "--json"], &env);
+    let diag: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    assert!(!diag["checks"][0]["detail"].as_str().unwrap().contains("OS keychain"), "{diag}");
+}
+
+#[test]
+fn without_a_keyring_login_says_to_use_the_environment() {
+    // no D-Bus session at all: a headless machine
+    let r = floe_stdin(
+        &["login", "s3://bucket/x", "--no-check"],
+        &[("FLOE_KEYRING", "on"), ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")],
+        "AKIA\nsecret\n\n\n\n",
+    );
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("keychain is not available") && r.stderr.contains("AWS_*"),
+        "{}",
+        r.stderr
+    );
+    // an incomplete login is refused before anything is kept
+    let r = floe_stdin(&["login", "s3://bucket/x"], &[], "AKIA\n\n\n\n\n");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("AWS_SECRET_ACCESS_KEY"), "{}", r.stderr);
+}
