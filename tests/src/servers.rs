@@ -26,6 +26,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The URL on another address (a server in a network namespace).
+    pub fn url_at(&self, host: &str) -> String {
+        format!("http://{host}:{}", self.port)
+    }
+
     /// Stop with SIGTERM (the server saves its state) and wait for it to exit.
     pub fn terminate(mut self) {
         let pid = self.child.id().to_string();
@@ -188,5 +193,82 @@ impl SecretService {
             .ok()?;
         (out.status.success() && !out.stdout.is_empty())
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A network namespace behind a slow, lossy link (`tests/python/slowlink.py`):
+/// 10.77.0.2 inside, reached from here through `delay_ms` of delay and `loss` of
+/// packet loss. The namespace goes when this is dropped.
+#[derive(Debug)]
+pub struct SlowLink {
+    child: Child,
+    pub namespace: String,
+}
+
+impl Drop for SlowLink {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.namespace]).status();
+    }
+}
+
+impl SlowLink {
+    /// The address of the far side.
+    pub const FAR: &'static str = "10.77.0.2";
+
+    pub fn start(delay_ms: u32, loss: f64) -> SlowLink {
+        use std::io::BufRead;
+        let namespace = format!("floe{}", std::process::id());
+        let mut child = Command::new(crate::python())
+            .arg(crate::root().join("tests/python/slowlink.py"))
+            .arg(&namespace)
+            .args(["--delay-ms", &delay_ms.to_string(), "--loss", &loss.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start slowlink.py: {e}"));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        if line.trim() != "READY" {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!(
+                "the slow link did not come up ({err}); it needs root, /dev/net/tun and iproute2"
+            );
+        }
+        SlowLink { child, namespace }
+    }
+
+    /// Azurite inside the namespace, on the far address.
+    pub fn azurite(&self) -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = 10000;
+        let node =
+            std::env::var("FLOE_NODE").map(PathBuf::from).unwrap_or_else(|_| cache().join("node"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespace])
+            .arg(node.join("node_modules/.bin/azurite-blob"))
+            .args(["--blobHost", Self::FAR, "--blobPort", &port.to_string()])
+            .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry", "--location"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start azurite in the namespace: {e}"));
+        let server = Server { child, port, _dir: Some(dir) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr: std::net::SocketAddr =
+            format!("{}:{port}", Self::FAR).parse().unwrap_or_else(|e| panic!("{e}"));
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err() {
+            assert!(Instant::now() < deadline, "azurite did not listen behind the slow link");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
     }
 }
