@@ -12,9 +12,14 @@ pub mod servers;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The repository root.
+/// The repository root. Read at run time (cargo and nextest set `CARGO_MANIFEST_DIR`
+/// for every test): a target directory shared between clones may hold a test binary
+/// compiled in another clone, whose compile-time path is not this checkout.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().unwrap().to_path_buf()
 }
 
 /// The Python interpreter with the reference readers.

@@ -159,3 +159,34 @@ fn a_week_of_15_minute_files() {
     names.sort();
     assert_eq!(seen, names);
 }
+
+#[test]
+fn a_growing_zarr_store_is_synced_incrementally() {
+    // an instrument that appends to one Zarr store: each sync takes the new records
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    make(&src, &["--files", "1", "--format", "zarr3"]);
+    let store = files(&src, "zarr").pop().unwrap();
+    let sync = || {
+        let (code, report) = sync_json(&src, &repo, &["--append-dim", "time"]);
+        assert_eq!(code, 0, "{report}");
+        report
+    };
+    let first = sync();
+    let per_file = first["records"]["time"].as_u64().unwrap();
+    for i in 1..3 {
+        let r = py("grow_zarr.py", &[&store, &i.to_string()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let report = sync();
+        assert_eq!(report["ingested"].as_array().unwrap().len(), 1, "{report}");
+        assert_eq!(
+            report["records"]["time"].as_u64(),
+            Some(per_file),
+            "only the new records: {report}"
+        );
+    }
+    let again = sync();
+    assert!(again["ingested"].as_array().unwrap().is_empty(), "{again}");
+    assert_eq!(again["already_ingested"].as_array().unwrap().len(), 1, "{again}");
+    assert_repo_equals(&repo, &[store], &["--append-dim", "time", "--engine", "zarr"]);
+}

@@ -11,6 +11,7 @@ pub mod complete;
 mod error;
 mod model;
 mod netcdf;
+mod skip;
 mod zarr;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ pub use model::{
     DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, decode_fill_value,
     encode_fill_value,
 };
+pub use skip::Skip;
 
 /// A source file opened for reading.
 pub trait SourceReader: Send + Sync {

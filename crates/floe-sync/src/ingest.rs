@@ -110,6 +110,8 @@ struct Pending {
     mtime: String,
     /// When the file was last written (it has been complete since about then).
     modified: Option<SystemTime>,
+    /// Records taken from it by earlier syncs (a growing Zarr store), per dimension.
+    skip: BTreeMap<String, u64>,
     hash: String,
     sort_key: f64,
 }
@@ -190,30 +192,58 @@ fn sort_key(ds: &Dataset, coords: &Coords, dims: &[String]) -> f64 {
 /// Replays of a batch after commit conflicts before giving up with a clear error.
 const CONFLICT_REPLAYS: usize = 5;
 
-/// What Floe has ingested into `group` of `branch`, by source path, and the tip
-/// it was read at. Other groups belong to other folders (another desktop, another
-/// instrument) whose file names may well repeat ours.
+/// What Floe has ingested into one group of a branch, as of one snapshot.
+#[derive(Debug, Default)]
+struct Known {
+    /// The newest provenance of each source path.
+    files: BTreeMap<String, FileProvenance>,
+    /// Records taken from each source so far, per dimension (a growing Zarr store is
+    /// taken in several steps).
+    records: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The snapshot this was read at.
+    tip: Option<String>,
+}
+
+/// What Floe has ingested into `group` of `branch` (as of snapshot `at`, else the
+/// tip). Other groups belong to other folders (another desktop, another instrument)
+/// whose file names may well repeat ours.
 async fn ingested_here(
     repo: &Repo,
     branch: &str,
     group: &str,
     at: Option<&str>,
-) -> Result<(BTreeMap<String, FileProvenance>, Option<String>), StoreError> {
+) -> Result<Known, StoreError> {
     let history = match at {
         Some(snapshot) => repo.history_at(snapshot).await?,
         None if repo.has_branch(branch).await? => repo.history(branch).await?,
-        None => return Ok((BTreeMap::new(), None)),
+        None => return Ok(Known::default()),
     };
-    let tip = history.first().map(|c| c.id.clone());
-    let mut out = BTreeMap::new();
+    let mut known = Known { tip: history.first().map(|c| c.id.clone()), ..Known::default() };
     for c in history.into_iter().rev() {
         for f in c.provenance.into_iter().flat_map(|p| p.files) {
             if f.group == group {
-                out.insert(f.source.clone(), f);
+                let total = known.records.entry(f.source.clone()).or_default();
+                for (d, n) in &f.records {
+                    *total.entry(d.clone()).or_default() += n;
+                }
+                known.files.insert(f.source.clone(), f);
             }
         }
     }
-    Ok((out, tip))
+    Ok(known)
+}
+
+/// Open a source, without the records an earlier sync took from it.
+fn open_source(
+    path: &std::path::Path,
+    skip: &BTreeMap<String, u64>,
+) -> Result<Box<dyn SourceReader>, SourceError> {
+    let reader = floe_source::open(path)?;
+    Ok(if skip.values().all(|n| *n == 0) {
+        reader
+    } else {
+        Box::new(floe_source::Skip::new(reader, skip.clone()))
+    })
 }
 
 /// Group files (in data-time order) into commits: a batch closes when it is full
@@ -320,10 +350,12 @@ impl Ingest<'_> {
             Some(r)
         };
         let our_group = floe_plan::target_group(&o.settings.group, "/");
-        let (ingested, mut seen_tip) = match &repo {
+        let known_here = match &repo {
             Some(r) => ingested_here(r, &o.branch, &our_group, None).await?,
-            None => (BTreeMap::new(), None),
+            None => Known::default(),
         };
+        let mut seen_tip = known_here.tip.clone();
+        let ingested = &known_here.files;
 
         // 3. already ingested? order by data time
         let mut pending = Vec::new();
@@ -354,20 +386,55 @@ impl Ingest<'_> {
                     continue;
                 }
             };
+            let mut skip = BTreeMap::new();
             if let Some(prev) = ingested.get(&c.rel) {
                 if prev.blake3 == hash {
                     report.already_ingested.push(c.rel.clone());
-                } else {
-                    let err = IngestError::ChangedSinceIngest {
-                        file: c.rel.clone(),
-                        old: short(&prev.blake3),
-                        new: short(&hash),
-                    };
-                    self.reject(&mut report, &c.rel, err);
+                    continue;
                 }
-                continue;
+                // a Zarr store that grew: take the records it holds beyond those
+                // taken before (the record order check still guards the rest)
+                let taken = known_here.records.get(&c.rel).cloned().unwrap_or_default();
+                let grown = if c.is_dir {
+                    floe_source::open(&c.path).ok().map(|r| {
+                        let dims =
+                            floe_plan::append_dims(r.dataset(), &o.settings).unwrap_or_default();
+                        let size = |d: &String| {
+                            r.dataset()
+                                .groups
+                                .iter()
+                                .flat_map(|g| &g.dims)
+                                .find(|x| &x.name == d)
+                                .map_or(0, |x| x.size)
+                        };
+                        let shrank =
+                            dims.iter().any(|d| size(d) < taken.get(d).copied().unwrap_or(0));
+                        let more =
+                            dims.iter().any(|d| size(d) > taken.get(d).copied().unwrap_or(0));
+                        (shrank, more)
+                    })
+                } else {
+                    None
+                };
+                match grown {
+                    Some((false, true)) => skip = taken,
+                    Some((false, false)) => {
+                        // same records, other bytes (metadata touched): nothing to add
+                        report.already_ingested.push(c.rel.clone());
+                        continue;
+                    }
+                    _ => {
+                        let err = IngestError::ChangedSinceIngest {
+                            file: c.rel.clone(),
+                            old: short(&prev.blake3),
+                            new: short(&hash),
+                        };
+                        self.reject(&mut report, &c.rel, err);
+                        continue;
+                    }
+                }
             }
-            let key = match floe_source::open(&c.path) {
+            let key = match open_source(&c.path, &skip) {
                 Ok(reader) => {
                     let dims =
                         floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
@@ -386,7 +453,15 @@ impl Ingest<'_> {
             };
             let size = if c.is_dir { dir_size(&c.path) } else { e.len };
             let mtime = e.mtime.map(rfc3339).unwrap_or_default();
-            pending.push(Pending { cand: c, size, mtime, modified: e.mtime, hash, sort_key: key });
+            pending.push(Pending {
+                cand: c,
+                size,
+                mtime,
+                modified: e.mtime,
+                hash,
+                sort_key: key,
+                skip,
+            });
         }
         pending.sort_by(|a, b| {
             a.sort_key.total_cmp(&b.sort_key).then_with(|| a.cand.rel.cmp(&b.cand.rel))
@@ -457,10 +532,9 @@ impl Ingest<'_> {
                 if seen_tip.as_deref() != Some(base.as_str()) {
                     // someone else committed since we looked: learn what they ingested
                     // (as of the very snapshot this session starts from)
-                    let (now_there, tip) =
-                        ingested_here(&repo, &o.branch, &our_group, Some(&base)).await?;
-                    seen_tip = tip;
-                    there = now_there;
+                    let k = ingested_here(&repo, &o.branch, &our_group, Some(&base)).await?;
+                    seen_tip = k.tip;
+                    there = k.files;
                 }
                 batch.retain(|p| {
                     let done = there.get(&p.cand.rel).is_some_and(|f| f.blake3 == p.hash);
@@ -584,7 +658,7 @@ impl Ingest<'_> {
 
     /// Open and plan one file against `state` (no writes).
     fn plan_file(&self, p: &Pending, state: &RepoState) -> Result<PlannedFile, FileFailure> {
-        let reader = floe_source::open(&p.cand.path).map_err(IngestError::from)?;
+        let reader = open_source(&p.cand.path, &p.skip).map_err(IngestError::from)?;
         let settings = &self.opts.settings;
         let plan_err = |source| IngestError::Plan { file: p.cand.rel.clone(), source };
         let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;

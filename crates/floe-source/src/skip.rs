@@ -1,0 +1,122 @@
+//! A view of a source without its first records: what a growing Zarr store holds
+//! beyond what an earlier sync already took.
+
+use std::collections::BTreeMap;
+
+use crate::{Data, Dataset, SourceError, SourceReader};
+
+/// `inner` with the first `skip[d]` records along each dimension `d` left out:
+/// dimension sizes and variable shapes shrink, reads are shifted.
+pub struct Skip {
+    inner: Box<dyn SourceReader>,
+    skip: BTreeMap<String, u64>,
+    dataset: Dataset,
+}
+
+impl std::fmt::Debug for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Skip").field("skip", &self.skip).finish_non_exhaustive()
+    }
+}
+
+impl Skip {
+    pub fn new(inner: Box<dyn SourceReader>, skip: BTreeMap<String, u64>) -> Skip {
+        let mut dataset = inner.dataset().clone();
+        for g in &mut dataset.groups {
+            for d in &mut g.dims {
+                if let Some(k) = skip.get(&d.name) {
+                    d.size = d.size.saturating_sub(*k);
+                }
+            }
+            for v in &mut g.variables {
+                for (i, name) in v.dims.iter().enumerate() {
+                    if let (Some(k), Some(n)) = (skip.get(name), v.shape.get_mut(i)) {
+                        *n = n.saturating_sub(*k);
+                    }
+                }
+            }
+        }
+        Skip { inner, skip, dataset }
+    }
+}
+
+impl SourceReader for Skip {
+    fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    fn read(
+        &self,
+        group: &str,
+        variable: &str,
+        start: &[u64],
+        count: &[u64],
+    ) -> Result<Data, SourceError> {
+        let dims = self
+            .dataset
+            .groups
+            .iter()
+            .find(|g| g.path == group)
+            .and_then(|g| g.variable(variable))
+            .map(|v| v.dims.clone())
+            .unwrap_or_default();
+        let shifted: Vec<u64> = start
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s + dims.get(i).and_then(|d| self.skip.get(d)).copied().unwrap_or(0))
+            .collect();
+        self.inner.read(group, variable, &shifted, count)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{DType, Dim, Group, SourceFormat, VarKind, Variable};
+
+    /// A reader whose `time` variable holds 0, 1, 2, … (as u8).
+    struct Counting(Dataset);
+
+    impl SourceReader for Counting {
+        fn dataset(&self) -> &Dataset {
+            &self.0
+        }
+        fn read(
+            &self,
+            _: &str,
+            _: &str,
+            start: &[u64],
+            count: &[u64],
+        ) -> Result<Data, SourceError> {
+            Ok(Data::Fixed((start[0]..start[0] + count[0]).map(|x| x as u8).collect()))
+        }
+    }
+
+    #[test]
+    fn the_first_records_are_left_out() {
+        let ds = Dataset {
+            format: SourceFormat::ZarrV3,
+            groups: vec![Group {
+                path: "/".into(),
+                attrs: Default::default(),
+                dims: vec![Dim { name: "time".into(), size: 10, unlimited: true }],
+                variables: vec![Variable {
+                    name: "time".into(),
+                    dims: vec!["time".into()],
+                    shape: vec![10],
+                    dtype: DType::U8,
+                    attrs: Default::default(),
+                    chunks: None,
+                    kind: VarKind::Plain,
+                    fill_value: None,
+                }],
+            }],
+        };
+        let s = Skip::new(Box::new(Counting(ds)), BTreeMap::from([("time".into(), 7)]));
+        assert_eq!(s.dataset().groups[0].dims[0].size, 3);
+        assert_eq!(s.dataset().groups[0].variables[0].shape, vec![3]);
+        assert_eq!(s.read("/", "time", &[0], &[3]).unwrap(), Data::Fixed(vec![7, 8, 9]));
+        assert_eq!(s.read("/", "time", &[1], &[1]).unwrap(), Data::Fixed(vec![8]));
+    }
+}
