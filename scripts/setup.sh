@@ -15,8 +15,9 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # 1. Debian packages (only what is missing)
 need=()
 # gnome-keyring + dbus + libsecret-tools: a real Secret Service (the OS keychain) for tests;
-# iproute2: the network namespace behind the slow-link test
-for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2; do
+# iproute2: the network namespace behind the slow-link test; fuse3: /dev/fuse,
+# fusermount3 and umount for `floe mount`
+for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2 fuse3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # Node.js and npm (for Azurite, the Azure test server) unless the machine has its own

@@ -19,6 +19,35 @@ use floe_store::{Repo, doctor, secrets};
 use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod mount;
+
+/// A size such as `10GiB`, `500MB`, `4096` (bytes). `KiB`/`MiB`/`GiB`/`TiB` (and
+/// bare `K`/`M`/`G`/`T`) are powers of 1024; `KB`/`MB`/`GB`/`TB` powers of 1000.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 =
+        num.parse().map_err(|_| format!("`{s}` is not a size; write e.g. 10GiB or 500MB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        u => {
+            return Err(format!(
+                "unknown size unit `{u}` in `{s}`; use KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+            ));
+        }
+    };
+    Ok((n * mult) as u64)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "floe",
@@ -156,6 +185,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Mount a repository read-only: branches/, tags/, snapshots/ and by-time/ as
+    /// folders, each a plain Zarr v3 hierarchy. Runs until Ctrl-C or `floe unmount`.
+    Mount {
+        repo: String,
+        mountpoint: PathBuf,
+        /// Keep fetched chunks in this folder too (bounded by --cache-size).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Size limit of --cache-dir (e.g. 10GiB, 500MB).
+        #[arg(long, default_value = "10GiB", value_parser = parse_size)]
+        cache_size: u64,
+        /// Memory for chunk bytes.
+        #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+        memory_cache: u64,
+        /// Let other users read the mount (root, or user_allow_other in /etc/fuse.conf).
+        #[arg(long)]
+        allow_other: bool,
+        /// Detach: mount, print where, and return.
+        #[arg(long)]
+        background: bool,
+        /// Seconds between re-reads of branch tips and of the branch and tag lists.
+        #[arg(long, default_value_t = 2.0)]
+        refresh_secs: f64,
+        /// Seconds a repository request may take before the read fails with EIO.
+        #[arg(long, default_value_t = 30.0)]
+        timeout_secs: f64,
+        /// Chunk files fetched ahead of a sequential reader.
+        #[arg(long, default_value_t = 8)]
+        readahead: usize,
+    },
+    /// Unmount a folder mounted by `floe mount`.
+    Unmount { mountpoint: PathBuf },
     /// Show how a source file maps onto a repository, without writing anything.
     Inspect {
         file: PathBuf,
@@ -241,6 +302,20 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The mount serves the kernel from its own threads and I/O runtime: it runs
+    // outside the command runtime.
+    match cli.command {
+        Command::Mount { .. } | Command::Unmount { .. } => {
+            return match mount::run(cli.command) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(Failure(code, msg)) => {
+                    eprintln!("floe: {msg}");
+                    ExitCode::from(code.exit_code() as u8)
+                }
+            };
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -259,6 +334,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
+        Command::Mount { .. } | Command::Unmount { .. } => mount::run(cli.command),
         Command::Sync {
             folder,
             repo,

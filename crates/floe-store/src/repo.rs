@@ -168,6 +168,12 @@ impl Repo {
         &self.label
     }
 
+    /// The Icechunk repository itself, for readers that need more than Floe's view
+    /// (the mount reads nodes, manifests and chunks through it).
+    pub fn repository(&self) -> &Repository {
+        &self.inner
+    }
+
     /// Branches of the repository.
     pub async fn branches(&self) -> Result<Vec<String>, StoreError> {
         Ok(self

@@ -1,0 +1,170 @@
+//! Chunk byte caches: a bounded memory cache (weighted by bytes) in front of an
+//! optional bounded disk cache. Keys are chunk identities, which name bytes that
+//! never change, so nothing here is ever revalidated: entries only age out.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use quick_cache::Weighter;
+
+#[derive(Debug, Clone)]
+pub struct ByteWeight;
+
+impl Weighter<String, Bytes> for ByteWeight {
+    fn weight(&self, key: &String, val: &Bytes) -> u64 {
+        (key.len() + val.len()) as u64 + 64
+    }
+}
+
+/// The memory cache: quick_cache's sync cache, whose placeholder guards also make
+/// concurrent readers of one chunk wait for a single fetch.
+pub type MemCache = quick_cache::sync::Cache<String, Bytes, ByteWeight>;
+
+pub fn mem_cache(bytes: u64) -> MemCache {
+    // Estimate items from 1 MiB chunks; quick_cache sizes its tables from this.
+    let items = (bytes / (256 * 1024)).clamp(64, 1 << 20) as usize;
+    MemCache::with_weighter(items, bytes.max(1), ByteWeight)
+}
+
+/// A bounded folder of chunk files, least recently used out first.
+#[derive(Debug)]
+pub struct DiskCache {
+    dir: PathBuf,
+    limit: u64,
+    state: Mutex<DiskState>,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    /// file name -> (size, last use tick)
+    files: HashMap<String, (u64, u64)>,
+    total: u64,
+    tick: u64,
+}
+
+fn file_name(key: &str) -> String {
+    blake3::hash(key.as_bytes()).to_hex().to_string()
+}
+
+impl DiskCache {
+    /// Open (or create) a cache folder, taking in what an earlier mount left there.
+    pub fn open(dir: &Path, limit: u64) -> std::io::Result<DiskCache> {
+        std::fs::create_dir_all(dir)?;
+        let mut st = DiskState::default();
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            }
+            if let Ok(m) = e.metadata()
+                && m.is_file()
+            {
+                st.tick += 1;
+                st.total += m.len();
+                st.files.insert(name, (m.len(), st.tick));
+            }
+        }
+        let cache = DiskCache { dir: dir.to_path_buf(), limit, state: Mutex::new(st) };
+        cache.evict(0);
+        Ok(cache)
+    }
+
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        let name = file_name(key);
+        {
+            let mut st = self.state.lock().ok()?;
+            st.tick += 1;
+            let tick = st.tick;
+            let entry = st.files.get_mut(&name)?;
+            entry.1 = tick;
+        }
+        match std::fs::read(self.dir.join(&name)) {
+            Ok(b) => Some(Bytes::from(b)),
+            Err(_) => {
+                if let Ok(mut st) = self.state.lock()
+                    && let Some((size, _)) = st.files.remove(&name)
+                {
+                    st.total -= size;
+                }
+                None
+            }
+        }
+    }
+
+    pub fn put(&self, key: &str, bytes: &Bytes) {
+        let size = bytes.len() as u64;
+        if size > self.limit {
+            return;
+        }
+        let name = file_name(key);
+        if self.state.lock().map(|st| st.files.contains_key(&name)).unwrap_or(true) {
+            return;
+        }
+        self.evict(size);
+        let tmp = self.dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let ok =
+            std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
+        if let Err(e) = ok {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(dir = %self.dir.display(), "disk cache write failed: {e}");
+            return;
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.tick += 1;
+            let tick = st.tick;
+            if st.files.insert(name, (size, tick)).is_none() {
+                st.total += size;
+            }
+        }
+    }
+
+    /// Remove least recently used files until `incoming` more bytes fit.
+    fn evict(&self, incoming: u64) {
+        let Ok(mut st) = self.state.lock() else { return };
+        if st.total + incoming <= self.limit {
+            return;
+        }
+        let mut by_age: Vec<(u64, String, u64)> =
+            st.files.iter().map(|(n, (s, t))| (*t, n.clone(), *s)).collect();
+        by_age.sort_unstable();
+        for (_, name, size) in by_age {
+            if st.total + incoming <= self.limit {
+                break;
+            }
+            let _ = std::fs::remove_file(self.dir.join(&name));
+            st.files.remove(&name);
+            st.total -= size;
+        }
+    }
+
+    #[cfg(test)]
+    pub fn total(&self) -> u64 {
+        self.state.lock().map(|s| s.total).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disk_cache_stays_under_its_limit_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1000).unwrap();
+        for i in 0..5 {
+            c.put(&format!("k{i}"), &Bytes::from(vec![i as u8; 300]));
+            assert!(c.total() <= 1000);
+        }
+        assert!(c.get("k0").is_none(), "oldest evicted");
+        assert_eq!(c.get("k4").unwrap(), Bytes::from(vec![4u8; 300]));
+        drop(c);
+        let again = DiskCache::open(dir.path(), 1000).unwrap();
+        assert_eq!(again.get("k4").unwrap().len(), 300);
+        let smaller = DiskCache::open(dir.path(), 300).unwrap();
+        assert!(smaller.total() <= 300);
+    }
+}

@@ -1,0 +1,258 @@
+//! The mount's view of a real Icechunk repository (local, S3, Azure, GCS), read
+//! through readonly sessions. Every call is bounded by a timeout: a repository that
+//! cannot be reached gives an error (EIO in the mount) and a log line, never a hang.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use floe_core::RepoUrl;
+use futures::TryStreamExt;
+use icechunk::format::manifest::ChunkPayload;
+use icechunk::format::snapshot::NodeData;
+use icechunk::format::{ByteRange, ChunkIndices, Path as IcePath, SnapshotId};
+use icechunk::repository::VersionInfo;
+use icechunk::session::Session;
+
+use crate::{Backend, ChunkEntry, Commit, Layout, MountError, Node, NodeKind, Refs};
+
+/// A repository opened for the mount.
+pub struct IcechunkBackend {
+    rt: tokio::runtime::Runtime,
+    repo: floe_store::Repo,
+    label: String,
+    timeout: Duration,
+    sessions: quick_cache::sync::Cache<String, Arc<Session>>,
+}
+
+impl std::fmt::Debug for IcechunkBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcechunkBackend").field("repo", &self.label).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(label: &str, what: &str, e: impl std::fmt::Display) -> MountError {
+    let msg = format!("{label}: {what}: {e}");
+    tracing::warn!("{msg}");
+    MountError::Unavailable(msg)
+}
+
+fn snapshot_id(id: &str) -> Result<SnapshotId, MountError> {
+    SnapshotId::try_from(id).map_err(|_| MountError::NotFound)
+}
+
+fn array_path(array: &str) -> Result<IcePath, MountError> {
+    IcePath::new(&format!("/{}", array.trim_start_matches('/'))).map_err(|_| MountError::NotFound)
+}
+
+impl IcechunkBackend {
+    /// Open the repository at `url` (credentials as for every Floe command: the
+    /// keychain login, then the environment). `timeout` bounds every later call.
+    pub fn open(
+        url: &RepoUrl,
+        timeout: Duration,
+    ) -> Result<IcechunkBackend, floe_store::StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("floe-mount-io")
+            .enable_all()
+            .build()
+            .map_err(|e| floe_store::StoreError::Repository {
+                repo: url.to_string(),
+                detail: format!("cannot start the I/O runtime: {e}"),
+            })?;
+        let repo = rt.block_on(async {
+            tokio::time::timeout(timeout, floe_store::Repo::open(url)).await.map_err(|_| {
+                floe_store::StoreError::Unreachable {
+                    repo: url.to_string(),
+                    detail: format!("no answer within {} s", timeout.as_secs()),
+                }
+            })?
+        })?;
+        Ok(IcechunkBackend {
+            repo,
+            label: url.to_string(),
+            rt,
+            timeout,
+            sessions: quick_cache::sync::Cache::new(32),
+        })
+    }
+
+    fn run<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, MountError>>,
+    ) -> Result<T, MountError> {
+        self.rt.block_on(async {
+            match tokio::time::timeout(self.timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(unavailable(
+                    &self.label,
+                    what,
+                    format!("no answer within {} s", self.timeout.as_secs_f64()),
+                )),
+            }
+        })
+    }
+
+    async fn commit_of(&self, id: SnapshotId) -> Result<Commit, MountError> {
+        let stream = self
+            .repo
+            .repository()
+            .ancestry(&VersionInfo::SnapshotId(id))
+            .await
+            .map_err(|e| unavailable(&self.label, "history", e))?;
+        let mut stream = std::pin::pin!(stream);
+        let first = stream.try_next().await.map_err(|e| unavailable(&self.label, "history", e))?;
+        first
+            .map(|s| Commit { id: s.id.to_string(), time: s.flushed_at })
+            .ok_or(MountError::NotFound)
+    }
+
+    fn session(&self, snapshot: &str) -> Result<Arc<Session>, MountError> {
+        self.sessions.get_or_insert_with(snapshot, || {
+            let id = snapshot_id(snapshot)?;
+            self.run("open snapshot", async {
+                self.repo
+                    .repository()
+                    .readonly_session(&VersionInfo::SnapshotId(id))
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        if e.to_string().contains("not found") {
+                            MountError::NotFound
+                        } else {
+                            unavailable(&self.label, "open snapshot", e)
+                        }
+                    })
+            })
+        })
+    }
+}
+
+impl Backend for IcechunkBackend {
+    fn refs(&self) -> Result<Refs, MountError> {
+        self.run("branches and tags", async {
+            let l = &self.label;
+            let mut refs = Refs::default();
+            let branches = self
+                .repo
+                .repository()
+                .list_branches()
+                .await
+                .map_err(|e| unavailable(l, "branches", e))?;
+            for b in branches {
+                let id = self
+                    .repo
+                    .repository()
+                    .lookup_branch(&b)
+                    .await
+                    .map_err(|e| unavailable(l, "branch", e))?;
+                refs.branches.insert(b, self.commit_of(id).await?);
+            }
+            let tags =
+                self.repo.repository().list_tags().await.map_err(|e| unavailable(l, "tags", e))?;
+            let mut seen: BTreeMap<String, Commit> = BTreeMap::new();
+            for t in tags {
+                let id = self
+                    .repo
+                    .repository()
+                    .lookup_tag(&t)
+                    .await
+                    .map_err(|e| unavailable(l, "tag", e))?;
+                let key = id.to_string();
+                let c = match seen.get(&key) {
+                    Some(c) => c.clone(),
+                    None => self.commit_of(id).await?,
+                };
+                seen.insert(key, c.clone());
+                refs.tags.insert(t, c);
+            }
+            Ok(refs)
+        })
+    }
+
+    fn ancestry(&self, snapshot: &str) -> Result<Vec<Commit>, MountError> {
+        let id = snapshot_id(snapshot)?;
+        self.run("history", async {
+            let stream = match self.repo.repository().ancestry(&VersionInfo::SnapshotId(id)).await {
+                Ok(s) => s,
+                Err(e) if e.to_string().contains("not found") => return Err(MountError::NotFound),
+                Err(e) => return Err(unavailable(&self.label, "history", e)),
+            };
+            let infos: Vec<_> =
+                stream.try_collect().await.map_err(|e| unavailable(&self.label, "history", e))?;
+            Ok(infos
+                .into_iter()
+                .map(|s| Commit { id: s.id.to_string(), time: s.flushed_at })
+                .collect())
+        })
+    }
+
+    fn nodes(&self, snapshot: &str) -> Result<Vec<Node>, MountError> {
+        let session = self.session(snapshot)?;
+        self.run("list nodes", async {
+            let it = session
+                .list_nodes(&IcePath::root())
+                .await
+                .map_err(|e| unavailable(&self.label, "list nodes", e))?;
+            let mut out = Vec::new();
+            for n in it {
+                let n = n.map_err(|e| unavailable(&self.label, "list nodes", e))?;
+                let path = n.path.to_string().trim_start_matches('/').to_string();
+                let kind = match n.node_data {
+                    NodeData::Group => NodeKind::Group,
+                    NodeData::Array { .. } => match Layout::from_zarr_json(&n.user_data) {
+                        Ok(l) => NodeKind::Array(l),
+                        Err(e) => {
+                            tracing::warn!(array = %path, "left out of the mount: {e}");
+                            continue;
+                        }
+                    },
+                };
+                out.push(Node { path, zarr_json: n.user_data.clone(), kind });
+            }
+            Ok(out)
+        })
+    }
+
+    fn chunks(&self, snapshot: &str, array: &str) -> Result<Vec<ChunkEntry>, MountError> {
+        let session = self.session(snapshot)?;
+        let path = array_path(array)?;
+        self.run("list chunks", async {
+            let stream = session.array_chunk_iterator(&path).await;
+            let infos: Vec<_> = stream
+                .try_collect()
+                .await
+                .map_err(|e| unavailable(&self.label, "list chunks", e))?;
+            Ok(infos
+                .into_iter()
+                .map(|c| {
+                    let coords = c.coord.0;
+                    let id = match &c.payload {
+                        ChunkPayload::Ref(r) => format!("{}:{}:{}", r.id, r.offset, r.length),
+                        _ => format!("{snapshot}/{array}/{coords:?}"),
+                    };
+                    ChunkEntry { size: c.payload.length(), coords, id }
+                })
+                .collect())
+        })
+    }
+
+    fn read_chunk(&self, snapshot: &str, array: &str, coords: &[u32]) -> Result<Bytes, MountError> {
+        let session = self.session(snapshot)?;
+        let path = array_path(array)?;
+        let idx = ChunkIndices(coords.to_vec());
+        self.run("read chunk", async {
+            let reader = session
+                .get_chunk_reader(&path, &idx, &ByteRange::ALL)
+                .await
+                .map_err(|e| unavailable(&self.label, "read chunk", e))?;
+            match reader {
+                Some(fut) => fut.await.map_err(|e| unavailable(&self.label, "read chunk", e)),
+                None => Err(MountError::NotFound),
+            }
+        })
+    }
+}

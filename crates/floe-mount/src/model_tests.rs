@@ -1,0 +1,562 @@
+//! Reference-model tests of the mount's semantics, without a kernel.
+//!
+//! An in-memory repository (branches, tags, snapshots with groups, arrays and
+//! chunks) backs a [`Vfs`]; random sequences of operations ("a commit lands on a
+//! branch", "a branch is made", "a tag is created", "a file is opened, then the
+//! branch moves") run against it, and after every step each ref folder of the mount
+//! is walked and compared, entry by entry and byte by byte, with what a naive model
+//! computes from the repository directly. Shrunk failures are pinned below as named
+//! regression tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use proptest::prelude::*;
+
+use crate::{
+    Backend, ChunkEntry, Commit, Kind, Layout, MountError, Node, NodeKind, ROOT_INO, Refs, Vfs,
+    VfsOptions, time_label,
+};
+
+// ----- the in-memory repository -----
+
+#[derive(Clone, Debug, Default)]
+struct MemNode {
+    zarr_json: Bytes,
+    /// None for a group.
+    chunks: Option<BTreeMap<Vec<u32>, Bytes>>,
+}
+
+#[derive(Clone, Debug)]
+struct MemSnap {
+    parent: Option<String>,
+    time: DateTime<Utc>,
+    nodes: BTreeMap<String, MemNode>,
+}
+
+#[derive(Debug, Default)]
+struct MemRepo {
+    snaps: HashMap<String, MemSnap>,
+    branches: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+    n: u32,
+}
+
+#[derive(Debug, Default)]
+struct MemBackend {
+    repo: Mutex<MemRepo>,
+    down: AtomicBool,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+const GROUP_JSON: &str = r#"{"zarr_format":3,"node_type":"group","attributes":{}}"#;
+
+fn array_json(ndim: usize, enc: &str) -> Bytes {
+    let shape = vec![8; ndim];
+    Bytes::from(format!(
+        r#"{{"zarr_format":3,"node_type":"array","shape":{shape:?},"data_type":"uint8","chunk_grid":{{"name":"regular","configuration":{{"chunk_shape":{shape:?}}}}},"chunk_key_encoding":{enc},"fill_value":0,"codecs":[{{"name":"bytes"}}]}}"#
+    ))
+}
+
+const DEFAULT_ENC: &str = r#"{"name":"default","configuration":{"separator":"/"}}"#;
+const V2_ENC: &str = r#"{"name":"v2","configuration":{"separator":"."}}"#;
+
+impl MemBackend {
+    fn new() -> MemBackend {
+        let b = MemBackend::default();
+        {
+            let mut r = b.repo.lock().unwrap();
+            let mut nodes = BTreeMap::new();
+            nodes.insert(
+                String::new(),
+                MemNode { zarr_json: Bytes::from(GROUP_JSON), chunks: None },
+            );
+            let id = r.new_id();
+            let time = r.time();
+            r.snaps.insert(id.clone(), MemSnap { parent: None, time, nodes });
+            r.branches.insert("main".into(), id);
+        }
+        b
+    }
+
+    fn check_up(&self) -> Result<(), MountError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(MountError::Unavailable("test: repository down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl MemRepo {
+    fn new_id(&mut self) -> String {
+        self.n += 1;
+        format!("SNAP{:016}", self.n)
+    }
+
+    fn time(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + i64::from(self.n) * 900, 0).unwrap()
+    }
+
+    /// Commit a change to `branch`: write one chunk of one array (creating the
+    /// array, inside group `g`, if needed).
+    fn commit(&mut self, branch: &str, array: u8, coords: Vec<u32>, fill: u8, len: usize) {
+        let tip = self.branches[branch].clone();
+        let mut snap = self.snaps[&tip].clone();
+        snap.parent = Some(tip);
+        snap.nodes
+            .entry("g".into())
+            .or_insert_with(|| MemNode { zarr_json: Bytes::from(GROUP_JSON), chunks: None });
+        let (path, ndim, enc) = match array {
+            0 => ("g/temp".to_string(), 2, DEFAULT_ENC),
+            1 => ("g/pressure".to_string(), 2, V2_ENC),
+            2 => ("g/sub/deep".to_string(), 2, DEFAULT_ENC),
+            _ => ("scalar".to_string(), 0, DEFAULT_ENC),
+        };
+        let coords: Vec<u32> = coords.into_iter().take(ndim).collect();
+        let node = snap.nodes.entry(path).or_insert_with(|| MemNode {
+            zarr_json: array_json(ndim, enc),
+            chunks: Some(BTreeMap::new()),
+        });
+        node.chunks.as_mut().unwrap().insert(coords, Bytes::from(vec![fill; len]));
+        let id = self.new_id();
+        snap.time = self.time();
+        self.snaps.insert(id.clone(), snap);
+        self.branches.insert(branch.to_string(), id);
+    }
+
+    fn ancestry(&self, id: &str) -> Vec<Commit> {
+        let mut out = Vec::new();
+        let mut cur = Some(id.to_string());
+        while let Some(c) = cur {
+            let s = &self.snaps[&c];
+            out.push(Commit { id: c.clone(), time: s.time });
+            cur = s.parent.clone();
+        }
+        out
+    }
+}
+
+impl Backend for MemBackend {
+    fn refs(&self) -> Result<Refs, MountError> {
+        self.check_up()?;
+        let r = self.repo.lock().unwrap();
+        let commit = |id: &String| Commit { id: id.clone(), time: r.snaps[id].time };
+        Ok(Refs {
+            branches: r.branches.iter().map(|(k, v)| (k.clone(), commit(v))).collect(),
+            tags: r.tags.iter().map(|(k, v)| (k.clone(), commit(v))).collect(),
+        })
+    }
+
+    fn ancestry(&self, snapshot: &str) -> Result<Vec<Commit>, MountError> {
+        self.check_up()?;
+        let r = self.repo.lock().unwrap();
+        if !r.snaps.contains_key(snapshot) {
+            return Err(MountError::NotFound);
+        }
+        Ok(r.ancestry(snapshot))
+    }
+
+    fn nodes(&self, snapshot: &str) -> Result<Vec<Node>, MountError> {
+        self.check_up()?;
+        let r = self.repo.lock().unwrap();
+        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
+        Ok(s.nodes
+            .iter()
+            .map(|(p, n)| Node {
+                path: p.clone(),
+                zarr_json: n.zarr_json.clone(),
+                kind: match n.chunks {
+                    None => NodeKind::Group,
+                    Some(_) => NodeKind::Array(Layout::from_zarr_json(&n.zarr_json).unwrap()),
+                },
+            })
+            .collect())
+    }
+
+    fn chunks(&self, snapshot: &str, array: &str) -> Result<Vec<ChunkEntry>, MountError> {
+        self.check_up()?;
+        let r = self.repo.lock().unwrap();
+        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
+        let n = s.nodes.get(array).and_then(|n| n.chunks.as_ref()).ok_or(MountError::NotFound)?;
+        Ok(n.iter()
+            .map(|(c, b)| ChunkEntry {
+                coords: c.clone(),
+                size: b.len() as u64,
+                // Content identity: equal bytes share it, like Icechunk's chunk ids.
+                id: format!("{}", blake3::hash(b)),
+            })
+            .collect())
+    }
+
+    fn read_chunk(&self, snapshot: &str, array: &str, coords: &[u32]) -> Result<Bytes, MountError> {
+        self.check_up()?;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let r = self.repo.lock().unwrap();
+        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
+        s.nodes
+            .get(array)
+            .and_then(|n| n.chunks.as_ref())
+            .and_then(|c| c.get(coords))
+            .cloned()
+            .ok_or(MountError::NotFound)
+    }
+}
+
+// ----- the model: what each ref folder must hold, computed naively -----
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    Dir(BTreeSet<String>),
+    File(Bytes),
+}
+
+fn chunk_key(zarr_json: &Bytes, coords: &[u32]) -> Vec<String> {
+    let v2 = std::str::from_utf8(zarr_json).unwrap().contains(r#""name":"v2""#);
+    let nums: Vec<String> = coords.iter().map(|c| c.to_string()).collect();
+    if v2 {
+        vec![if nums.is_empty() { "0".into() } else { nums.join(".") }]
+    } else {
+        let mut k = vec!["c".to_string()];
+        k.extend(nums);
+        k
+    }
+}
+
+fn model_tree(s: &MemSnap) -> BTreeMap<String, Want> {
+    let mut out: BTreeMap<String, Want> = BTreeMap::new();
+    let mut add = |path: Vec<String>, leaf: Option<Bytes>| {
+        for i in 0..=path.len() {
+            let p = path[..i].join("/");
+            let is_leaf = i == path.len() && leaf.is_some();
+            if is_leaf {
+                out.insert(p, Want::File(leaf.clone().unwrap()));
+            } else {
+                let e = out.entry(p).or_insert_with(|| Want::Dir(BTreeSet::new()));
+                if let (Want::Dir(set), Some(next)) = (e, path.get(i)) {
+                    set.insert(next.clone());
+                }
+            }
+        }
+    };
+    for (p, n) in &s.nodes {
+        let base: Vec<String> = p.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        let mut meta = base.clone();
+        meta.push("zarr.json".into());
+        add(meta, Some(n.zarr_json.clone()));
+        for (coords, bytes) in n.chunks.iter().flatten() {
+            let mut k = base.clone();
+            k.extend(chunk_key(&n.zarr_json, coords));
+            add(k, Some(bytes.clone()));
+        }
+    }
+    out
+}
+
+fn model_refs(r: &MemRepo) -> BTreeMap<String, String> {
+    // ref folder -> snapshot id
+    let mut out = BTreeMap::new();
+    for (b, id) in &r.branches {
+        out.insert(format!("branches/{b}"), id.clone());
+    }
+    for (t, id) in &r.tags {
+        out.insert(format!("tags/{t}"), id.clone());
+    }
+    for c in r.ancestry(&r.branches["main"]) {
+        out.insert(format!("by-time/{}", time_label(&c.time)), c.id.clone());
+        out.insert(format!("snapshots/{}", c.id), c.id.clone());
+    }
+    for id in r.branches.values().chain(r.tags.values()) {
+        for c in r.ancestry(id) {
+            out.insert(format!("snapshots/{}", c.id), c.id.clone());
+        }
+    }
+    out
+}
+
+// ----- walking the mount -----
+
+fn walk(vfs: &Vfs, path: &str) -> Result<u64, MountError> {
+    let mut ino = ROOT_INO;
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        ino = vfs.lookup(ino, comp)?.ino;
+    }
+    Ok(ino)
+}
+
+fn read_all(vfs: &Vfs, ino: u64) -> Bytes {
+    let f = vfs.open(ino, false).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let b = vfs.read(f.fh, out.len() as u64, 7).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&b);
+    }
+    vfs.release(f.fh);
+    Bytes::from(out)
+}
+
+/// The whole mount equals the model.
+fn check(vfs: &Vfs, backend: &MemBackend) {
+    let (refs, trees) = {
+        let r = backend.repo.lock().unwrap();
+        let refs = model_refs(&r);
+        let trees: HashMap<String, BTreeMap<String, Want>> =
+            refs.values().map(|id| (id.clone(), model_tree(&r.snaps[id]))).collect();
+        (refs, trees)
+    };
+    // The top folders list exactly the refs.
+    for top in ["branches", "tags", "snapshots", "by-time"] {
+        let want: BTreeSet<String> = refs
+            .keys()
+            .filter_map(|k| k.strip_prefix(&format!("{top}/")).map(String::from))
+            .collect();
+        let ino = walk(vfs, top).unwrap();
+        let got: BTreeSet<String> = vfs.readdir(ino).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(got, want, "listing of {top}/");
+    }
+    for (folder, id) in &refs {
+        for (rel, want) in &trees[id] {
+            let path = if rel.is_empty() { folder.clone() } else { format!("{folder}/{rel}") };
+            let ino = walk(vfs, &path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let attr = vfs.getattr(ino).unwrap();
+            match want {
+                Want::Dir(names) => {
+                    assert_eq!(attr.kind, Kind::Dir, "{path}");
+                    let got: BTreeSet<String> =
+                        vfs.readdir(ino).unwrap().into_iter().map(|e| e.name).collect();
+                    assert_eq!(&got, names, "listing of {path}");
+                }
+                Want::File(bytes) => {
+                    assert_eq!(attr.kind, Kind::File, "{path}");
+                    assert_eq!(attr.size, bytes.len() as u64, "size of {path}");
+                    assert_eq!(&read_all(vfs, ino), bytes, "bytes of {path}");
+                }
+            }
+        }
+        // Something that is not there is not found.
+        assert_eq!(walk(vfs, &format!("{folder}/nope")).unwrap_err(), MountError::NotFound);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Commit {
+        branch: bool,
+        array: u8,
+        coords: Vec<u32>,
+        fill: u8,
+        len: usize,
+    },
+    Branch,
+    Tag,
+    /// Open a chunk file of `branches/main`, commit new bytes to it, and read the
+    /// handle: it must still show the bytes it was opened at.
+    OpenThenAdvance {
+        fill: u8,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<bool>(), 0u8..4, prop::collection::vec(0u32..3, 2), any::<u8>(), 0usize..40)
+            .prop_map(|(branch, array, coords, fill, len)| Op::Commit { branch, array, coords, fill, len }),
+        1 => Just(Op::Branch),
+        1 => Just(Op::Tag),
+        2 => any::<u8>().prop_map(|fill| Op::OpenThenAdvance { fill }),
+    ]
+}
+
+fn opts() -> VfsOptions {
+    VfsOptions {
+        refresh: Duration::ZERO,
+        mem_cache_bytes: 1 << 20,
+        readahead_chunks: 2,
+        prefetch_threads: 1,
+        ..VfsOptions::default()
+    }
+}
+
+fn run(ops: &[Op]) {
+    let backend = Arc::new(MemBackend::new());
+    let vfs = Vfs::new(backend.clone(), opts()).unwrap();
+    check(&vfs, &backend);
+    for op in ops {
+        match op {
+            Op::Commit { branch, array, coords, fill, len } => {
+                let mut r = backend.repo.lock().unwrap();
+                let b = if *branch && r.branches.contains_key("dev") { "dev" } else { "main" };
+                r.commit(b, *array, coords.clone(), *fill, *len);
+            }
+            Op::Branch => {
+                let mut r = backend.repo.lock().unwrap();
+                let tip = r.branches["main"].clone();
+                r.branches.entry("dev".into()).or_insert(tip);
+            }
+            Op::Tag => {
+                let mut r = backend.repo.lock().unwrap();
+                let name = format!("v{}", r.tags.len() + 1);
+                let tip = r.branches["main"].clone();
+                r.tags.insert(name, tip);
+            }
+            Op::OpenThenAdvance { fill } => {
+                let path = "branches/main/g/temp/c/0/0";
+                let Ok(ino) = walk(&vfs, path) else { continue };
+                let f = vfs.open(ino, false).unwrap();
+                assert!(!f.keep_cache, "a branch file must not keep stale pages");
+                let before = vfs.read(f.fh, 0, 1 << 20).unwrap();
+                backend.repo.lock().unwrap().commit("main", 0, vec![0, 0], *fill, 5);
+                let again = vfs.read(f.fh, 0, 1 << 20).unwrap();
+                assert_eq!(before, again, "an open file stays on its snapshot");
+                vfs.release(f.fh);
+                let fresh = read_all(&vfs, walk(&vfs, path).unwrap());
+                assert_eq!(fresh, Bytes::from(vec![*fill; 5]), "a new open sees the new tip");
+            }
+        }
+        check(&vfs, &backend);
+    }
+    assert_eq!(vfs.open_handles(), 0, "every handle released");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn the_mount_matches_the_model(ops in prop::collection::vec(op(), 0..14)) {
+        run(&ops);
+    }
+}
+
+// ----- pinned cases and properties the model does not reach -----
+
+#[test]
+fn an_empty_repository_mounts() {
+    run(&[]);
+}
+
+#[test]
+fn a_tag_made_before_more_commits_keeps_its_snapshot() {
+    run(&[
+        Op::Commit { branch: false, array: 0, coords: vec![0, 0], fill: 1, len: 3 },
+        Op::Tag,
+        Op::Commit { branch: false, array: 0, coords: vec![0, 0], fill: 2, len: 4 },
+        Op::Commit { branch: false, array: 1, coords: vec![1, 2], fill: 3, len: 0 },
+    ]);
+}
+
+#[test]
+fn a_scalar_array_and_a_branch_that_diverges() {
+    run(&[
+        Op::Branch,
+        Op::Commit { branch: true, array: 3, coords: vec![0, 0], fill: 9, len: 2 },
+        Op::Commit { branch: false, array: 2, coords: vec![2, 1], fill: 8, len: 1 },
+        Op::OpenThenAdvance { fill: 7 },
+    ]);
+}
+
+#[test]
+fn writes_are_refused_and_folders_are_not_files() {
+    let backend = Arc::new(MemBackend::new());
+    backend.repo.lock().unwrap().commit("main", 0, vec![0, 0], 1, 3);
+    let vfs = Vfs::new(backend, opts()).unwrap();
+    let chunk = walk(&vfs, "branches/main/g/temp/c/0/0").unwrap();
+    assert_eq!(vfs.open(chunk, true).unwrap_err(), MountError::ReadOnly);
+    let dir = walk(&vfs, "branches/main/g").unwrap();
+    assert_eq!(vfs.open(dir, false).unwrap_err(), MountError::IsADirectory);
+    assert_eq!(vfs.readdir(chunk).unwrap_err(), MountError::NotADirectory);
+    for bad in ["..", ".", "", "a/b"] {
+        assert_eq!(vfs.lookup(ROOT_INO, bad).unwrap_err(), MountError::NotFound);
+    }
+}
+
+#[test]
+fn an_unreachable_repository_is_an_error_not_a_hang_and_known_snapshots_stay_readable() {
+    let backend = Arc::new(MemBackend::new());
+    backend.repo.lock().unwrap().commit("main", 0, vec![0, 0], 1, 3);
+    let vfs = Vfs::new(backend.clone(), opts()).unwrap();
+    let id = backend.repo.lock().unwrap().branches["main"].clone();
+    let cached = walk(&vfs, &format!("snapshots/{id}/g/temp/c/0/0")).unwrap();
+    assert_eq!(read_all(&vfs, cached).len(), 3);
+    backend.down.store(true, Ordering::SeqCst);
+    // Refs are served from the last refresh; what is cached still reads.
+    assert_eq!(read_all(&vfs, cached).len(), 3);
+    // What needs the repository fails with Unavailable (EIO in the mount).
+    backend.repo.lock().unwrap().commit("main", 1, vec![0, 0], 1, 3);
+    let fresh = Vfs::new(backend.clone(), opts()).unwrap();
+    assert!(matches!(fresh.lookup(ROOT_INO, "branches").unwrap_err(), MountError::Unavailable(_)));
+    // and once it is back, so is the mount
+    backend.down.store(false, Ordering::SeqCst);
+    assert!(walk(&fresh, "branches/main/g/pressure/zarr.json").is_ok());
+}
+
+#[test]
+fn stat_and_listing_of_groups_never_fetch_chunk_bytes_and_readers_share_one_fetch() {
+    let backend = Arc::new(MemBackend::new());
+    for i in 0..3 {
+        backend.repo.lock().unwrap().commit("main", 0, vec![i, 0], 1, 1000);
+    }
+    let vfs = Vfs::new(backend.clone(), VfsOptions { readahead_chunks: 0, ..opts() }).unwrap();
+    let dir = walk(&vfs, "branches/main/g/temp/c/0").unwrap();
+    vfs.readdir(dir).unwrap();
+    let chunk = walk(&vfs, "branches/main/g/temp/c/1/0").unwrap();
+    assert_eq!(vfs.getattr(chunk).unwrap().size, 1000);
+    assert_eq!(backend.reads.load(Ordering::SeqCst), 0, "sizes come from the manifest");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let vfs = vfs.clone();
+            std::thread::spawn(move || read_all(&vfs, chunk))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().len(), 1000);
+    }
+    assert_eq!(backend.reads.load(Ordering::SeqCst), 1, "one fetch for all readers");
+}
+
+#[test]
+fn read_ahead_fetches_the_next_chunks_of_a_sequential_reader() {
+    let backend = Arc::new(MemBackend::new());
+    for i in 0..3 {
+        for j in 0..3 {
+            backend.repo.lock().unwrap().commit("main", 0, vec![i, j], (i * 3 + j) as u8, 100);
+        }
+    }
+    let vfs = Vfs::new(
+        backend.clone(),
+        VfsOptions { readahead_chunks: 4, prefetch_threads: 2, ..opts() },
+    )
+    .unwrap();
+    let first = walk(&vfs, "branches/main/g/temp/c/0/0").unwrap();
+    let f = vfs.open(first, false).unwrap();
+    vfs.release(f.fh);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while backend.reads.load(Ordering::SeqCst) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(backend.reads.load(Ordering::SeqCst), 4, "the next 4 chunks were fetched ahead");
+    let next = walk(&vfs, "branches/main/g/temp/c/0/1").unwrap();
+    assert_eq!(read_all(&vfs, next), Bytes::from(vec![1u8; 100]));
+    assert!(backend.reads.load(Ordering::SeqCst) <= 8);
+}
+
+#[test]
+fn hostile_ref_names_are_escaped() {
+    let backend = Arc::new(MemBackend::new());
+    {
+        let mut r = backend.repo.lock().unwrap();
+        let tip = r.branches["main"].clone();
+        r.tags.insert("../../etc".into(), tip.clone());
+        r.tags.insert("..".into(), tip);
+    }
+    let vfs = Vfs::new(backend, opts()).unwrap();
+    let tags = walk(&vfs, "tags").unwrap();
+    let names: BTreeSet<String> = vfs.readdir(tags).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, BTreeSet::from(["%2E%2E".to_string(), "..%2F..%2Fetc".to_string()]));
+    assert!(walk(&vfs, "tags/..%2F..%2Fetc/zarr.json").is_ok());
+}

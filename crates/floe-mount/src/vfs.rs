@@ -1,0 +1,714 @@
+//! The mount's filesystem semantics, free of any FUSE binding.
+//!
+//! Every path of the mount gets an inode number the first time it is seen and
+//! keeps it. An operation turns the inode back into its path and resolves the path
+//! afresh: the first component picks `branches`, `tags`, `snapshots` or `by-time`,
+//! the second names a ref (resolved to a snapshot through refs refreshed at most
+//! every `refresh`), and the rest is a path inside that snapshot's Zarr hierarchy.
+//! So `branches/main/...` follows the tip, while an open file keeps the snapshot it
+//! was opened at (the handle holds it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use quick_cache::sync::GuardResult;
+
+use crate::cache::{DiskCache, MemCache, mem_cache};
+use crate::names::shown;
+use crate::tree::{Child, ChunkFile, ChunkTree, SnapTree, TreeEntry};
+use crate::{Backend, Commit, Layout, MountError, Refs};
+
+/// How long the kernel may keep what never changes (snapshot contents).
+pub const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Settings of a mount.
+#[derive(Debug, Clone)]
+pub struct VfsOptions {
+    /// How often branch tips and the branch and tag lists are re-read.
+    pub refresh: Duration,
+    /// Memory for chunk bytes.
+    pub mem_cache_bytes: u64,
+    /// An optional folder for chunk bytes, and its size limit.
+    pub disk_cache: Option<(PathBuf, u64)>,
+    /// Chunk files fetched ahead of a reader that opens them in key order.
+    pub readahead_chunks: usize,
+    /// Threads fetching ahead.
+    pub prefetch_threads: usize,
+    /// The branch whose history `by-time/` shows.
+    pub history_branch: String,
+}
+
+impl Default for VfsOptions {
+    fn default() -> Self {
+        VfsOptions {
+            refresh: Duration::from_secs(2),
+            mem_cache_bytes: 512 << 20,
+            disk_cache: None,
+            readahead_chunks: 8,
+            prefetch_threads: 8,
+            history_branch: "main".into(),
+        }
+    }
+}
+
+/// File or folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// What `stat` shows, and how long the kernel may keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub ttl: Duration,
+}
+
+/// One entry of a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// An opened file: its handle, and whether the kernel may keep its pages (true
+/// unless the file follows a branch tip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFile {
+    pub fh: u64,
+    pub keep_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Top {
+    Branches,
+    Tags,
+    Snapshots,
+    ByTime,
+}
+
+const TOPS: [(&str, Top); 4] = [
+    ("branches", Top::Branches),
+    ("tags", Top::Tags),
+    ("snapshots", Top::Snapshots),
+    ("by-time", Top::ByTime),
+];
+
+/// Where a path leads.
+enum Place {
+    Root,
+    Top(Top),
+    /// Inside a ref's folder.
+    In {
+        top: Top,
+        commit: Commit,
+        rel: String,
+    },
+}
+
+/// What a path inside a snapshot is.
+enum Target {
+    Dir(Vec<Child>),
+    Meta(Bytes),
+    Chunk { array: String, file: ChunkFile, tree: Arc<ChunkTree> },
+}
+
+/// The refs as of one refresh, with the views derived from them on demand.
+struct RefsView {
+    at: Instant,
+    branches: BTreeMap<String, Commit>,
+    tags: BTreeMap<String, Commit>,
+    newest: SystemTime,
+    by_time: Mutex<Option<Arc<BTreeMap<String, Commit>>>>,
+    snapshots: Mutex<Option<Arc<BTreeMap<String, Commit>>>>,
+}
+
+fn shown_map(m: BTreeMap<String, Commit>) -> BTreeMap<String, Commit> {
+    m.into_iter().filter_map(|(k, v)| shown(&k).map(|s| (s.into_owned(), v))).collect()
+}
+
+impl RefsView {
+    fn new(refs: Refs, fallback: SystemTime) -> RefsView {
+        let newest = refs
+            .branches
+            .values()
+            .chain(refs.tags.values())
+            .map(|c| SystemTime::from(c.time))
+            .max()
+            .unwrap_or(fallback);
+        RefsView {
+            at: Instant::now(),
+            branches: shown_map(refs.branches),
+            tags: shown_map(refs.tags),
+            newest,
+            by_time: Mutex::new(None),
+            snapshots: Mutex::new(None),
+        }
+    }
+}
+
+/// The folder name of a commit under `by-time/`: its UTC time, sortable as text,
+/// with no character that needs quoting in a shell or a URL.
+pub fn time_label(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H-%M-%S%.6fZ").to_string()
+}
+
+struct Handle {
+    commit: Commit,
+    content: HandleContent,
+}
+
+enum HandleContent {
+    Bytes(Bytes),
+    Chunk { array: String, file: ChunkFile },
+}
+
+#[derive(Default)]
+struct Inodes {
+    by_path: HashMap<Arc<str>, u64>,
+    paths: Vec<Arc<str>>,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    opts: VfsOptions,
+    started: SystemTime,
+    inodes: Mutex<Inodes>,
+    refs: Mutex<Option<Arc<RefsView>>>,
+    commits: quick_cache::sync::Cache<String, Commit>,
+    ancestry: quick_cache::sync::Cache<String, Arc<Vec<Commit>>>,
+    trees: quick_cache::sync::Cache<String, Arc<SnapTree>>,
+    chunk_trees: quick_cache::sync::Cache<(String, String), Arc<ChunkTree>>,
+    chunks: MemCache,
+    disk: Option<DiskCache>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_fh: AtomicU64,
+    prefetch: Option<Mutex<SyncSender<(String, String, ChunkFile)>>>,
+}
+
+/// The mount's filesystem. Cheap to clone; safe to call from many threads.
+#[derive(Clone)]
+pub struct Vfs {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Vfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vfs").field("opts", &self.inner.opts).finish_non_exhaustive()
+    }
+}
+
+pub const ROOT_INO: u64 = 1;
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() { name.to_string() } else { format!("{parent}/{name}") }
+}
+
+impl Vfs {
+    pub fn new(backend: Arc<dyn Backend>, opts: VfsOptions) -> Result<Vfs, MountError> {
+        let disk = match &opts.disk_cache {
+            Some((dir, limit)) => Some(DiskCache::open(dir, *limit).map_err(|e| {
+                MountError::Unavailable(format!("disk cache {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        let mut inodes = Inodes::default();
+        let root: Arc<str> = Arc::from("");
+        inodes.by_path.insert(root.clone(), ROOT_INO);
+        inodes.paths.push(root);
+        let (tx, rx) = std::sync::mpsc::sync_channel(256);
+        let inner = Arc::new(Inner {
+            backend,
+            started: SystemTime::now(),
+            inodes: Mutex::new(inodes),
+            refs: Mutex::new(None),
+            commits: quick_cache::sync::Cache::new(65_536),
+            ancestry: quick_cache::sync::Cache::new(64),
+            trees: quick_cache::sync::Cache::new(256),
+            chunk_trees: quick_cache::sync::Cache::new(4096),
+            chunks: mem_cache(opts.mem_cache_bytes),
+            disk,
+            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            prefetch: (opts.readahead_chunks > 0 && opts.prefetch_threads > 0)
+                .then(|| Mutex::new(tx)),
+            opts,
+        });
+        if inner.prefetch.is_some() {
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..inner.opts.prefetch_threads {
+                let weak = Arc::downgrade(&inner);
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("floe-prefetch-{i}"))
+                    .spawn(move || prefetch_worker(weak, rx))
+                    .map_err(|e| MountError::Unavailable(format!("prefetch thread: {e}")))?;
+            }
+        }
+        Ok(Vfs { inner })
+    }
+
+    // ----- inodes -----
+
+    fn path_of(&self, ino: u64) -> Result<Arc<str>, MountError> {
+        let inodes = self.inner.inodes.lock().map_err(|_| poisoned())?;
+        ino.checked_sub(1)
+            .and_then(|i| inodes.paths.get(i as usize))
+            .cloned()
+            .ok_or(MountError::NotFound)
+    }
+
+    fn intern(&self, path: &str) -> u64 {
+        let Ok(mut inodes) = self.inner.inodes.lock() else { return 0 };
+        if let Some(&ino) = inodes.by_path.get(path) {
+            return ino;
+        }
+        let p: Arc<str> = Arc::from(path);
+        inodes.paths.push(p.clone());
+        let ino = inodes.paths.len() as u64;
+        inodes.by_path.insert(p, ino);
+        ino
+    }
+
+    /// How many paths have inode numbers.
+    pub fn inode_count(&self) -> usize {
+        self.inner.inodes.lock().map(|i| i.paths.len()).unwrap_or(0)
+    }
+
+    // ----- refs -----
+
+    fn refs(&self) -> Result<Arc<RefsView>, MountError> {
+        let mut slot = self.inner.refs.lock().map_err(|_| poisoned())?;
+        if let Some(v) = slot.as_ref()
+            && v.at.elapsed() < self.inner.opts.refresh
+        {
+            return Ok(v.clone());
+        }
+        match self.inner.backend.refs() {
+            Ok(refs) => {
+                let v = Arc::new(RefsView::new(refs, self.inner.started));
+                *slot = Some(v.clone());
+                Ok(v)
+            }
+            Err(e) => match slot.as_ref() {
+                Some(stale) => {
+                    tracing::warn!(
+                        "refreshing branches and tags failed, showing the last known: {e}"
+                    );
+                    Ok(stale.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    fn ancestry(&self, snapshot: &str) -> Result<Arc<Vec<Commit>>, MountError> {
+        self.inner.ancestry.get_or_insert_with(snapshot, || {
+            let a = self.inner.backend.ancestry(snapshot)?;
+            for c in &a {
+                self.inner.commits.insert(c.id.clone(), c.clone());
+            }
+            Ok(Arc::new(a))
+        })
+    }
+
+    fn by_time(&self, refs: &RefsView) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
+        let mut slot = refs.by_time.lock().map_err(|_| poisoned())?;
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let branch = shown(&self.inner.opts.history_branch)
+            .and_then(|b| refs.branches.get(b.as_ref()))
+            .or_else(|| refs.branches.values().next());
+        let mut out = BTreeMap::new();
+        if let Some(tip) = branch {
+            for c in self.ancestry(&tip.id)?.iter() {
+                let base = time_label(&c.time);
+                let mut name = base.clone();
+                let mut n = 1;
+                while out.contains_key(&name) {
+                    n += 1;
+                    name = format!("{base}-{n}");
+                }
+                out.insert(name, c.clone());
+            }
+        }
+        let v = Arc::new(out);
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+
+    fn snapshots(&self, refs: &RefsView) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
+        let mut slot = refs.snapshots.lock().map_err(|_| poisoned())?;
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let mut out = BTreeMap::new();
+        for tip in refs.branches.values().chain(refs.tags.values()) {
+            if out.contains_key(&tip.id) {
+                continue;
+            }
+            for c in self.ancestry(&tip.id)?.iter() {
+                out.insert(c.id.clone(), c.clone());
+            }
+        }
+        let v = Arc::new(out);
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+
+    /// A snapshot by id, listed or not.
+    fn snapshot(&self, refs: &RefsView, id: &str) -> Result<Commit, MountError> {
+        if let Some(c) = self.inner.commits.get(id) {
+            return Ok(c);
+        }
+        if let Some(c) = self.snapshots(refs)?.get(id) {
+            return Ok(c.clone());
+        }
+        let a = self.ancestry(id)?;
+        a.first().cloned().ok_or(MountError::NotFound)
+    }
+
+    // ----- resolution -----
+
+    fn resolve(&self, path: &str) -> Result<Place, MountError> {
+        if path.is_empty() {
+            return Ok(Place::Root);
+        }
+        let mut parts = path.splitn(3, '/');
+        let first = parts.next().unwrap_or_default();
+        let top =
+            TOPS.iter().find(|(n, _)| *n == first).map(|(_, t)| *t).ok_or(MountError::NotFound)?;
+        let Some(name) = parts.next() else { return Ok(Place::Top(top)) };
+        let rel = parts.next().unwrap_or_default().to_string();
+        let refs = self.refs()?;
+        let commit = match top {
+            Top::Branches => refs.branches.get(name).cloned(),
+            Top::Tags => refs.tags.get(name).cloned(),
+            Top::ByTime => self.by_time(&refs)?.get(name).cloned(),
+            Top::Snapshots => match self.snapshot(&refs, name) {
+                Ok(c) => Some(c),
+                Err(MountError::NotFound) => None,
+                Err(e) => return Err(e),
+            },
+        }
+        .ok_or(MountError::NotFound)?;
+        Ok(Place::In { top, commit, rel })
+    }
+
+    fn tree(&self, snapshot: &str) -> Result<Arc<SnapTree>, MountError> {
+        self.inner.trees.get_or_insert_with(snapshot, || {
+            Ok(Arc::new(SnapTree::build(&self.inner.backend.nodes(snapshot)?)))
+        })
+    }
+
+    fn chunk_tree(
+        &self,
+        snapshot: &str,
+        array: &str,
+        layout: &Layout,
+    ) -> Result<Arc<ChunkTree>, MountError> {
+        let key = (snapshot.to_string(), array.to_string());
+        self.inner.chunk_trees.get_or_insert_with(&key, || {
+            let chunks = self.inner.backend.chunks(snapshot, array)?;
+            Ok(Arc::new(ChunkTree::build(layout, chunks)))
+        })
+    }
+
+    fn target(&self, snapshot: &str, rel: &str) -> Result<Target, MountError> {
+        let tree = self.tree(snapshot)?;
+        match tree.entry(rel) {
+            Some(TreeEntry::Meta(b)) => return Ok(Target::Meta(b.clone())),
+            Some(TreeEntry::Dir) => {
+                let mut listing = tree.listing(rel).unwrap_or_default().to_vec();
+                if let Some((_, (array, layout), "")) = tree.array_of(rel) {
+                    let ct = self.chunk_tree(snapshot, array, layout)?;
+                    listing.extend(ct.listing("").unwrap_or_default().iter().cloned());
+                }
+                return Ok(Target::Dir(listing));
+            }
+            None => {}
+        }
+        let Some((_, (array, layout), rest)) = tree.array_of(rel) else {
+            return Err(MountError::NotFound);
+        };
+        let ct = self.chunk_tree(snapshot, array, layout)?;
+        if let Some(f) = ct.file(rest) {
+            return Ok(Target::Chunk { array: array.clone(), file: f.clone(), tree: ct.clone() });
+        }
+        match ct.listing(rest) {
+            Some(l) => Ok(Target::Dir(l.to_vec())),
+            None => Err(MountError::NotFound),
+        }
+    }
+
+    fn ttl(&self, top: Top, rel: &str) -> Duration {
+        match top {
+            Top::Branches => self.inner.opts.refresh,
+            Top::Tags if rel.is_empty() => self.inner.opts.refresh,
+            Top::Tags | Top::Snapshots | Top::ByTime => IMMUTABLE_TTL,
+        }
+    }
+
+    fn attr_of(&self, path: &str, ino: u64) -> Result<Attr, MountError> {
+        let (kind, size, mtime, ttl) = match self.resolve(path)? {
+            Place::Root | Place::Top(_) => {
+                let refs = self.refs()?;
+                (Kind::Dir, 0, refs.newest, self.inner.opts.refresh)
+            }
+            Place::In { top, commit, rel } => {
+                let mtime = SystemTime::from(commit.time);
+                let ttl = self.ttl(top, &rel);
+                let tree = self.tree(&commit.id)?;
+                match tree.entry(&rel) {
+                    // Attributes of groups, arrays and zarr.json need no manifest.
+                    Some(TreeEntry::Dir) => (Kind::Dir, 0, mtime, ttl),
+                    Some(TreeEntry::Meta(b)) => (Kind::File, b.len() as u64, mtime, ttl),
+                    None => match self.target(&commit.id, &rel)? {
+                        Target::Dir(_) => (Kind::Dir, 0, mtime, ttl),
+                        Target::Meta(b) => (Kind::File, b.len() as u64, mtime, ttl),
+                        Target::Chunk { file, .. } => (Kind::File, file.size, mtime, ttl),
+                    },
+                }
+            }
+        };
+        Ok(Attr { ino, kind, size, mtime, ttl })
+    }
+
+    fn listing(&self, path: &str) -> Result<Vec<Child>, MountError> {
+        let dir =
+            |names: Vec<String>| names.into_iter().map(|name| Child { name, dir: true }).collect();
+        match self.resolve(path)? {
+            Place::Root => Ok(dir(TOPS.iter().map(|(n, _)| n.to_string()).collect())),
+            Place::Top(top) => {
+                let refs = self.refs()?;
+                Ok(dir(match top {
+                    Top::Branches => refs.branches.keys().cloned().collect(),
+                    Top::Tags => refs.tags.keys().cloned().collect(),
+                    Top::Snapshots => self.snapshots(&refs)?.keys().cloned().collect(),
+                    Top::ByTime => self.by_time(&refs)?.keys().cloned().collect(),
+                }))
+            }
+            Place::In { commit, rel, .. } => match self.target(&commit.id, &rel)? {
+                Target::Dir(l) => Ok(l),
+                Target::Meta(_) | Target::Chunk { .. } => Err(MountError::NotADirectory),
+            },
+        }
+    }
+
+    // ----- operations -----
+
+    /// Look `name` up in folder `parent`.
+    pub fn lookup(&self, parent: u64, name: &str) -> Result<Attr, MountError> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(MountError::NotFound);
+        }
+        let dir = self.path_of(parent)?;
+        let path = join(&dir, name);
+        // Resolve first: only paths that exist get inode numbers.
+        let attr = self.attr_of(&path, 0)?;
+        Ok(Attr { ino: self.intern(&path), ..attr })
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr, MountError> {
+        let path = self.path_of(ino)?;
+        self.attr_of(&path, ino)
+    }
+
+    /// A folder's entries (without `.` and `..`), with inode numbers.
+    pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, MountError> {
+        let path = self.path_of(ino)?;
+        let children = self.listing(&path)?;
+        Ok(children
+            .into_iter()
+            .map(|c| DirEntry {
+                ino: self.intern(&join(&path, &c.name)),
+                kind: if c.dir { Kind::Dir } else { Kind::File },
+                name: c.name,
+            })
+            .collect())
+    }
+
+    /// Open a folder: its listing is taken once, and pages of it are served from
+    /// the handle (see [`Vfs::dir_entries`]).
+    pub fn opendir(&self, ino: u64) -> Result<u64, MountError> {
+        let entries = Arc::new(self.readdir(ino)?);
+        let fh = self.inner.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.inner.dirs.lock().map_err(|_| poisoned())?.insert(fh, entries);
+        Ok(fh)
+    }
+
+    pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>, MountError> {
+        self.inner
+            .dirs
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&fh)
+            .cloned()
+            .ok_or(MountError::BadHandle)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        if let Ok(mut d) = self.inner.dirs.lock() {
+            d.remove(&fh);
+        }
+    }
+
+    /// Open a file for reading (`write` asks for write access, which is refused).
+    pub fn open(&self, ino: u64, write: bool) -> Result<OpenFile, MountError> {
+        if write {
+            return Err(MountError::ReadOnly);
+        }
+        let path = self.path_of(ino)?;
+        let Place::In { top, commit, rel } = self.resolve(&path)? else {
+            return Err(MountError::IsADirectory);
+        };
+        let content = match self.target(&commit.id, &rel)? {
+            Target::Dir(_) => return Err(MountError::IsADirectory),
+            Target::Meta(b) => HandleContent::Bytes(b),
+            Target::Chunk { array, file, tree } => {
+                self.read_ahead(&commit.id, &array, &tree, file.index);
+                HandleContent::Chunk { array, file }
+            }
+        };
+        let fh = self.inner.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.inner.handles.lock().map_err(|_| poisoned())?.insert(fh, Handle { commit, content });
+        Ok(OpenFile { fh, keep_cache: top != Top::Branches })
+    }
+
+    /// Read up to `size` bytes at `offset` of an open file.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, MountError> {
+        let (snapshot, content) = {
+            let handles = self.inner.handles.lock().map_err(|_| poisoned())?;
+            let h = handles.get(&fh).ok_or(MountError::BadHandle)?;
+            let content = match &h.content {
+                HandleContent::Bytes(b) => HandleContent::Bytes(b.clone()),
+                HandleContent::Chunk { array, file } => {
+                    HandleContent::Chunk { array: array.clone(), file: file.clone() }
+                }
+            };
+            (h.commit.id.clone(), content)
+        };
+        let bytes = match content {
+            HandleContent::Bytes(b) => b,
+            HandleContent::Chunk { array, file } => self.chunk_bytes(&snapshot, &array, &file)?,
+        };
+        let len = bytes.len() as u64;
+        let start = offset.min(len) as usize;
+        let end = offset.saturating_add(u64::from(size)).min(len) as usize;
+        Ok(bytes.slice(start..end))
+    }
+
+    pub fn release(&self, fh: u64) {
+        if let Ok(mut h) = self.inner.handles.lock() {
+            h.remove(&fh);
+        }
+    }
+
+    /// Open files and folders right now.
+    pub fn open_handles(&self) -> usize {
+        let files = self.inner.handles.lock().map(|h| h.len()).unwrap_or(0);
+        files + self.inner.dirs.lock().map(|d| d.len()).unwrap_or(0)
+    }
+
+    fn chunk_bytes(
+        &self,
+        snapshot: &str,
+        array: &str,
+        file: &ChunkFile,
+    ) -> Result<Bytes, MountError> {
+        fetch_chunk(&self.inner, snapshot, array, file)
+    }
+
+    fn read_ahead(&self, snapshot: &str, array: &str, tree: &ChunkTree, index: usize) {
+        let Some(tx) = &self.inner.prefetch else { return };
+        let Ok(tx) = tx.lock() else { return };
+        for f in tree.following(index, self.inner.opts.readahead_chunks) {
+            if self.inner.chunks.contains_key(&f.id) {
+                continue;
+            }
+            match tx.try_send((snapshot.to_string(), array.to_string(), f.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => break,
+            }
+        }
+    }
+}
+
+fn poisoned() -> MountError {
+    MountError::Unavailable("internal lock poisoned".into())
+}
+
+/// A chunk's bytes: from memory, else from the disk cache, else from the
+/// repository (one fetch per chunk however many readers wait for it).
+fn fetch_chunk(
+    inner: &Inner,
+    snapshot: &str,
+    array: &str,
+    file: &ChunkFile,
+) -> Result<Bytes, MountError> {
+    match inner.chunks.get_value_or_guard(&file.id, None) {
+        GuardResult::Value(b) => Ok(b),
+        GuardResult::Guard(g) => {
+            let bytes = match inner.disk.as_ref().and_then(|d| d.get(&file.id)) {
+                Some(b) => b,
+                None => {
+                    let b = inner.backend.read_chunk(snapshot, array, &file.coords)?;
+                    if let Some(d) = &inner.disk {
+                        d.put(&file.id, &b);
+                    }
+                    b
+                }
+            };
+            if bytes.len() as u64 != file.size {
+                tracing::warn!(
+                    array,
+                    coords = ?file.coords,
+                    "chunk is {} bytes, its manifest says {}",
+                    bytes.len(),
+                    file.size
+                );
+            }
+            let _ = g.insert(bytes.clone());
+            Ok(bytes)
+        }
+        GuardResult::Timeout => Err(MountError::Unavailable("chunk fetch timed out".into())),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn prefetch_worker(
+    inner: std::sync::Weak<Inner>,
+    rx: Arc<Mutex<Receiver<(String, String, ChunkFile)>>>,
+) {
+    loop {
+        let job = {
+            let Ok(rx) = rx.lock() else { return };
+            // Wake now and then to notice that the mount is gone.
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(j) => Some(j),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some((snapshot, array, file)) = job
+            && !inner.chunks.contains_key(&file.id)
+            && let Err(e) = fetch_chunk(&inner, &snapshot, &array, &file)
+        {
+            tracing::debug!(array, coords = ?file.coords, "read-ahead failed: {e}");
+        }
+    }
+}

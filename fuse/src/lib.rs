@@ -1,0 +1,577 @@
+//! The thin `fuser` adapter over [`floe_mount::Vfs`]: every callback runs one
+//! `Vfs` operation and replies. All filesystem meaning lives in `floe-mount`.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use floe_mount::{Attr, Kind, MountError, Vfs};
+use fuser::{
+    AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+};
+
+/// The errno of every mount error: an explicit table, no catch-all arm.
+pub fn errno(e: &MountError) -> Errno {
+    match e {
+        MountError::NotFound => Errno::ENOENT,
+        MountError::NotADirectory => Errno::ENOTDIR,
+        MountError::IsADirectory => Errno::EISDIR,
+        MountError::ReadOnly => Errno::EROFS,
+        MountError::BadHandle => Errno::EBADF,
+        MountError::Unavailable(_) => Errno::EIO,
+    }
+}
+
+/// How to mount.
+#[derive(Debug, Clone)]
+pub struct MountSettings {
+    /// Let other users read the mount (FUSE `allow_other`; needs `user_allow_other`
+    /// in /etc/fuse.conf for non-root users). Off: only the mounting user can.
+    pub allow_other: bool,
+    /// Threads serving kernel requests.
+    pub threads: usize,
+    /// The name shown in `mount` and `df`.
+    pub fs_name: String,
+}
+
+impl Default for MountSettings {
+    fn default() -> Self {
+        MountSettings { allow_other: false, threads: 16, fs_name: "floe".into() }
+    }
+}
+
+struct FloeFs {
+    vfs: Vfs,
+    uid: u32,
+    gid: u32,
+}
+
+/// Blocks reported to `du` and `stat`.
+const BLOCK: u64 = 512;
+
+impl FloeFs {
+    fn attr(&self, a: &Attr) -> FileAttr {
+        let (kind, perm, nlink) = match a.kind {
+            Kind::Dir => (FileType::Directory, 0o555, 2),
+            Kind::File => (FileType::RegularFile, 0o444, 1),
+        };
+        FileAttr {
+            ino: INodeNo(a.ino),
+            size: a.size,
+            blocks: a.size.div_ceil(BLOCK),
+            atime: a.mtime,
+            mtime: a.mtime,
+            ctime: a.mtime,
+            crtime: a.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 128 * 1024,
+            flags: 0,
+        }
+    }
+}
+
+fn name_str(name: &OsStr) -> Option<&str> {
+    name.to_str()
+}
+
+impl Filesystem for FloeFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name_str(name) else { return reply.error(Errno::ENOENT) };
+        match self.vfs.lookup(parent.0, name) {
+            Ok(a) => reply.entry(&a.ttl, &self.attr(&a), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vfs.getattr(ino.0) {
+            Ok(a) => reply.attr(&a.ttl, &self.attr(&a)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write =
+            !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
+        match self.vfs.open(ino.0, write) {
+            Ok(f) => {
+                let fl =
+                    if f.keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                reply.opened(FileHandle(f.fh), fl);
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.vfs.read(fh.0, offset, size) {
+            Ok(b) => reply.data(&b),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.release(fh.0);
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lo: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.vfs.dir_entries(fh.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        // Offsets: 1 is ".", 2 is "..", 3.. the entries; each names the next one.
+        let dots = [
+            (ino, FileType::Directory, "."),
+            (INodeNo(floe_mount::ROOT_INO), FileType::Directory, ".."),
+        ];
+        let mut next = offset;
+        while (next as usize) < dots.len() {
+            let (i, k, n) = dots[next as usize];
+            next += 1;
+            if reply.add(i, next, k, n) {
+                return reply.ok();
+            }
+        }
+        for e in entries.iter().skip(next as usize - dots.len()) {
+            next += 1;
+            let kind = match e.kind {
+                Kind::Dir => FileType::Directory,
+                Kind::File => FileType::RegularFile,
+            };
+            if reply.add(INodeNo(e.ino), next, kind, &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.vfs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, self.vfs.inode_count() as u64, 0, BLOCK as u32, 255, BLOCK as u32);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS);
+        } else {
+            reply.ok();
+        }
+    }
+
+    // ----- every write gets EROFS -----
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+/// The owner shown for every file: the mounting user.
+fn owner() -> (u32, u32) {
+    std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
+}
+
+/// Mount `vfs` at `mountpoint` read-only; the returned session serves it until it
+/// is dropped or [`fuser::BackgroundSession::umount_and_join`] is called.
+pub fn mount(
+    vfs: Vfs,
+    mountpoint: &Path,
+    settings: &MountSettings,
+) -> io::Result<fuser::BackgroundSession> {
+    clean_dead_mount(mountpoint);
+    let (uid, gid) = owner();
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::NoExec,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoAtime,
+        MountOption::DefaultPermissions,
+        MountOption::FSName(settings.fs_name.clone()),
+        MountOption::Subtype("floe".into()),
+    ];
+    config.acl = if settings.allow_other { SessionACL::All } else { SessionACL::Owner };
+    config.n_threads = Some(settings.threads.max(1));
+    config.clone_fd = true;
+    fuser::spawn_mount(FloeFs { vfs, uid, gid }, mountpoint, &config)
+}
+
+/// Whether something is mounted at `mountpoint` (from /proc/self/mountinfo).
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(target) =
+        std::fs::canonicalize(mountpoint).or_else(|_| Ok::<_, io::Error>(mountpoint.to_path_buf()))
+    else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    info.lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(target.as_path()))
+}
+
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    PathBuf::from(
+        s.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\"),
+    )
+}
+
+/// A mount whose process died leaves "Transport endpoint is not connected":
+/// detach it so that the folder can be mounted again.
+pub fn clean_dead_mount(mountpoint: &Path) {
+    if let Err(e) = std::fs::metadata(mountpoint)
+        && e.raw_os_error() == Some(libc::ENOTCONN)
+    {
+        tracing::warn!(mountpoint = %mountpoint.display(), "removing a dead mount left by a killed process");
+        let _ = lazy_unmount(mountpoint);
+    }
+}
+
+fn run(cmd: &str, args: &[&OsStr]) -> io::Result<bool> {
+    match Command::new(cmd).args(args).stderr(std::process::Stdio::null()).status() {
+        Ok(s) => Ok(s.success()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn lazy_unmount(mountpoint: &Path) -> io::Result<bool> {
+    let mp = mountpoint.as_os_str();
+    Ok(run("fusermount3", &[OsStr::new("-uz"), mp])? || run("umount", &[OsStr::new("-l"), mp])?)
+}
+
+/// Unmount `mountpoint` (from any process): a clean unmount first; if the mount is
+/// busy, say so; if its server is dead, detach it.
+pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let shown = mountpoint.display();
+    if !is_mounted(mountpoint) {
+        return Err(format!("nothing is mounted at {shown}"));
+    }
+    let mp = mountpoint.as_os_str();
+    let ok = run("fusermount3", &[OsStr::new("-u"), mp]).unwrap_or(false)
+        || run("umount", &[mp]).unwrap_or(false);
+    if ok {
+        return Ok(());
+    }
+    if std::fs::metadata(mountpoint).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN) {
+        return match lazy_unmount(mountpoint) {
+            Ok(true) => Ok(()),
+            _ => {
+                Err(format!("could not detach the dead mount at {shown}; try `umount -l {shown}`"))
+            }
+        };
+    }
+    Err(format!(
+        "{shown} is busy: close the programs and shells using files under it (see `fuser -vm {shown}`), then unmount again"
+    ))
+}
+
+/// Wait until `mountpoint` is mounted (or `timeout` passes).
+pub fn wait_mounted(mountpoint: &Path, timeout: Duration) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if is_mounted(mountpoint) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A repository mounted by this process.
+#[derive(Debug)]
+pub struct Mounted {
+    session: Option<fuser::BackgroundSession>,
+    mountpoint: PathBuf,
+}
+
+/// Why a mount could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Repository(#[from] floe_store::StoreError),
+    #[error("{0}")]
+    Mount(String),
+}
+
+impl StartError {
+    pub fn code(&self) -> floe_core::ErrorCode {
+        match self {
+            StartError::Repository(e) => e.code(),
+            StartError::Mount(_) => floe_core::ErrorCode::Usage,
+        }
+    }
+}
+
+impl Mounted {
+    /// Open the repository at `url` and mount it read-only at `mountpoint`.
+    pub fn start(
+        url: &floe_core::RepoUrl,
+        mountpoint: &Path,
+        vfs: floe_mount::VfsOptions,
+        settings: &MountSettings,
+        timeout: Duration,
+    ) -> Result<Mounted, StartError> {
+        clean_dead_mount(mountpoint);
+        let meta = std::fs::metadata(mountpoint).map_err(|e| {
+            StartError::Mount(format!(
+                "mount point {}: {e}; create an empty folder there first",
+                mountpoint.display()
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(StartError::Mount(format!(
+                "mount point {} is not a folder",
+                mountpoint.display()
+            )));
+        }
+        if is_mounted(mountpoint) {
+            return Err(StartError::Mount(format!(
+                "something is already mounted at {}; `floe unmount {}` first",
+                mountpoint.display(),
+                mountpoint.display()
+            )));
+        }
+        let backend = floe_mount::IcechunkBackend::open(url, timeout)?;
+        let vfs = Vfs::new(std::sync::Arc::new(backend), vfs)
+            .map_err(|e| StartError::Mount(e.to_string()))?;
+        let session = mount(vfs, mountpoint, settings).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EPERM)
+                || e.kind() == io::ErrorKind::PermissionDenied
+            {
+                "; mounting needs /dev/fuse and the fuse3 package (fusermount3) for non-root users"
+            } else if e.kind() == io::ErrorKind::NotFound {
+                "; install the fuse3 package (it provides /dev/fuse and fusermount3)"
+            } else {
+                ""
+            };
+            StartError::Mount(format!("cannot mount at {}: {e}{hint}", mountpoint.display()))
+        })?;
+        Ok(Mounted { session: Some(session), mountpoint: mountpoint.to_path_buf() })
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Whether the kernel still serves the mount (false once someone unmounted it).
+    pub fn is_alive(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// Unmount and wait for the serving threads to end.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        let Some(s) = self.session.take() else { return Ok(()) };
+        if s.guard.is_finished() {
+            return s.join();
+        }
+        s.umount_and_join()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(mountpoint = %self.mountpoint.display(), "unmount: {e}");
+        }
+    }
+}
