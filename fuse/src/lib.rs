@@ -100,6 +100,11 @@ impl Filesystem for FloeFs {
         }
     }
 
+    // (fuser's default batch_forget calls this for each inode.)
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.vfs.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.vfs.getattr(ino.0) {
             Ok(a) => reply.attr(&a.ttl, &self.attr(&a)),
@@ -414,12 +419,16 @@ fn unescape_mountinfo(s: &str) -> PathBuf {
 /// A mount whose process died leaves "Transport endpoint is not connected":
 /// detach it so that the folder can be mounted again.
 pub fn clean_dead_mount(mountpoint: &Path) {
-    if let Err(e) = std::fs::metadata(mountpoint)
-        && e.raw_os_error() == Some(libc::ENOTCONN)
-    {
+    if is_dead(mountpoint) {
         tracing::warn!(mountpoint = %mountpoint.display(), "removing a dead mount left by a killed process");
         let _ = lazy_unmount(mountpoint);
     }
+}
+
+/// Whether `mountpoint` is a mount whose server is gone. (Listing, not `stat`: the
+/// kernel may still answer `stat` from attributes it cached before the server died.)
+pub fn is_dead(mountpoint: &Path) -> bool {
+    std::fs::read_dir(mountpoint).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
 }
 
 fn run(cmd: &str, args: &[&OsStr]) -> io::Result<bool> {
@@ -448,7 +457,7 @@ pub fn unmount(mountpoint: &Path) -> Result<(), String> {
     if ok {
         return Ok(());
     }
-    if std::fs::metadata(mountpoint).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN) {
+    if is_dead(mountpoint) {
         return match lazy_unmount(mountpoint) {
             Ok(true) => Ok(()),
             _ => {

@@ -74,6 +74,9 @@ fn wait(mounted: Mounted) -> Result<i32, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?;
+    // Tests (and supervisors) may ask the mount to end with the process that started it.
+    let parent = std::env::var_os("FLOE_MOUNT_EXIT_WITH_PARENT")
+        .map(|_| std::os::unix::process::parent_id());
     let why = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -81,7 +84,10 @@ fn wait(mounted: Mounted) -> Result<i32, Failure> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return "interrupted",
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => return "terminated",
-                _ = tick.tick() => if !mounted.is_alive() { return "unmounted" },
+                _ = tick.tick() => {
+                    if !mounted.is_alive() { return "unmounted" }
+                    if parent.is_some_and(|p| p != std::os::unix::process::parent_id()) { return "the starting process exited" }
+                }
             }
         }
     });

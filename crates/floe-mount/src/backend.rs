@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::{Layout, MountError};
 
 /// One commit: a snapshot id and when it was made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Commit {
     pub id: String,
     pub time: DateTime<Utc>,

@@ -410,13 +410,16 @@ fn run(ops: &[Op]) {
                 let path = "branches/main/g/temp/c/0/0";
                 let Ok(ino) = walk(&vfs, path) else { continue };
                 let f = vfs.open(ino, false).unwrap();
-                assert!(!f.keep_cache, "a branch file must not keep stale pages");
                 let before = vfs.read(f.fh, 0, 1 << 20).unwrap();
+                let size = vfs.getattr(ino).unwrap().size;
                 backend.repo.lock().unwrap().commit("main", 0, vec![0, 0], *fill, 5);
                 let again = vfs.read(f.fh, 0, 1 << 20).unwrap();
                 assert_eq!(before, again, "an open file stays on its snapshot");
+                assert_eq!(vfs.getattr(ino).unwrap().size, size, "and so does its inode");
                 vfs.release(f.fh);
-                let fresh = read_all(&vfs, walk(&vfs, path).unwrap());
+                let new_ino = walk(&vfs, path).unwrap();
+                assert_ne!(new_ino, ino, "the new tip's file is another inode");
+                let fresh = read_all(&vfs, new_ino);
                 assert_eq!(fresh, Bytes::from(vec![*fill; 5]), "a new open sees the new tip");
             }
         }
@@ -543,6 +546,33 @@ fn read_ahead_fetches_the_next_chunks_of_a_sequential_reader() {
     let next = walk(&vfs, "branches/main/g/temp/c/0/1").unwrap();
     assert_eq!(read_all(&vfs, next), Bytes::from(vec![1u8; 100]));
     assert!(backend.reads.load(Ordering::SeqCst) <= 8);
+}
+
+#[test]
+fn forgotten_inodes_are_dropped_and_listing_numbers_match_lookups() {
+    let backend = Arc::new(MemBackend::new());
+    backend.repo.lock().unwrap().commit("main", 0, vec![0, 0], 1, 3);
+    let vfs = Vfs::new(backend.clone(), opts()).unwrap();
+    let start = vfs.inode_count();
+    let branches = vfs.lookup(ROOT_INO, "branches").unwrap().ino;
+    let main = vfs.lookup(branches, "main").unwrap().ino;
+    let listed = vfs.readdir(main).unwrap();
+    let g = vfs.lookup(main, "g").unwrap().ino;
+    assert!(listed.iter().find(|e| e.name == "g").unwrap().ino >= 1 << 63, "not looked up yet");
+    assert_eq!(listed_ino_after(&vfs, main, "g"), g, "once looked up, the listing shows its inode");
+    assert_eq!(vfs.lookup(main, "g").unwrap().ino, g, "the same snapshot path, the same inode");
+    assert_eq!(vfs.inode_count(), start + 3);
+    vfs.forget(g, 2);
+    vfs.forget(main, 1);
+    vfs.forget(branches, 1);
+    assert_eq!(vfs.inode_count(), start, "every forgotten inode is dropped");
+    assert_eq!(vfs.getattr(g).unwrap_err(), MountError::NotFound);
+    vfs.forget(ROOT_INO, 5);
+    assert!(vfs.getattr(ROOT_INO).is_ok(), "the root is never forgotten");
+}
+
+fn listed_ino_after(vfs: &Vfs, dir: u64, name: &str) -> u64 {
+    vfs.readdir(dir).unwrap().into_iter().find(|e| e.name == name).unwrap().ino
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! The mount's filesystem semantics, free of any FUSE binding.
 //!
-//! Every path of the mount gets an inode number the first time it is seen and
-//! keeps it. An operation turns the inode back into its path and resolves the path
-//! afresh: the first component picks `branches`, `tags`, `snapshots` or `by-time`,
-//! the second names a ref (resolved to a snapshot through refs refreshed at most
-//! every `refresh`), and the rest is a path inside that snapshot's Zarr hierarchy.
-//! So `branches/main/...` follows the tip, while an open file keeps the snapshot it
-//! was opened at (the handle holds it).
+//! An inode stands for the root, a top folder (`branches`, `tags`, `snapshots`,
+//! `by-time`), or a path inside one ref folder *bound to the snapshot the ref
+//! pointed at when it was looked up*. Looking up `main` under `branches` resolves
+//! the branch (refs are refreshed at most every `refresh`) and gives the inode of
+//! that tip's folder; everything below it belongs to the same snapshot. So an
+//! inode's content never changes: the kernel may cache its pages, a file opened
+//! before a commit keeps reading the snapshot it was opened at (even when another
+//! process opens the new version of the same path), and `branches/main/...`
+//! follows the tip as soon as the kernel looks the path up again (its entries are
+//! given a TTL of `refresh`). Inodes are counted by lookups and dropped when the
+//! kernel forgets them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -89,12 +93,21 @@ pub struct OpenFile {
     pub keep_cache: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Top {
     Branches,
     Tags,
     Snapshots,
     ByTime,
+}
+
+fn top_name(t: Top) -> &'static str {
+    match t {
+        Top::Branches => "branches",
+        Top::Tags => "tags",
+        Top::Snapshots => "snapshots",
+        Top::ByTime => "by-time",
+    }
 }
 
 const TOPS: [(&str, Top); 4] = [
@@ -104,16 +117,13 @@ const TOPS: [(&str, Top); 4] = [
     ("by-time", Top::ByTime),
 ];
 
-/// Where a path leads.
-enum Place {
-    Root,
-    Top(Top),
-    /// Inside a ref's folder.
-    In {
-        top: Top,
-        commit: Commit,
-        rel: String,
-    },
+/// What an inode stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// The mount's root (`None`) or a top folder.
+    Top(Option<Top>),
+    /// A path inside ref folder `folder` (e.g. `branches/main`), bound to `commit`.
+    In { top: Top, folder: Arc<str>, commit: Commit, rel: String },
 }
 
 /// What a path inside a snapshot is.
@@ -173,10 +183,20 @@ enum HandleContent {
     Chunk { array: String, file: ChunkFile },
 }
 
-#[derive(Default)]
 struct Inodes {
-    by_path: HashMap<Arc<str>, u64>,
-    paths: Vec<Arc<str>>,
+    by_key: HashMap<Arc<Key>, u64>,
+    /// inode -> (key, lookups the kernel holds)
+    entries: HashMap<u64, (Arc<Key>, u64)>,
+    next: u64,
+}
+
+/// The inode number shown in a listing for an entry not looked up yet: stable,
+/// and never equal to an allocated one (those count up from 1).
+fn listing_ino(key: &Key) -> u64 {
+    let h = blake3::hash(format!("{key:?}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    u64::from_le_bytes(b) | (1 << 63)
 }
 
 struct Inner {
@@ -223,10 +243,12 @@ impl Vfs {
             })?),
             None => None,
         };
-        let mut inodes = Inodes::default();
-        let root: Arc<str> = Arc::from("");
-        inodes.by_path.insert(root.clone(), ROOT_INO);
-        inodes.paths.push(root);
+        let root = Arc::new(Key::Top(None));
+        let inodes = Inodes {
+            by_key: HashMap::from([(root.clone(), ROOT_INO)]),
+            entries: HashMap::from([(ROOT_INO, (root, 1))]),
+            next: ROOT_INO + 1,
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel(256);
         let inner = Arc::new(Inner {
             backend,
@@ -262,29 +284,58 @@ impl Vfs {
 
     // ----- inodes -----
 
-    fn path_of(&self, ino: u64) -> Result<Arc<str>, MountError> {
+    fn key_of(&self, ino: u64) -> Result<Arc<Key>, MountError> {
         let inodes = self.inner.inodes.lock().map_err(|_| poisoned())?;
-        ino.checked_sub(1)
-            .and_then(|i| inodes.paths.get(i as usize))
-            .cloned()
-            .ok_or(MountError::NotFound)
+        inodes.entries.get(&ino).map(|(k, _)| k.clone()).ok_or(MountError::NotFound)
     }
 
-    fn intern(&self, path: &str) -> u64 {
+    /// The inode of `key`, counting one kernel lookup.
+    fn intern(&self, key: Key) -> u64 {
         let Ok(mut inodes) = self.inner.inodes.lock() else { return 0 };
-        if let Some(&ino) = inodes.by_path.get(path) {
+        if let Some(&ino) = inodes.by_key.get(&key) {
+            if let Some(e) = inodes.entries.get_mut(&ino) {
+                e.1 += 1;
+            }
             return ino;
         }
-        let p: Arc<str> = Arc::from(path);
-        inodes.paths.push(p.clone());
-        let ino = inodes.paths.len() as u64;
-        inodes.by_path.insert(p, ino);
+        let ino = inodes.next;
+        inodes.next += 1;
+        let key = Arc::new(key);
+        inodes.by_key.insert(key.clone(), ino);
+        inodes.entries.insert(ino, (key, 1));
         ino
     }
 
-    /// How many paths have inode numbers.
+    fn peek(&self, key: &Key) -> u64 {
+        self.inner
+            .inodes
+            .lock()
+            .ok()
+            .and_then(|i| i.by_key.get(key).copied())
+            .unwrap_or_else(|| listing_ino(key))
+    }
+
+    /// The kernel forgets `n` lookups of `ino`; at zero the inode is dropped.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let Ok(mut inodes) = self.inner.inodes.lock() else { return };
+        let gone = match inodes.entries.get_mut(&ino) {
+            Some(e) => {
+                e.1 = e.1.saturating_sub(n);
+                e.1 == 0
+            }
+            None => false,
+        };
+        if gone && let Some((key, _)) = inodes.entries.remove(&ino) {
+            inodes.by_key.remove(&key);
+        }
+    }
+
+    /// How many inodes are alive.
     pub fn inode_count(&self) -> usize {
-        self.inner.inodes.lock().map(|i| i.paths.len()).unwrap_or(0)
+        self.inner.inodes.lock().map(|i| i.entries.len()).unwrap_or(0)
     }
 
     // ----- refs -----
@@ -383,18 +434,10 @@ impl Vfs {
 
     // ----- resolution -----
 
-    fn resolve(&self, path: &str) -> Result<Place, MountError> {
-        if path.is_empty() {
-            return Ok(Place::Root);
-        }
-        let mut parts = path.splitn(3, '/');
-        let first = parts.next().unwrap_or_default();
-        let top =
-            TOPS.iter().find(|(n, _)| *n == first).map(|(_, t)| *t).ok_or(MountError::NotFound)?;
-        let Some(name) = parts.next() else { return Ok(Place::Top(top)) };
-        let rel = parts.next().unwrap_or_default().to_string();
+    /// The commit a ref folder name stands for.
+    fn ref_commit(&self, top: Top, name: &str) -> Result<Commit, MountError> {
         let refs = self.refs()?;
-        let commit = match top {
+        match top {
             Top::Branches => refs.branches.get(name).cloned(),
             Top::Tags => refs.tags.get(name).cloned(),
             Top::ByTime => self.by_time(&refs)?.get(name).cloned(),
@@ -404,8 +447,29 @@ impl Vfs {
                 Err(e) => return Err(e),
             },
         }
-        .ok_or(MountError::NotFound)?;
-        Ok(Place::In { top, commit, rel })
+        .ok_or(MountError::NotFound)
+    }
+
+    /// The key of entry `name` of folder `parent` (not checked to exist below a ref folder).
+    fn child_key(&self, parent: &Key, name: &str) -> Result<Key, MountError> {
+        match parent {
+            Key::Top(None) => TOPS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| Key::Top(Some(*t)))
+                .ok_or(MountError::NotFound),
+            Key::Top(Some(top)) => {
+                let commit = self.ref_commit(*top, name)?;
+                let folder = Arc::from(format!("{}/{name}", top_name(*top)));
+                Ok(Key::In { top: *top, folder, commit, rel: String::new() })
+            }
+            Key::In { top, folder, commit, rel } => Ok(Key::In {
+                top: *top,
+                folder: folder.clone(),
+                commit: commit.clone(),
+                rel: join(rel, name),
+            }),
+        }
     }
 
     fn tree(&self, snapshot: &str) -> Result<Arc<SnapTree>, MountError> {
@@ -462,21 +526,21 @@ impl Vfs {
         }
     }
 
-    fn attr_of(&self, path: &str, ino: u64) -> Result<Attr, MountError> {
-        let (kind, size, mtime, ttl) = match self.resolve(path)? {
-            Place::Root | Place::Top(_) => {
+    fn attr_of(&self, key: &Key, ino: u64) -> Result<Attr, MountError> {
+        let (kind, size, mtime, ttl) = match key {
+            Key::Top(_) => {
                 let refs = self.refs()?;
                 (Kind::Dir, 0, refs.newest, self.inner.opts.refresh)
             }
-            Place::In { top, commit, rel } => {
+            Key::In { top, commit, rel, .. } => {
                 let mtime = SystemTime::from(commit.time);
-                let ttl = self.ttl(top, &rel);
+                let ttl = self.ttl(*top, rel);
                 let tree = self.tree(&commit.id)?;
-                match tree.entry(&rel) {
+                match tree.entry(rel) {
                     // Attributes of groups, arrays and zarr.json need no manifest.
                     Some(TreeEntry::Dir) => (Kind::Dir, 0, mtime, ttl),
                     Some(TreeEntry::Meta(b)) => (Kind::File, b.len() as u64, mtime, ttl),
-                    None => match self.target(&commit.id, &rel)? {
+                    None => match self.target(&commit.id, rel)? {
                         Target::Dir(_) => (Kind::Dir, 0, mtime, ttl),
                         Target::Meta(b) => (Kind::File, b.len() as u64, mtime, ttl),
                         Target::Chunk { file, .. } => (Kind::File, file.size, mtime, ttl),
@@ -487,22 +551,35 @@ impl Vfs {
         Ok(Attr { ino, kind, size, mtime, ttl })
     }
 
-    fn listing(&self, path: &str) -> Result<Vec<Child>, MountError> {
-        let dir =
-            |names: Vec<String>| names.into_iter().map(|name| Child { name, dir: true }).collect();
-        match self.resolve(path)? {
-            Place::Root => Ok(dir(TOPS.iter().map(|(n, _)| n.to_string()).collect())),
-            Place::Top(top) => {
+    /// A folder's entries, each with the key it would be looked up as.
+    fn listing(&self, key: &Key) -> Result<Vec<(Key, Child)>, MountError> {
+        let dirs = |top: Top, m: &BTreeMap<String, Commit>| {
+            m.iter()
+                .map(|(name, c)| {
+                    let folder = Arc::from(format!("{}/{name}", top_name(top)));
+                    let k = Key::In { top, folder, commit: c.clone(), rel: String::new() };
+                    (k, Child { name: name.clone(), dir: true })
+                })
+                .collect::<Vec<_>>()
+        };
+        match key {
+            Key::Top(None) => Ok(TOPS
+                .iter()
+                .map(|(n, t)| (Key::Top(Some(*t)), Child { name: n.to_string(), dir: true }))
+                .collect()),
+            Key::Top(Some(top)) => {
                 let refs = self.refs()?;
-                Ok(dir(match top {
-                    Top::Branches => refs.branches.keys().cloned().collect(),
-                    Top::Tags => refs.tags.keys().cloned().collect(),
-                    Top::Snapshots => self.snapshots(&refs)?.keys().cloned().collect(),
-                    Top::ByTime => self.by_time(&refs)?.keys().cloned().collect(),
-                }))
+                Ok(match top {
+                    Top::Branches => dirs(*top, &refs.branches),
+                    Top::Tags => dirs(*top, &refs.tags),
+                    Top::Snapshots => dirs(*top, &*self.snapshots(&refs)?),
+                    Top::ByTime => dirs(*top, &*self.by_time(&refs)?),
+                })
             }
-            Place::In { commit, rel, .. } => match self.target(&commit.id, &rel)? {
-                Target::Dir(l) => Ok(l),
+            Key::In { commit, rel, .. } => match self.target(&commit.id, rel)? {
+                Target::Dir(l) => {
+                    l.into_iter().map(|c| Ok((self.child_key(key, &c.name)?, c))).collect()
+                }
                 Target::Meta(_) | Target::Chunk { .. } => Err(MountError::NotADirectory),
             },
         }
@@ -510,31 +587,31 @@ impl Vfs {
 
     // ----- operations -----
 
-    /// Look `name` up in folder `parent`.
+    /// Look `name` up in folder `parent` (one kernel lookup of the inode it gives).
     pub fn lookup(&self, parent: u64, name: &str) -> Result<Attr, MountError> {
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
             return Err(MountError::NotFound);
         }
-        let dir = self.path_of(parent)?;
-        let path = join(&dir, name);
-        // Resolve first: only paths that exist get inode numbers.
-        let attr = self.attr_of(&path, 0)?;
-        Ok(Attr { ino: self.intern(&path), ..attr })
+        let parent = self.key_of(parent)?;
+        let key = self.child_key(&parent, name)?;
+        // Check it exists first: only what exists gets an inode.
+        let attr = self.attr_of(&key, 0)?;
+        Ok(Attr { ino: self.intern(key), ..attr })
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr, MountError> {
-        let path = self.path_of(ino)?;
-        self.attr_of(&path, ino)
+        let key = self.key_of(ino)?;
+        self.attr_of(&key, ino)
     }
 
     /// A folder's entries (without `.` and `..`), with inode numbers.
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, MountError> {
-        let path = self.path_of(ino)?;
-        let children = self.listing(&path)?;
-        Ok(children
+        let key = self.key_of(ino)?;
+        Ok(self
+            .listing(&key)?
             .into_iter()
-            .map(|c| DirEntry {
-                ino: self.intern(&join(&path, &c.name)),
+            .map(|(k, c)| DirEntry {
+                ino: self.peek(&k),
                 kind: if c.dir { Kind::Dir } else { Kind::File },
                 name: c.name,
             })
@@ -571,11 +648,12 @@ impl Vfs {
         if write {
             return Err(MountError::ReadOnly);
         }
-        let path = self.path_of(ino)?;
-        let Place::In { top, commit, rel } = self.resolve(&path)? else {
+        let key = self.key_of(ino)?;
+        let Key::In { commit, rel, .. } = key.as_ref() else {
             return Err(MountError::IsADirectory);
         };
-        let content = match self.target(&commit.id, &rel)? {
+        let commit = commit.clone();
+        let content = match self.target(&commit.id, rel)? {
             Target::Dir(_) => return Err(MountError::IsADirectory),
             Target::Meta(b) => HandleContent::Bytes(b),
             Target::Chunk { array, file, tree } => {
@@ -585,7 +663,8 @@ impl Vfs {
         };
         let fh = self.inner.next_fh.fetch_add(1, Ordering::Relaxed);
         self.inner.handles.lock().map_err(|_| poisoned())?.insert(fh, Handle { commit, content });
-        Ok(OpenFile { fh, keep_cache: top != Top::Branches })
+        // An inode's content never changes: the kernel may keep its pages.
+        Ok(OpenFile { fh, keep_cache: true })
     }
 
     /// Read up to `size` bytes at `offset` of an open file.

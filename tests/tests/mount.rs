@@ -1,0 +1,359 @@
+//! `floe mount` through a real FUSE mount (as root; /dev/fuse must exist), checked
+//! with the ecosystem's own readers: xarray, zarr-python and Python icechunk at the
+//! same ref, plus ls/find/cat/du. Every mount is unmounted when its guard drops.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Seek};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use floe_tests::mount::{Mount, is_mounted};
+use floe_tests::servers::{Server, azurite, moto};
+use floe_tests::*;
+
+const EROFS: i32 = 30;
+const EIO: i32 = 5;
+const ENOTCONN: i32 = 107;
+
+fn sync(src: &Path, url: &str, env: &[(&str, &str)]) {
+    let r = floe_env(&["sync", src.to_str().unwrap(), url, "--quiet", "0", "--batch", "1"], env);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> String {
+    let r = py_env("mount_check.py", args, env);
+    assert_eq!(r.code, 0, "mount_check {}:\n{}\n{}", args[0], r.stdout, tail(&r.stderr));
+    r.stdout
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> =
+        s.lines().filter(|l| !l.contains("WARN") && !l.contains(" at ")).collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// main's history, newest first: (snapshot id, time).
+fn snapshots(url: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let out = check(&["snapshots", url], env);
+    let v: Vec<(String, String)> = serde_json::from_str(out.trim()).unwrap();
+    v.into_iter().map(|(id, _)| id).collect()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
+    r.expect_err("must fail").raw_os_error().unwrap_or(0)
+}
+
+#[test]
+fn a_floe_repository_reads_through_the_mount_like_icechunk() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    let url = repo.to_str().unwrap();
+    make(&src, &["--files", "3"]);
+    sync(&src, url, &[]);
+    check(&["tag", url, "v1"], &[]);
+    make(&src, &["--files", "2", "--start", "3"]);
+    sync(&src, url, &[]);
+
+    let m = Mount::start(url, &d.path().join("mnt"), &[], &[]);
+    assert_eq!(listing(&m.dir), ["branches", "by-time", "snapshots", "tags"]);
+    let snaps = snapshots(url, &[]);
+    assert_eq!(snaps.len(), 6, "the initial commit and one per file");
+    let mut ids = snaps.clone();
+    ids.sort();
+    assert_eq!(listing(&m.path("snapshots")), ids);
+    let by_time = listing(&m.path("by-time"));
+    assert_eq!(by_time.len(), snaps.len(), "one folder per commit of main");
+    let old = &snaps[2];
+    let old_time = &by_time[by_time.len() - 1 - 2];
+    let out = check(
+        &[
+            "compare",
+            m.dir.to_str().unwrap(),
+            url,
+            "branches/main=branch:main",
+            "tags/v1=tag:v1",
+            &format!("snapshots/{old}=snapshot:{old}"),
+            &format!("by-time/{old_time}=snapshot:{old}"),
+        ],
+        &[],
+    );
+    assert_eq!(out.matches("OK:").count(), 4, "{out}");
+
+    // the shell's tools work as on a local Zarr store
+    let main = m.path("branches/main");
+    let ls = Command::new("ls").arg("-la").arg(&main).output().unwrap();
+    assert!(ls.status.success() && String::from_utf8_lossy(&ls.stdout).contains("zarr.json"));
+    let find = Command::new("find").arg(&main).arg("-type").arg("f").output().unwrap();
+    let found = String::from_utf8_lossy(&find.stdout).lines().count();
+    assert!(find.status.success() && found > 20, "find saw {found} files");
+    let du = Command::new("du").arg("-sb").arg(&main).output().unwrap();
+    let bytes: u64 =
+        String::from_utf8_lossy(&du.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    assert!(bytes > 100_000, "du says {bytes}");
+    let cat = Command::new("cat").arg(main.join("zarr.json")).output().unwrap();
+    assert_eq!(cat.stdout, std::fs::read(main.join("zarr.json")).unwrap());
+    assert!(String::from_utf8_lossy(&cat.stdout).contains(r#""node_type":"group""#));
+
+    // every write is refused with EROFS
+    assert_eq!(errno(std::fs::write(main.join("new.txt"), b"x")), EROFS);
+    assert_eq!(errno(std::fs::create_dir(main.join("newdir"))), EROFS);
+    assert_eq!(errno(std::fs::remove_file(main.join("zarr.json"))), EROFS);
+    assert_eq!(errno(std::fs::rename(main.join("zarr.json"), main.join("x.json"))), EROFS);
+    assert_eq!(errno(std::fs::OpenOptions::new().write(true).open(main.join("zarr.json"))), EROFS);
+
+    // the branch follows its tip; a file opened before stays on its snapshot
+    let meta = main.join("time/zarr.json");
+    let mut f = std::fs::File::open(&meta).unwrap();
+    let mut before = String::new();
+    f.read_to_string(&mut before).unwrap();
+    make(&src, &["--files", "1", "--start", "5"]);
+    sync(&src, url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&meta).unwrap() == before {
+        assert!(Instant::now() < deadline, "branches/main did not follow the new tip");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f.rewind().unwrap();
+    let mut again = String::new();
+    f.read_to_string(&mut again).unwrap();
+    assert_eq!(again, before, "an open file stays on the snapshot it was opened at");
+    assert_eq!(listing(&m.path("by-time")).len(), 7, "the new commit has its by-time folder");
+}
+
+#[test]
+fn a_repository_written_by_python_icechunk_mounts_as_well() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("pyrepo");
+    let url = repo.to_str().unwrap();
+    check(&["pyrepo", url], &[]);
+    let snaps = snapshots(url, &[]);
+    let old = &snaps[snaps.len() - 2];
+    let m = Mount::start(url, &d.path().join("mnt"), &[], &[]);
+    assert_eq!(listing(&m.path("branches")), ["dev", "main"]);
+    let out = check(
+        &[
+            "compare",
+            m.dir.to_str().unwrap(),
+            url,
+            "branches/main=branch:main",
+            "branches/dev=branch:dev",
+            "tags/v1=tag:v1",
+            &format!("snapshots/{old}=snapshot:{old}"),
+        ],
+        &[],
+    );
+    assert_eq!(out.matches("OK:").count(), 4, "{out}");
+    assert!(m.path("branches/main/site/deep/depth/zarr.json").is_file(), "nested groups show");
+}
+
+fn s3_env(server: &Server) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), server.url()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ]
+}
+
+fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect()
+}
+
+fn remote_round_trip(url: &str, env: &[(&str, &str)]) {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    make(&src, &["--files", "3"]);
+    sync(&src, url, env);
+    let snaps = snapshots(url, env);
+    let m = Mount::start(
+        url,
+        &d.path().join("mnt"),
+        &["--cache-dir", d.path().join("cache").to_str().unwrap()],
+        env,
+    );
+    let old = &snaps[1];
+    let out = check(
+        &[
+            "compare",
+            m.dir.to_str().unwrap(),
+            url,
+            "branches/main=branch:main",
+            &format!("snapshots/{old}=snapshot:{old}"),
+        ],
+        env,
+    );
+    assert_eq!(out.matches("OK:").count(), 2, "{out}");
+    let cached: u64 = std::fs::read_dir(d.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(cached > 10_000, "the disk cache holds the chunks read ({cached} bytes)");
+}
+
+#[test]
+fn an_s3_repository_mounts() {
+    let server = moto();
+    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-mount"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let env = s3_env(&server);
+    remote_round_trip("s3://floe-mount/repo", &pairs(&env));
+}
+
+#[test]
+fn an_azure_repository_mounts() {
+    let server = azurite();
+    let r = py("storage.py", &["az-container", &server.url(), "floe-mount"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let env = vec![
+        ("AZURE_STORAGE_USE_EMULATOR".to_string(), "true".to_string()),
+        ("AZURITE_BLOB_STORAGE_URL".to_string(), server.url()),
+    ];
+    remote_round_trip("az://floe-mount/repo", &pairs(&env));
+}
+
+#[test]
+fn an_unreachable_repository_gives_eio_within_the_timeout_not_a_hang() {
+    let server = moto();
+    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-eio"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let env = s3_env(&server);
+    let env = pairs(&env);
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    make(&src, &["--files", "2"]);
+    let url = "s3://floe-eio/repo";
+    sync(&src, url, &env);
+    let m = Mount::start(
+        url,
+        &d.path().join("mnt"),
+        &["--timeout-secs", "3", "--readahead", "0"],
+        &env,
+    );
+    let main = m.path("branches/main");
+    assert!(std::fs::read(main.join("zarr.json")).unwrap().starts_with(b"{"));
+    // The server goes away, and something on its port accepts connections but never answers.
+    let port = server.port;
+    server.terminate();
+    let _black_hole = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let t = Instant::now();
+    assert_eq!(errno(std::fs::read(main.join("co2/c/0"))), EIO, "an unfetched chunk");
+    assert!(t.elapsed() < Duration::from_secs(30), "EIO came after {:?}", t.elapsed());
+    // what was read before is still served from the caches
+    assert!(std::fs::read(main.join("zarr.json")).unwrap().starts_with(b"{"));
+}
+
+#[test]
+fn sixteen_readers_see_no_torn_reads_while_the_branch_advances() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    let url = repo.to_str().unwrap();
+    make(&src, &["--files", "2"]);
+    sync(&src, url, &[]);
+    let m = Mount::start(url, &d.path().join("mnt"), &["--refresh-secs", "0.2"], &[]);
+    let readers = Command::new(python())
+        .arg(root().join("tests/python/mount_check.py"))
+        .args(["readers", m.dir.to_str().unwrap(), url, "10", "16"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut n = 2;
+    while start.elapsed() < Duration::from_secs(9) {
+        make(&src, &["--files", "1", "--start", &n.to_string()]);
+        sync(&src, url, &[]);
+        n += 1;
+    }
+    let out = readers.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", tail(&String::from_utf8_lossy(&out.stderr)));
+    assert!(stdout.contains("no torn reads"), "{stdout}");
+    assert!(n >= 4, "the branch advanced only {} times", n - 2);
+    eprintln!("{} commits during the read: {stdout}", n - 2);
+}
+
+#[test]
+fn a_killed_mount_is_cleaned_up_and_the_folder_mounts_again() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    let url = repo.to_str().unwrap();
+    make(&src, &["--files", "1"]);
+    sync(&src, url, &[]);
+    let dir = d.path().join(floe_tests::mount::KEEP_DEAD);
+    // whatever happens below, nothing stays mounted
+    struct Detach(std::path::PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _detach = Detach(dir.clone());
+    let m = Mount::start_raw(url, &dir, &[], &[]);
+    m.signal("KILL");
+    let _ = m.wait();
+    assert_eq!(errno(std::fs::read_dir(&dir)), ENOTCONN, "a dead mount is left behind");
+    // floe itself detaches the dead mount before mounting again
+    let again = Mount::start_raw(url, &dir, &[], &[]);
+    assert!(again.path("branches/main/zarr.json").is_file());
+}
+
+#[test]
+fn ctrl_c_and_floe_unmount_unmount_cleanly_and_only_the_owner_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    let url = repo.to_str().unwrap();
+    make(&src, &["--files", "1"]);
+    sync(&src, url, &[]);
+    // Let other users traverse to the mount point, so that only FUSE decides.
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    for p in [d.path(), open.as_path()] {
+        Command::new("chmod").arg("755").arg(p).status().unwrap();
+    }
+    let as_nobody = |dir: &Path| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--", "ls"])
+            .arg(dir.join("branches"))
+            .output()
+            .unwrap()
+    };
+
+    // Ctrl-C: unmounted, exit 0; other users are refused by default
+    let dir = open.join("mnt");
+    let m = Mount::start(url, &dir, &[], &[]);
+    let denied = as_nobody(&dir);
+    assert!(!denied.status.success(), "another user could read the mount");
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Permission denied"));
+    m.signal("INT");
+    let (code, err) = m.wait();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!is_mounted(&dir), "Ctrl-C left the mount");
+
+    // --allow-other lets them in
+    let m = Mount::start(url, &dir, &["--allow-other"], &[]);
+    let allowed = as_nobody(&dir);
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout).trim(), "main");
+    drop(m);
+
+    // --background returns once mounted; floe unmount ends it
+    let r = floe(&["mount", url, dir.to_str().unwrap(), "--background"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(is_mounted(&dir));
+    let u = floe(&["unmount", dir.to_str().unwrap()]);
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(!is_mounted(&dir));
+    let none = floe(&["unmount", dir.to_str().unwrap()]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("nothing is mounted"), "{}", none.stderr);
+}
