@@ -19,3 +19,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && b
 "$FLOE_VENV/bin/python" "$here/bench/ingest.py" --floe "$CARGO_TARGET_DIR/release/floe" \
   --azurite "http://127.0.0.1:$az_port" "$@"
 "$FLOE_VENV/bin/python" "$here/bench/daemon.py" --floe "$CARGO_TARGET_DIR/release/floe"
+# The mount: through FUSE vs the icechunk crate in process vs Python icechunk
+(cd "$here" && cargo build -q --release -p floe-mount --example read_chunks)
+"$FLOE_VENV/bin/python" "$here/bench/mount.py" --floe "$CARGO_TARGET_DIR/release/floe" \
+  --reader "$CARGO_TARGET_DIR/release/examples/read_chunks" "$@"

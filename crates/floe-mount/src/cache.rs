@@ -23,9 +23,21 @@ impl Weighter<String, Bytes> for ByteWeight {
 pub type MemCache = quick_cache::sync::Cache<String, Bytes, ByteWeight>;
 
 pub fn mem_cache(bytes: u64) -> MemCache {
-    // Estimate items from 1 MiB chunks; quick_cache sizes its tables from this.
+    // Estimate items from 256 KiB chunks; quick_cache sizes its tables from this.
     let items = (bytes / (256 * 1024)).clamp(64, 1 << 20) as usize;
-    MemCache::with_weighter(items, bytes.max(1), ByteWeight)
+    // quick_cache keeps only 3% of each shard for entries not read yet by default:
+    // read-ahead would be evicted before the reader gets there. Give new entries
+    // half of the cache, in few shards (a shard's share is what one entry competes in).
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(items)
+        .weight_capacity(bytes.max(1))
+        .hot_allocation(0.5)
+        .shards(4)
+        .build();
+    match options {
+        Ok(o) => MemCache::with_options(o, ByteWeight, Default::default(), Default::default()),
+        Err(_) => MemCache::with_weighter(items, bytes.max(1), ByteWeight),
+    }
 }
 
 /// A bounded folder of chunk files, least recently used out first.

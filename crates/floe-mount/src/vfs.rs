@@ -726,6 +726,9 @@ impl Vfs {
     }
 }
 
+/// What a zero-wait fetch answers when another thread is already fetching the chunk.
+const ALREADY_COMING: &str = "chunk fetch under way elsewhere";
+
 fn poisoned() -> MountError {
     MountError::Unavailable("internal lock poisoned".into())
 }
@@ -738,7 +741,19 @@ fn fetch_chunk(
     array: &str,
     file: &ChunkFile,
 ) -> Result<Bytes, MountError> {
-    match inner.chunks.get_value_or_guard(&file.id, None) {
+    fetch_chunk_waiting(inner, snapshot, array, file, None)
+}
+
+/// The same; `wait` bounds how long to wait for a fetch another thread has under
+/// way (read-ahead passes zero: a chunk already coming needs no second worker).
+fn fetch_chunk_waiting(
+    inner: &Inner,
+    snapshot: &str,
+    array: &str,
+    file: &ChunkFile,
+    wait: Option<Duration>,
+) -> Result<Bytes, MountError> {
+    match inner.chunks.get_value_or_guard(&file.id, wait) {
         GuardResult::Value(b) => Ok(b),
         GuardResult::Guard(g) => {
             let bytes = match inner.disk.as_ref().and_then(|d| d.get(&file.id)) {
@@ -763,7 +778,7 @@ fn fetch_chunk(
             let _ = g.insert(bytes.clone());
             Ok(bytes)
         }
-        GuardResult::Timeout => Err(MountError::Unavailable("chunk fetch timed out".into())),
+        GuardResult::Timeout => Err(MountError::Unavailable(ALREADY_COMING.into())),
     }
 }
 
@@ -785,7 +800,9 @@ fn prefetch_worker(
         let Some(inner) = inner.upgrade() else { return };
         if let Some((snapshot, array, file)) = job
             && !inner.chunks.contains_key(&file.id)
-            && let Err(e) = fetch_chunk(&inner, &snapshot, &array, &file)
+            && let Err(e) =
+                fetch_chunk_waiting(&inner, &snapshot, &array, &file, Some(Duration::ZERO))
+            && !matches!(&e, MountError::Unavailable(m) if m == ALREADY_COMING)
         {
             tracing::debug!(array, coords = ?file.coords, "read-ahead failed: {e}");
         }
