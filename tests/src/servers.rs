@@ -272,3 +272,26 @@ impl SlowLink {
         server
     }
 }
+
+/// The environment that points Floe and the reference readers at a moto server.
+pub fn s3_env(server: &Server) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), server.url()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ]
+}
+
+/// The environment that points Floe and the reference readers at an Azurite.
+pub fn az_env(server: &Server) -> Vec<(String, String)> {
+    vec![
+        ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
+        ("AZURITE_BLOB_STORAGE_URL".into(), server.url()),
+    ]
+}
+
+/// Borrowed pairs, as `floe_env` and `py_env` take them.
+pub fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect()
+}

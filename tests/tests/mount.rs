@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use floe_tests::mount::{Mount, is_mounted};
-use floe_tests::servers::{Server, azurite, moto};
+use floe_tests::servers::{az_env, azurite, moto, pairs, s3_env};
 use floe_tests::*;
 
 const EROFS: i32 = 30;
@@ -156,19 +156,6 @@ fn a_repository_written_by_python_icechunk_mounts_as_well() {
     assert!(m.path("branches/main/site/deep/depth/zarr.json").is_file(), "nested groups show");
 }
 
-fn s3_env(server: &Server) -> Vec<(String, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL".into(), server.url()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ]
-}
-
-fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
-    v.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect()
-}
-
 fn remote_round_trip(url: &str, env: &[(&str, &str)]) {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
@@ -214,10 +201,7 @@ fn an_azure_repository_mounts() {
     let server = azurite();
     let r = py("storage.py", &["az-container", &server.url(), "floe-mount"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let env = vec![
-        ("AZURE_STORAGE_USE_EMULATOR".to_string(), "true".to_string()),
-        ("AZURITE_BLOB_STORAGE_URL".to_string(), server.url()),
-    ];
+    let env = az_env(&server);
     remote_round_trip("az://floe-mount/repo", &pairs(&env));
 }
 

@@ -3,28 +3,8 @@
 //! a local disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use floe_tests::servers::{Server, azurite, moto};
+use floe_tests::servers::{az_env, azurite, moto, pairs, s3_env};
 use floe_tests::*;
-
-fn s3_env(server: &Server) -> Vec<(String, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL".into(), server.url()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-    ]
-}
-
-fn az_env(server: &Server) -> Vec<(String, String)> {
-    vec![
-        ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
-        ("AZURITE_BLOB_STORAGE_URL".into(), server.url()),
-    ]
-}
-
-fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
-    v.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect()
-}
 
 /// Sync, check with the reference readers, sync again (nothing new), add a file.
 fn round_trip(url: &str, env: &[(&str, &str)]) {
