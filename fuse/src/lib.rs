@@ -571,7 +571,11 @@ impl Mounted {
     fn stop(&mut self) -> io::Result<()> {
         let Some(s) = self.session.take() else { return Ok(()) };
         if s.guard.is_finished() {
-            return s.join();
+            // Unmounted from elsewhere (`floe unmount`, `umount`). Dropping the session
+            // would unmount the *path* once more, and by then a new mount may sit
+            // there: leave the finished session's handles to the process's end.
+            std::mem::forget(s);
+            return Ok(());
         }
         s.umount_and_join()
     }

@@ -337,6 +337,13 @@ fn ctrl_c_and_floe_unmount_unmount_cleanly_and_only_the_owner_reads() {
     let u = floe(&["unmount", dir.to_str().unwrap()]);
     assert_eq!(u.code, 0, "{}", u.stderr);
     assert!(!is_mounted(&dir));
+    // mounting again at once is not undone by the old process on its way out
+    let r = floe(&["mount", url, dir.to_str().unwrap(), "--background"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(is_mounted(&dir) && std::fs::read_dir(&dir).is_ok(), "the new mount was taken down");
+    let u = floe(&["unmount", dir.to_str().unwrap()]);
+    assert_eq!(u.code, 0, "{}", u.stderr);
     let none = floe(&["unmount", dir.to_str().unwrap()]);
     assert_ne!(none.code, 0);
     assert!(none.stderr.contains("nothing is mounted"), "{}", none.stderr);
