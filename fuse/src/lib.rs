@@ -397,11 +397,7 @@ pub fn mount(
 
 /// Whether something is mounted at `mountpoint` (from /proc/self/mountinfo).
 pub fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(target) =
-        std::fs::canonicalize(mountpoint).or_else(|_| Ok::<_, io::Error>(mountpoint.to_path_buf()))
-    else {
-        return false;
-    };
+    let target = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
     info.lines()
         .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(target.as_path()))

@@ -18,11 +18,7 @@ pub struct Mount {
 
 /// Whether `dir` is a mount point (from /proc/self/mountinfo).
 pub fn is_mounted(dir: &Path) -> bool {
-    let Ok(dir) =
-        std::fs::canonicalize(dir).or_else(|_| Ok::<_, std::io::Error>(dir.to_path_buf()))
-    else {
-        return false;
-    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
         .any(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")).as_deref() == dir.to_str())
@@ -74,12 +70,7 @@ impl Mount {
         // (a dead mount is in the mount table too, but cannot be stat'ed)
         while !(is_mounted(dir) && std::fs::read_dir(dir).is_ok()) {
             if let Ok(Some(status)) = m.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = m.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("floe mount exited ({status}): {err}");
+                panic!("floe mount exited ({status}): {}", m.stderr());
             }
             assert!(Instant::now() < deadline, "no mount at {} after 60 s", dir.display());
             std::thread::sleep(Duration::from_millis(20));
@@ -101,18 +92,23 @@ impl Mount {
             Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
     }
 
+    /// What the (exited) mount process wrote to stderr.
+    fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+
     /// Wait for the mount process to exit; its exit code and stderr.
     pub fn wait(mut self) -> (Option<i32>, String) {
         self.cleanup = false;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                return (s.code(), err);
+                return (s.code(), self.stderr());
             }
             assert!(Instant::now() < deadline, "floe mount did not exit");
             std::thread::sleep(Duration::from_millis(20));

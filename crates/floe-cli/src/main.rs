@@ -21,6 +21,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 mod mount;
 
+/// Resolves on Ctrl-C (`"interrupted"`) or SIGTERM (`"terminated"`).
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => "terminated",
+    }
+}
+
 /// A size such as `10GiB`, `500MB`, `4096` (bytes). `KiB`/`MiB`/`GiB`/`TiB` (and
 /// bare `K`/`M`/`G`/`T`) are powers of 1024; `KB`/`MB`/`GB`/`TB` powers of 1000.
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -439,15 +448,11 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 rescan_every: Duration::from_secs_f64(rescan.max(1.0)),
                 quiet: Duration::from_secs_f64(quiet.max(0.0)),
             };
-            let shutdown = async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                }
-            };
-            daemon::run(opts, shutdown).await.map_err(daemon_err)?;
+            daemon::run(opts, async {
+                shutdown_signal().await;
+            })
+            .await
+            .map_err(daemon_err)?;
             Ok(0)
         }
         Command::Status { json } => {

@@ -78,12 +78,12 @@ fn wait(mounted: Mounted) -> Result<i32, Failure> {
     let parent = std::env::var_os("FLOE_MOUNT_EXIT_WITH_PARENT")
         .map(|_| std::os::unix::process::parent_id());
     let why = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let stop = crate::shutdown_signal();
+        tokio::pin!(stop);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return "interrupted",
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => return "terminated",
+                why = &mut stop => return why,
                 _ = tick.tick() => {
                     if !mounted.is_alive() { return "unmounted" }
                     if parent.is_some_and(|p| p != std::os::unix::process::parent_id()) { return "the starting process exited" }
@@ -112,7 +112,7 @@ fn wait(mounted: Mounted) -> Result<i32, Failure> {
 fn detach(mountpoint: &Path) -> Result<i32, Failure> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?;
-    let log_dir = dirs_log();
+    let log_dir = dirs::state_dir().unwrap_or_else(std::env::temp_dir).join("floe");
     let _ = std::fs::create_dir_all(&log_dir);
     let name = mountpoint.display().to_string().replace('/', "_");
     let log_path = log_dir.join(format!("mount{name}.log"));
@@ -161,14 +161,4 @@ fn detach(mountpoint: &Path) -> Result<i32, Failure> {
         ErrorCode::Storage,
         format!("no mount at {} after 60 s; see {}", mountpoint.display(), log_path.display()),
     ))
-}
-
-fn dirs_log() -> std::path::PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
-        })
-        .unwrap_or_else(std::env::temp_dir)
-        .join("floe")
 }

@@ -211,7 +211,7 @@ struct Inner {
     chunk_trees: quick_cache::sync::Cache<(String, String), Arc<ChunkTree>>,
     chunks: MemCache,
     disk: Option<DiskCache>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
     prefetch: Option<Mutex<SyncSender<(String, String, ChunkFile)>>>,
@@ -304,15 +304,6 @@ impl Vfs {
         inodes.by_key.insert(key.clone(), ino);
         inodes.entries.insert(ino, (key, 1));
         ino
-    }
-
-    fn peek(&self, key: &Key) -> u64 {
-        self.inner
-            .inodes
-            .lock()
-            .ok()
-            .and_then(|i| i.by_key.get(key).copied())
-            .unwrap_or_else(|| listing_ino(key))
     }
 
     /// The kernel forgets `n` lookups of `ino`; at zero the inode is dropped.
@@ -607,11 +598,12 @@ impl Vfs {
     /// A folder's entries (without `.` and `..`), with inode numbers.
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>, MountError> {
         let key = self.key_of(ino)?;
-        Ok(self
-            .listing(&key)?
+        let listing = self.listing(&key)?;
+        let inodes = self.inner.inodes.lock().map_err(|_| poisoned())?;
+        Ok(listing
             .into_iter()
             .map(|(k, c)| DirEntry {
-                ino: self.peek(&k),
+                ino: inodes.by_key.get(&k).copied().unwrap_or_else(|| listing_ino(&k)),
                 kind: if c.dir { Kind::Dir } else { Kind::File },
                 name: c.name,
             })
@@ -662,27 +654,22 @@ impl Vfs {
             }
         };
         let fh = self.inner.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.inner.handles.lock().map_err(|_| poisoned())?.insert(fh, Handle { commit, content });
+        self.inner
+            .handles
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(fh, Arc::new(Handle { commit, content }));
         // An inode's content never changes: the kernel may keep its pages.
         Ok(OpenFile { fh, keep_cache: true })
     }
 
     /// Read up to `size` bytes at `offset` of an open file.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, MountError> {
-        let (snapshot, content) = {
-            let handles = self.inner.handles.lock().map_err(|_| poisoned())?;
-            let h = handles.get(&fh).ok_or(MountError::BadHandle)?;
-            let content = match &h.content {
-                HandleContent::Bytes(b) => HandleContent::Bytes(b.clone()),
-                HandleContent::Chunk { array, file } => {
-                    HandleContent::Chunk { array: array.clone(), file: file.clone() }
-                }
-            };
-            (h.commit.id.clone(), content)
-        };
-        let bytes = match content {
-            HandleContent::Bytes(b) => b,
-            HandleContent::Chunk { array, file } => self.chunk_bytes(&snapshot, &array, &file)?,
+        let h = self.inner.handles.lock().map_err(|_| poisoned())?.get(&fh).cloned();
+        let h = h.ok_or(MountError::BadHandle)?;
+        let bytes = match &h.content {
+            HandleContent::Bytes(b) => b.clone(),
+            HandleContent::Chunk { array, file } => self.chunk_bytes(&h.commit.id, array, file)?,
         };
         let len = bytes.len() as u64;
         let start = offset.min(len) as usize;

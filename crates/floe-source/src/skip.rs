@@ -54,9 +54,7 @@ impl SourceReader for Skip {
     ) -> Result<Data, SourceError> {
         let dims = self
             .dataset
-            .groups
-            .iter()
-            .find(|g| g.path == group)
+            .group(group)
             .and_then(|g| g.variable(variable))
             .map(|v| v.dims.clone())
             .unwrap_or_default();
