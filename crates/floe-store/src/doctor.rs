@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use floe_core::RepoUrl;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use icechunk::Repository;
 use icechunk::storage::StorageContext;
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::secrets::Login;
 
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,7 +55,11 @@ impl Diagnosis {
 }
 
 /// Where the credentials for `url` come from, by name only.
-async fn credential_source(url: &RepoUrl) -> (Outcome, String) {
+async fn credential_source(url: &RepoUrl, given: Option<&Login>) -> (Outcome, String) {
+    if let Some(login) = given {
+        let names: Vec<_> = login.vars.keys().map(String::as_str).collect();
+        return (Outcome::Ok, format!("the login being checked ({})", names.join(", ")));
+    }
     if url.is_local() {
         return (Outcome::Ok, "local repository: no credentials needed".into());
     }
@@ -92,6 +97,12 @@ fn fail(checks: &mut Vec<Check>, name: &'static str, e: &StoreError) {
 /// Examine the destination; `probe_bytes` are uploaded (in 4 MiB objects, 4 at a
 /// time) to measure throughput, 0 skips that.
 pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
+    diagnose_with(url, None, probe_bytes).await
+}
+
+/// [`diagnose`] with a login that is not in the keychain yet (checked before it is
+/// kept), or the keychain's when `login` is `None`.
+pub async fn diagnose_with(url: &RepoUrl, login: Option<Login>, probe_bytes: u64) -> Diagnosis {
     let label = url.to_string();
     let mut d = Diagnosis {
         repo: label.clone(),
@@ -100,10 +111,10 @@ pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
         latency_ms: None,
         error: None,
     };
-    let (outcome, detail) = credential_source(url).await;
+    let (outcome, detail) = credential_source(url, login.as_ref()).await;
     d.checks.push(Check { name: "credentials", outcome, detail });
 
-    let storage = match crate::Repo::storage(url).await {
+    let storage = match crate::Repo::storage_with(url, login.clone()).await {
         Ok((s, _)) => s,
         Err(e) => {
             fail(&mut d.checks, "storage", &e);
@@ -134,7 +145,7 @@ pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
                 detail: format!("answered in {ms:.0} ms"),
             });
             let detail = if found {
-                match crate::Repo::open(url).await {
+                match crate::Repo::open_with(url, login.clone()).await {
                     Ok(r) => match r.history("main").await {
                         Ok(h) => format!(
                             "Icechunk repository, main has {} commit(s), newest {}",
@@ -239,14 +250,15 @@ pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
         let names: Vec<String> =
             (0..pieces).map(|i| format!("floe-doctor/{stamp}-throughput-{i}")).collect();
         let t = Instant::now();
-        let results: Vec<_> = futures::stream::iter(names.iter())
-            .map(|n| {
-                let (storage, ctx, data) = (&storage, &ctx, data.clone());
-                async move { storage.put_object(ctx, n, data, None, Vec::new(), None).await }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
+        // four at a time; the storage's boxed futures (no async closures) keep this
+        // future Send for every caller, the app's command handlers included
+        let mut results = Vec::with_capacity(names.len());
+        for batch in names.chunks(4) {
+            let puts = batch
+                .iter()
+                .map(|n| storage.put_object(&ctx, n, data.clone(), None, Vec::new(), None));
+            results.extend(futures::future::join_all(puts).await);
+        }
         let secs = t.elapsed().as_secs_f64().max(1e-6);
         let failed = results.iter().filter(|r| r.is_err()).count();
         written.extend(

@@ -12,8 +12,10 @@ pub mod remote;
 mod repo;
 pub mod secrets;
 pub mod throttle;
+pub mod view;
 mod writer;
 
 pub use error::StoreError;
 pub use repo::{CommitInfo, Repo};
+pub use view::{Series, Variable, View};
 pub use writer::Writer;

@@ -91,6 +91,15 @@ impl Repo {
     pub(crate) async fn storage(
         url: &RepoUrl,
     ) -> Result<(Arc<dyn Storage + Send + Sync>, PathBuf), StoreError> {
+        Self::storage_with(url, None).await
+    }
+
+    /// The storage behind `url`, with `login` if given (else the keychain's), the
+    /// process environment second.
+    pub(crate) async fn storage_with(
+        url: &RepoUrl,
+        login: Option<crate::secrets::Login>,
+    ) -> Result<(Arc<dyn Storage + Send + Sync>, PathBuf), StoreError> {
         match url {
             RepoUrl::Local(path) => {
                 let label = path.display().to_string();
@@ -101,10 +110,11 @@ impl Repo {
             }
             remote => Ok((
                 {
-                    let env = crate::secrets::Layered {
-                        login: crate::secrets::keychain_login(remote).await,
-                        env: &crate::remote::ProcessEnv,
+                    let login = match login {
+                        Some(l) => Some(l),
+                        None => crate::secrets::keychain_login(remote).await,
                     };
+                    let env = crate::secrets::Layered { login, env: &crate::remote::ProcessEnv };
                     crate::remote::storage(remote, &env).await?
                 },
                 PathBuf::new(),
@@ -114,6 +124,14 @@ impl Repo {
 
     /// Open an existing repository.
     pub async fn open(url: &RepoUrl) -> Result<Self, StoreError> {
+        Self::open_with(url, None).await
+    }
+
+    /// Open an existing repository with `login` (else the keychain's).
+    pub async fn open_with(
+        url: &RepoUrl,
+        login: Option<crate::secrets::Login>,
+    ) -> Result<Self, StoreError> {
         init_zarrs();
         let label = url.to_string();
         if let RepoUrl::Local(p) = url
@@ -121,7 +139,7 @@ impl Repo {
         {
             return Err(StoreError::NotFound(label));
         }
-        let (storage, _) = Self::storage(url).await?;
+        let (storage, _) = Self::storage_with(url, login).await?;
         if !Repository::exists(storage.clone(), None).await.map_err(|e| repo_err(&label, e))? {
             return Err(StoreError::NotFound(label));
         }
