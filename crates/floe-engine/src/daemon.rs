@@ -58,8 +58,15 @@ pub struct FolderStatus {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    Pause { folder: Option<PathBuf> },
-    Resume { folder: Option<PathBuf> },
+    Pause {
+        folder: Option<PathBuf>,
+    },
+    Resume {
+        folder: Option<PathBuf>,
+    },
+    /// Re-read the configuration: start added folders, stop removed ones, restart
+    /// changed ones (`floe add`/`floe remove` and the app send it).
+    Reload,
 }
 
 /// The answer, one JSON line.
@@ -131,28 +138,25 @@ pub async fn run(
     let _ = std::fs::remove_file(&opts.socket);
     let listener = UnixListener::bind(&opts.socket).map_err(sock_err)?;
 
-    let shared: Shared = Arc::default();
-    let mut controls = BTreeMap::new();
-    let mut handles = Vec::new();
     let limits = Limits {
         permits: Arc::new(tokio::sync::Semaphore::new(config.limits.parallel_folders.max(1))),
         throttle: config.limits.upload_bytes_per_sec.map(Throttle::new),
     };
-    for folder in config.folders {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let stop = Arc::new(AtomicBool::new(folder.paused));
-        controls.insert(folder.path.clone(), (tx.clone(), stop.clone()));
-        let ctx = Ctx { opts: opts.clone(), shared: shared.clone(), limits: limits.clone() };
-        handles.push(tokio::spawn(folder_task(folder, ctx, tx, rx, stop)));
-    }
-    tracing::info!(folders = controls.len(), socket = %opts.socket.display(), "floe daemon running");
+    let engine = Arc::new(Engine {
+        opts: opts.clone(),
+        shared: Arc::default(),
+        limits,
+        running: Mutex::new(BTreeMap::new()),
+    });
+    engine.reconcile(config.folders);
+    tracing::info!(folders = lock(&engine.running).len(), socket = %opts.socket.display(), "floe daemon running");
 
     let serve = async {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (shared, controls) = (shared.clone(), controls.clone());
+            let engine = engine.clone();
             tokio::spawn(async move {
-                let _ = serve_one(stream, shared, controls).await;
+                let _ = serve_one(stream, &engine).await;
             });
         }
     };
@@ -160,29 +164,91 @@ pub async fn run(
         _ = shutdown => {}
         _ = serve => {}
     }
-    for h in handles {
-        h.abort();
-    }
+    engine.reconcile(Vec::new());
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("floe daemon stopped");
     Ok(())
 }
 
-async fn serve_one(
-    stream: UnixStream,
+/// One folder's task and the way to reach it.
+struct Running {
+    config: FolderConfig,
+    control: Control,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The folders of one daemon.
+struct Engine {
+    opts: DaemonOptions,
     shared: Shared,
-    controls: BTreeMap<PathBuf, Control>,
-) -> std::io::Result<()> {
+    limits: Limits,
+    running: Mutex<BTreeMap<PathBuf, Running>>,
+}
+
+impl Engine {
+    /// Make the running folders those of `folders`: stop the ones that went away or
+    /// changed (a pause is not a change), start the new ones. A folder keeps its
+    /// pause across reloads.
+    fn reconcile(&self, folders: Vec<FolderConfig>) {
+        let same = |a: &FolderConfig, b: &FolderConfig| {
+            FolderConfig { paused: false, ..a.clone() }
+                == FolderConfig { paused: false, ..b.clone() }
+        };
+        let mut running = lock(&self.running);
+        let keep: Vec<PathBuf> = folders
+            .iter()
+            .filter(|f| running.get(&f.path).is_some_and(|r| same(&r.config, f)))
+            .map(|f| f.path.clone())
+            .collect();
+        let gone: Vec<PathBuf> = running.keys().filter(|p| !keep.contains(p)).cloned().collect();
+        for p in gone {
+            if let Some(r) = running.remove(&p) {
+                r.task.abort();
+                lock(&self.shared).remove(&p);
+                tracing::info!(folder = %p.display(), "folder stopped");
+            }
+        }
+        for folder in folders {
+            if running.contains_key(&folder.path) {
+                continue;
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let stop = Arc::new(AtomicBool::new(folder.paused));
+            let ctx = Ctx {
+                opts: self.opts.clone(),
+                shared: self.shared.clone(),
+                limits: self.limits.clone(),
+            };
+            let task = tokio::spawn(folder_task(folder.clone(), ctx, tx.clone(), rx, stop.clone()));
+            running
+                .insert(folder.path.clone(), Running { config: folder, control: (tx, stop), task });
+        }
+    }
+
+    fn reload(&self) -> Reply {
+        match Config::load(&self.opts.config) {
+            Ok(c) => {
+                let n = c.folders.len();
+                self.reconcile(c.folders);
+                Reply { ok: true, message: format!("reloaded: {n} folder(s)"), folders: vec![] }
+            }
+            Err(e) => Reply { ok: false, message: e.to_string(), folders: vec![] },
+        }
+    }
+}
+
+async fn serve_one(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply { ok: false, message: format!("bad request ({e})"), folders: vec![] },
         Ok(Request::Status) => {
-            Reply { ok: true, message: String::new(), folders: statuses(&shared) }
+            Reply { ok: true, message: String::new(), folders: engine.statuses() }
         }
-        Ok(Request::Pause { folder }) => control(&controls, folder.as_deref(), true),
-        Ok(Request::Resume { folder }) => control(&controls, folder.as_deref(), false),
+        Ok(Request::Pause { folder }) => control(engine, folder.as_deref(), true),
+        Ok(Request::Resume { folder }) => control(engine, folder.as_deref(), false),
+        Ok(Request::Reload) => engine.reload(),
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
@@ -190,12 +256,16 @@ async fn serve_one(
 }
 
 /// Pause or resume one folder (by path) or all of them.
-fn control(controls: &BTreeMap<PathBuf, Control>, folder: Option<&Path>, pause: bool) -> Reply {
-    let targets: Vec<_> = controls
+fn control(engine: &Engine, folder: Option<&Path>, pause: bool) -> Reply {
+    let running = lock(&engine.running);
+    let targets: Vec<_> = running
         .iter()
-        .filter(|(p, _)| folder.is_none_or(|f| std::fs::canonicalize(f).is_ok_and(|f| f == **p)))
+        .filter(|(p, _)| {
+            folder.is_none_or(|f| *p == f || std::fs::canonicalize(f).is_ok_and(|f| f == **p))
+        })
+        .map(|(_, r)| &r.control)
         .collect();
-    for (_, (tx, stop)) in &targets {
+    for (tx, stop) in &targets {
         // the flag stops a sync cycle after its current commit; the message moves the
         // state machine once the cycle is over
         stop.store(pause, Ordering::SeqCst);
@@ -212,8 +282,12 @@ fn control(controls: &BTreeMap<PathBuf, Control>, folder: Option<&Path>, pause: 
     Reply { ok: true, message: format!("{verb} {} folder(s)", targets.len()), folders: vec![] }
 }
 
-fn statuses(shared: &Shared) -> Vec<FolderStatus> {
-    lock(shared).values().cloned().collect()
+impl Engine {
+    /// The folders running now (a stopped folder's task may publish once more).
+    fn statuses(&self) -> Vec<FolderStatus> {
+        let running = lock(&self.running);
+        lock(&self.shared).values().filter(|s| running.contains_key(&s.path)).cloned().collect()
+    }
 }
 
 /// Ask a running daemon.
