@@ -189,3 +189,43 @@ fn an_outage_makes_the_folder_offline_then_it_catches_up() {
     assert!(caught_up, "timed out catching up; last status: {last}");
     assert_url_equals(repo, &files(&watched, "nc"), &[], &env[2..]);
 }
+
+#[test]
+fn folders_added_or_removed_while_the_daemon_runs_take_effect_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, stage) = (d.path().join("a"), d.path().join("b"), d.path().join("stage"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let cfg = d.path().join("config.toml");
+    let run = d.path().join("run");
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let repo_a = d.path().join("repo-a");
+    assert_eq!(floe_env(&["add", a.to_str().unwrap(), repo_a.to_str().unwrap()], &env).code, 0);
+    let _daemon = spawn_daemon(&env, "0.3", "60");
+    wait_until("the daemon", || status(&env).as_array().is_some_and(|s| s.len() == 1));
+
+    // added while running: the daemon syncs it without a restart
+    let repo_b = d.path().join("repo-b");
+    let r = floe_env(&["add", b.to_str().unwrap(), repo_b.to_str().unwrap()], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("the running daemon syncs it now"), "{}", r.stdout);
+    drop_files(&stage, &b, &["--files", "2"]);
+    wait_until("folder b synced", || {
+        status(&env).as_array().is_some_and(|s| {
+            s.iter().any(|f| f["path"].as_str() == b.to_str() && f["files_ingested"] == 2)
+        })
+    });
+    assert_repo_equals(&repo_b, &files(&b, "nc"), &[]);
+
+    // removed while running: it stops being watched; the other one goes on
+    assert_eq!(floe_env(&["remove", b.to_str().unwrap()], &env).code, 0);
+    wait_until("folder b gone", || status(&env).as_array().is_some_and(|s| s.len() == 1));
+    drop_files(&stage, &b, &["--files", "1", "--start", "2"]);
+    drop_files(&stage, &a, &["--files", "1", "--start", "3"]);
+    wait_until("folder a synced", || status(&env)[0]["files_ingested"] == 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(log_json(&repo_b, "main").len(), 3, "a removed folder was still synced");
+    // the text status speaks the app's words
+    let r = floe_env(&["status"], &env);
+    assert!(r.stdout.contains("Up to date") || r.stdout.contains("Checking"), "{}", r.stdout);
+}

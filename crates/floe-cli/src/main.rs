@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use floe_core::{ErrorCode, RepoUrl};
-use floe_engine::config::{Cadence, Config, ConfigError, FolderConfig};
+use floe_engine::config::{Cadence, Config, ConfigError};
 use floe_engine::daemon::{self, DaemonError, DaemonOptions, Request};
 use floe_plan::Settings;
-use floe_store::{Repo, doctor, secrets};
+use floe_store::{doctor, secrets};
 use floe_sync::{Ingest, IngestOptions, Progress, SystemClock};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -251,15 +251,17 @@ impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
     }
 }
 
+impl From<floe_api::ApiError> for Failure {
+    fn from(e: floe_api::ApiError) -> Self {
+        Failure(e.error_code(), e.message)
+    }
+}
+
 /// Send pause or resume to the running daemon.
 async fn control(req: Request) -> Result<i32, Failure> {
-    let reply = daemon::request(&daemon::default_socket(), &req).await.map_err(daemon_err)?;
-    if reply.ok {
-        println!("{}", reply.message);
-        Ok(0)
-    } else {
-        Err(Failure(ErrorCode::Usage, reply.message))
-    }
+    let reply = floe_api::engine::ask(&daemon::default_socket(), &req).await?;
+    println!("{}", reply.message);
+    Ok(0)
 }
 
 fn daemon_err(e: DaemonError) -> Failure {
@@ -416,27 +418,27 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         } => {
             let mb = |x: f64| (x.max(0.0) * 1e6) as u64;
             let path = Config::default_path().map_err(config_err)?;
-            let mut config = Config::load(&path).map_err(config_err)?;
-            config
-                .add(FolderConfig {
-                    path: folder,
-                    repo,
-                    branch,
-                    group,
-                    patterns: pattern,
-                    append_dims: append_dim,
-                    paused: false,
-                    commit: Cadence {
-                        files: commit_files,
-                        bytes: commit_mb.map(mb),
-                        max_wait_secs: commit_max_wait,
-                        max_commit_bytes: mb(commit_max_mb),
-                    },
-                })
-                .map_err(config_err)?;
-            config.save(&path).map_err(config_err)?;
-            if let Some(f) = config.folders.last() {
-                println!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
+            let new = floe_api::folders::NewFolder {
+                folder,
+                repo,
+                branch,
+                group,
+                patterns: pattern,
+                append_dims: append_dim,
+                commit: Cadence {
+                    files: commit_files,
+                    bytes: commit_mb.map(mb),
+                    max_wait_secs: commit_max_wait,
+                    max_commit_bytes: mb(commit_max_mb),
+                },
+                login: Default::default(),
+                check: false,
+            };
+            let added = floe_api::folders::add(&path, &daemon::default_socket(), new).await?;
+            let f = &added.folder;
+            println!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
+            if added.engine_reloaded {
+                println!("the running daemon syncs it now");
             }
             Ok(0)
         }
@@ -456,28 +458,23 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::Status { json } => {
-            let reply = daemon::request(&daemon::default_socket(), &Request::Status)
-                .await
-                .map_err(daemon_err)?;
+            let socket = daemon::default_socket();
             if json {
+                let reply = floe_api::engine::ask(&socket, &Request::Status).await?;
                 println!("{}", serde_json::to_string_pretty(&reply.folders).unwrap_or_default());
                 return Ok(0);
             }
-            for f in &reply.folders {
-                let state = f.state["state"].as_str().unwrap_or("?");
-                println!("{} -> {} [{state}]", f.path.display(), f.repo);
-                println!(
-                    "    pending {} file(s), {:.1} MB; ingested {} file(s); {:.1} MB/s",
-                    f.files_pending,
-                    f.bytes_pending as f64 / 1e6,
-                    f.files_ingested,
-                    f.throughput / 1e6
-                );
+            let folders = floe_api::engine::status_at(&socket).await?;
+            let overall = floe_api::words::overall(&folders);
+            println!("{}", overall.label());
+            for f in &folders {
+                println!("{} -> {} [{}] {}", f.path, f.repo, f.state, f.headline);
+                println!("    {}", f.detail);
                 if let Some(c) = &f.last_commit {
                     println!("    last commit {c}");
                 }
-                if let Some(e) = &f.last_error {
-                    println!("    last problem: {e}");
+                if let Some(p) = &f.problem {
+                    println!("    {p}");
                 }
             }
             Ok(0)
@@ -486,9 +483,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Resume { folder } => control(Request::Resume { folder }).await,
         Command::Remove { folder } => {
             let path = Config::default_path().map_err(config_err)?;
-            let mut config = Config::load(&path).map_err(config_err)?;
-            let removed = config.remove(&folder).map_err(config_err)?;
-            config.save(&path).map_err(config_err)?;
+            let removed =
+                floe_api::folders::remove(&path, &daemon::default_socket(), &folder).await?;
             println!(
                 "removed {} (its repository {} is left as it is)",
                 removed.path.display(),
@@ -497,14 +493,13 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::List { json } => {
-            let path = Config::default_path().map_err(config_err)?;
-            let config = Config::load(&path).map_err(config_err)?;
+            let folders = floe_api::folders::list(&Config::default_path().map_err(config_err)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&config.folders).unwrap_or_default());
-            } else if config.folders.is_empty() {
+                println!("{}", serde_json::to_string_pretty(&folders).unwrap_or_default());
+            } else if folders.is_empty() {
                 println!("no sync folders: add one with `floe add <folder> <repo>`");
             } else {
-                for f in &config.folders {
+                for f in &folders {
                     let paused = if f.paused { " (paused)" } else { "" };
                     println!(
                         "{} -> {} branch {} group {}{paused}",
@@ -556,11 +551,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             })
         }
         Command::Log { repo, branch, limit, json } => {
-            let r = Repo::open(&repo_url(&repo)?)
-                .await
-                .map_err(|e| Failure(e.code(), e.to_string()))?;
-            let mut history =
-                r.history(&branch).await.map_err(|e| Failure(e.code(), e.to_string()))?;
+            let mut history = floe_api::history::commits_full(&repo, &branch).await?;
             if let Some(n) = limit {
                 history.truncate(n);
             }

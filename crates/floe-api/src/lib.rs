@@ -1,0 +1,21 @@
+//! The one API that the shells call: the `floe` CLI and the desktop app's Tauri
+//! commands are thin delegations into these functions, so both see the same folders,
+//! the same engine and the same words.
+//!
+//! - [`error`]: failures as `{code, message}`, by an explicit table.
+//! - [`folders`]: register, list and remove sync folders; test a destination and keep
+//!   its secret in the OS keychain before a folder is saved.
+//! - [`engine`]: reach the user's engine (a running `floe daemon`, or one this process
+//!   hosts when none runs) for status, pause, resume and reload.
+//! - [`words`]: folder states in words a lab technician understands; the overall state.
+//! - [`history`]: a branch's commits with their provenance; a variable's latest records.
+//! - [`mounts`]: mount, list and unmount repositories; open a folder in the file manager.
+
+pub mod engine;
+pub mod error;
+pub mod folders;
+pub mod history;
+pub mod mounts;
+pub mod words;
+
+pub use error::ApiError;

@@ -1,0 +1,251 @@
+//! What a folder's state means, in words for the people at the instrument, and the
+//! one overall state the tray icon shows. Pure functions of the daemon's status.
+
+use floe_engine::daemon::FolderStatus;
+use serde::Serialize;
+
+/// The whole engine at a glance (the tray icon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    /// Every folder is up to date (or there are none).
+    Synced,
+    /// Something is being checked or uploaded, or waits for a file to finish.
+    Syncing,
+    /// Every folder is paused.
+    Paused,
+    /// A folder stopped or cannot reach its storage: someone should look.
+    Attention,
+}
+
+impl Overall {
+    pub fn label(self) -> &'static str {
+        match self {
+            Overall::Synced => "All synced",
+            Overall::Syncing => "Syncing",
+            Overall::Paused => "Paused",
+            Overall::Attention => "Needs attention",
+        }
+    }
+}
+
+/// One folder as the app shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FolderView {
+    pub path: String,
+    pub repo: String,
+    pub branch: String,
+    /// The machine state: idle, scanning, waiting, syncing, paused, offline, error.
+    pub state: String,
+    /// A few words: "Up to date", "Uploading 3 files", …
+    pub headline: String,
+    /// A sentence with the numbers behind the headline.
+    pub detail: String,
+    /// What went wrong and what to do, when someone should act or know.
+    pub problem: Option<String>,
+    pub needs_attention: bool,
+    pub paused: bool,
+    pub files_pending: u64,
+    pub bytes_pending: u64,
+    pub files_ingested: u64,
+    /// Bytes per second over the last sync cycle.
+    pub throughput: f64,
+    pub last_commit: Option<String>,
+}
+
+/// `1.2 MB`, `340 kB`, `12 B`.
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.1} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.0} kB", n / 1e3)
+    } else {
+        format!("{n:.0} B")
+    }
+}
+
+fn files(n: u64) -> String {
+    if n == 1 { "1 file".into() } else { format!("{n} files") }
+}
+
+/// The advice that goes with a stopped folder, by error code.
+fn remedy(code: &str) -> &'static str {
+    match code {
+        "storage" => {
+            "Check the destination's login (Folders → remove and add it again with the right key) and that the bucket or container exists."
+        }
+        "conflict" => {
+            "Another computer wrote the same data to this branch. Sync this folder to its own branch, then resume."
+        }
+        "repository" => {
+            "The repository could not be opened or written. Check the destination, then resume."
+        }
+        "usage" => "A setting of this folder is wrong. Remove the folder and add it again.",
+        "schema_drift" | "record_order" | "changed_since_ingest" | "bad_source" => {
+            "The file was set aside; the other files keep flowing."
+        }
+        "internal" => "This is a bug in Floe; please report it with the log.",
+        _ => "Check the folder's settings, then resume.",
+    }
+}
+
+/// Describe one folder.
+pub fn describe(s: &FolderStatus) -> FolderView {
+    let state = s.state["state"].as_str().unwrap_or("unknown").to_string();
+    let message = s.state["message"].as_str().unwrap_or_default();
+    let pending = format!("{} ({}) to upload", files(s.files_pending), bytes(s.bytes_pending));
+    let done = match &s.last_commit {
+        Some(_) => format!("{} synced since start", files(s.files_ingested)),
+        None => "Nothing new synced since start".to_string(),
+    };
+    let (headline, detail, problem) = match state.as_str() {
+        "idle" => ("Up to date".to_string(), done.clone(), None),
+        "scanning" => ("Checking for new files".to_string(), done.clone(), None),
+        "waiting" => {
+            let n = s.state["files"].as_u64().unwrap_or(0);
+            (
+                format!("Waiting for {} to finish", files(n)),
+                "The instrument is still writing; Floe uploads a file once it is complete."
+                    .to_string(),
+                None,
+            )
+        }
+        "syncing" => (
+            format!("Uploading {}", files(s.files_pending)),
+            format!("{pending}; {:.1} MB/s", s.throughput / 1e6),
+            None,
+        ),
+        "paused" => ("Paused".to_string(), "Resume to continue syncing.".to_string(), None),
+        "offline" => (
+            "Can't reach the storage".to_string(),
+            "Floe keeps the files and retries on its own; nothing is lost.".to_string(),
+            Some(format!("The storage did not answer: {message}")),
+        ),
+        "error" => {
+            let code = s.state["code"].as_str().unwrap_or("internal");
+            (
+                "Stopped".to_string(),
+                "This folder is not syncing until the problem is fixed.".to_string(),
+                Some(format!("{message}. {}", remedy(code))),
+            )
+        }
+        other => (other.to_string(), String::new(), None),
+    };
+    // a file set aside is worth knowing even while everything else flows
+    let problem = problem.or_else(|| {
+        s.last_error.as_ref().filter(|_| state != "paused").map(|e| format!("Last problem: {e}"))
+    });
+    FolderView {
+        path: s.path.display().to_string(),
+        repo: s.repo.clone(),
+        branch: s.branch.clone(),
+        needs_attention: matches!(state.as_str(), "error" | "offline"),
+        paused: state == "paused",
+        state,
+        headline,
+        detail,
+        problem,
+        files_pending: s.files_pending,
+        bytes_pending: s.bytes_pending,
+        files_ingested: s.files_ingested,
+        throughput: s.throughput,
+        last_commit: s.last_commit.clone(),
+    }
+}
+
+/// The state of all folders together: attention wins, then syncing, then paused
+/// (only if every folder is paused), else synced.
+pub fn overall(folders: &[FolderView]) -> Overall {
+    if folders.iter().any(|f| f.needs_attention) {
+        Overall::Attention
+    } else if folders.iter().any(|f| matches!(f.state.as_str(), "scanning" | "waiting" | "syncing"))
+    {
+        Overall::Syncing
+    } else if !folders.is_empty() && folders.iter().all(|f| f.paused) {
+        Overall::Paused
+    } else {
+        Overall::Synced
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn status(state: serde_json::Value) -> FolderStatus {
+        FolderStatus {
+            path: "/data/ctd".into(),
+            repo: "s3://lab/ctd".into(),
+            branch: "main".into(),
+            state,
+            files_pending: 3,
+            bytes_pending: 12_500_000,
+            files_ingested: 7,
+            last_commit: Some("ABC".into()),
+            last_error: None,
+            throughput: 2.5e6,
+        }
+    }
+
+    #[test]
+    fn words_for_every_state() {
+        let v = describe(&status(json!({"state": "syncing", "files": 3, "bytes": 12_500_000})));
+        assert_eq!(v.headline, "Uploading 3 files");
+        assert_eq!(v.detail, "3 files (12.5 MB) to upload; 2.5 MB/s");
+        assert!(!v.needs_attention);
+        let v = describe(&status(json!({"state": "idle"})));
+        assert_eq!(v.headline, "Up to date");
+        assert_eq!(v.detail, "7 files synced since start");
+        let v = describe(&status(json!({"state": "waiting", "files": 1})));
+        assert_eq!(v.headline, "Waiting for 1 file to finish");
+        let v =
+            describe(&status(json!({"state": "offline", "attempt": 2, "message": "timed out"})));
+        assert!(v.needs_attention);
+        assert!(v.problem.unwrap().contains("timed out"));
+        let v = describe(&status(
+            json!({"state": "error", "code": "storage", "message": "the key was refused"}),
+        ));
+        assert_eq!(v.headline, "Stopped");
+        let p = v.problem.unwrap();
+        assert!(p.starts_with("the key was refused. Check the destination's login"), "{p}");
+        let v = describe(&status(json!({"state": "paused"})));
+        assert!(v.paused && v.problem.is_none());
+    }
+
+    #[test]
+    fn a_set_aside_file_shows_while_the_rest_flows() {
+        let mut s = status(json!({"state": "idle"}));
+        s.last_error = Some("b.nc: truncated".into());
+        let v = describe(&s);
+        assert!(!v.needs_attention);
+        assert_eq!(v.problem.as_deref(), Some("Last problem: b.nc: truncated"));
+    }
+
+    #[test]
+    fn overall_state_priorities() {
+        let v = |s: serde_json::Value| describe(&status(s));
+        assert_eq!(overall(&[]), Overall::Synced);
+        assert_eq!(overall(&[v(json!({"state": "idle"}))]), Overall::Synced);
+        assert_eq!(
+            overall(&[v(json!({"state": "idle"})), v(json!({"state": "paused"}))]),
+            Overall::Synced
+        );
+        assert_eq!(overall(&[v(json!({"state": "paused"}))]), Overall::Paused);
+        assert_eq!(
+            overall(&[v(json!({"state": "paused"})), v(json!({"state": "scanning"}))]),
+            Overall::Syncing
+        );
+        assert_eq!(
+            overall(&[
+                v(json!({"state": "syncing", "files": 1, "bytes": 1})),
+                v(json!({"state": "error", "code": "conflict", "message": "m"}))
+            ]),
+            Overall::Attention
+        );
+    }
+}
