@@ -2,6 +2,7 @@
 
     python storage.py s3-bucket ENDPOINT BUCKET
     python storage.py az-container BLOB_URL CONTAINER
+    python storage.py az-list BLOB_URL CONTAINER   (prints every blob name)
 """
 
 import sys
@@ -24,6 +25,14 @@ def main():
         conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
                 f"BlobEndpoint={endpoint}/devstoreaccount1;")
         BlobServiceClient.from_connection_string(conn).create_container(name)
+    elif kind == "az-list":
+        from azure.storage.blob import BlobServiceClient
+
+        conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={endpoint}/devstoreaccount1;")
+        client = BlobServiceClient.from_connection_string(conn).get_container_client(name)
+        for b in client.list_blobs():
+            print(b.name)
     else:
         raise SystemExit(f"unknown: {kind}")
 

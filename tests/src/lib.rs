@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod daemon;
+pub mod desktop;
 pub mod mount;
 pub mod servers;
 

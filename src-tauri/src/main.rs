@@ -1,0 +1,105 @@
+//! Floe's desktop app: the same engine as `floe daemon` (or the running daemon's,
+//! when there is one), in the tray, with Folders, History and Mounts screens.
+//!
+//! `commands` are one-line delegations into `floe_api`; `shell` holds what only a
+//! desktop app does (tray, window, notifications, folder picker, start at login).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod shell;
+
+use floe_api::engine::Host;
+use floe_api::mounts::Mounts;
+use tauri::{Manager, WindowEvent};
+
+/// What every command reaches.
+#[derive(Debug)]
+pub struct Floe {
+    host: Host,
+    mounts: Mounts,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,floe_engine=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if std::env::args().any(|a| a == "--version" || a == "-V") {
+        println!("floe-desktop {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let hidden = std::env::args().any(|a| a == "--hidden");
+    let opts = match floe_api::engine::default_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("floe-desktop: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .manage(Floe { host: Host::new(opts), mounts: Mounts::default() })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::folders,
+            commands::login_fields,
+            commands::add_folder,
+            commands::remove_folder,
+            commands::pause,
+            commands::resume,
+            commands::commits,
+            commands::variables,
+            commands::series,
+            commands::mounts,
+            commands::mount,
+            commands::unmount,
+            commands::open_folder,
+            commands::pick_folder,
+            commands::start_at_login,
+            commands::set_start_at_login,
+            commands::ui_ready,
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let has_tray = shell::tray(&handle);
+            app.manage(HasTray(has_tray));
+            shell::watch_status(handle.clone());
+            if !hidden || !has_tray {
+                shell::show_window(&handle);
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                // keep syncing in the tray; without a tray, closing quits
+                if window.app_handle().state::<HasTray>().0 {
+                    api.prevent_close();
+                    let _ = window.hide();
+                } else {
+                    api.prevent_close();
+                    shell::quit(window.app_handle());
+                }
+            }
+        })
+        .build(tauri::generate_context!());
+    match app {
+        Ok(app) => app.run(|_, _| {}),
+        Err(e) => {
+            eprintln!("floe-desktop: cannot start the window: {e}");
+            std::process::exit(70);
+        }
+    }
+}
+
+/// Whether the desktop showed our tray icon.
+#[derive(Debug)]
+struct HasTray(bool);

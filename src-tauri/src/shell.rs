@@ -1,0 +1,196 @@
+//! What only the desktop shell does: the tray icon and its menu, the window that
+//! hides instead of closing, notifications, the native folder picker, start at
+//! login. Everything about folders, history and mounts lives in `floe_api`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use floe_api::ApiError;
+use floe_api::engine::StatusView;
+use floe_api::words::Overall;
+use floe_core::ErrorCode;
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_autostart::ManagerExt;
+use tauri_plugin_dialog::DialogExt;
+use tauri_plugin_notification::NotificationExt;
+
+use crate::Floe;
+
+const TRAY: &str = "floe";
+
+fn tray_icon(o: Overall) -> &'static [u8] {
+    match o {
+        Overall::Synced => include_bytes!("../icons/tray-synced.png"),
+        Overall::Syncing => include_bytes!("../icons/tray-syncing.png"),
+        Overall::Paused => include_bytes!("../icons/tray-paused.png"),
+        Overall::Attention => include_bytes!("../icons/tray-attention.png"),
+    }
+}
+
+/// Show and focus the main window.
+pub fn show_window(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Stop what this process started (its engine, its mounts) and exit.
+pub fn quit(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let floe = app.state::<Floe>();
+        floe.host.shutdown().await;
+        let mounts = floe.mounts.clone();
+        let _ = tokio::task::spawn_blocking(move || mounts.unmount_all()).await;
+        app.exit(0);
+    });
+}
+
+/// The tray icon with its menu. `false` when the desktop has no tray (then closing
+/// the window quits, or nothing would be left to reopen it).
+pub fn tray(app: &AppHandle) -> bool {
+    if std::env::var("FLOE_TRAY").is_ok_and(|v| v == "off") {
+        return false;
+    }
+    let built = (|| -> tauri::Result<()> {
+        let open = MenuItem::with_id(app, "open", "Open Floe", true, None::<&str>)?;
+        let pause = MenuItem::with_id(app, "pause", "Pause syncing", true, None::<&str>)?;
+        let resume = MenuItem::with_id(app, "resume", "Resume syncing", true, None::<&str>)?;
+        let sep = PredefinedMenuItem::separator(app)?;
+        let quit_item = MenuItem::with_id(app, "quit", "Quit Floe", true, None::<&str>)?;
+        let menu = Menu::with_items(app, &[&open, &pause, &resume, &sep, &quit_item])?;
+        TrayIconBuilder::with_id(TRAY)
+            .icon(Image::from_bytes(tray_icon(Overall::Synced))?)
+            .tooltip("Floe: starting")
+            .menu(&menu)
+            .show_menu_on_left_click(true)
+            .on_menu_event(|app, event| match event.id.as_ref() {
+                "open" => show_window(app),
+                "pause" | "resume" => {
+                    let (app, pause) = (app.clone(), event.id.as_ref() == "pause");
+                    tauri::async_runtime::spawn(async move {
+                        let floe = app.state::<Floe>();
+                        let r = if pause {
+                            floe.host.pause(None).await
+                        } else {
+                            floe.host.resume(None).await
+                        };
+                        if let Err(e) = r {
+                            tracing::warn!("{e}");
+                        }
+                    });
+                }
+                "quit" => quit(app),
+                _ => {}
+            })
+            .build(app)?;
+        Ok(())
+    })();
+    match built {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("no tray icon on this desktop ({e}); closing the window quits");
+            false
+        }
+    }
+}
+
+/// Watch the engine: push its status to the window every second, keep the tray
+/// icon and tooltip on the overall state, and notify when a folder needs attention.
+pub fn watch_status(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        let mut shown: Option<Overall> = None;
+        let mut attention: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let floe = app.state::<Floe>();
+            match floe.host.status().await {
+                Ok(view) => {
+                    let _ = app.emit("status", &view);
+                    if shown != Some(view.overall) {
+                        set_tray(&app, &view);
+                        shown = Some(view.overall);
+                    }
+                    notify_new_problems(&app, &view, &mut attention);
+                }
+                Err(e) => {
+                    let _ = app.emit("status-error", &e);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+fn set_tray(app: &AppHandle, view: &StatusView) {
+    if let Some(tray) = app.tray_by_id(TRAY) {
+        if let Ok(img) = Image::from_bytes(tray_icon(view.overall)) {
+            let _ = tray.set_icon(Some(img));
+        }
+        let n = view.folders.len();
+        let _ = tray.set_tooltip(Some(format!("Floe: {} ({n} folder(s))", view.overall_label)));
+    }
+}
+
+fn notify_new_problems(app: &AppHandle, view: &StatusView, seen: &mut BTreeSet<String>) {
+    let now: BTreeSet<String> =
+        view.folders.iter().filter(|f| f.needs_attention).map(|f| f.path.clone()).collect();
+    for f in view.folders.iter().filter(|f| f.needs_attention && !seen.contains(&f.path)) {
+        let body = f.problem.clone().unwrap_or_else(|| f.headline.clone());
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title(format!("Floe: {} needs attention", f.path))
+            .body(body)
+            .show()
+        {
+            tracing::warn!("cannot show a notification: {e}");
+        }
+    }
+    *seen = now;
+}
+
+/// The native folder picker; `None` when the user cancels.
+pub async fn pick_folder(app: AppHandle) -> Result<Option<String>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        app.dialog().file().blocking_pick_folder().map(|p| p.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+fn autostart_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!(
+            "cannot change the start-at-login setting: {e}; check that ~/.config/autostart is writable"
+        ),
+    )
+}
+
+pub fn start_at_login(app: &AppHandle) -> Result<bool, ApiError> {
+    app.autolaunch().is_enabled().map_err(autostart_err)
+}
+
+pub fn set_start_at_login(app: &AppHandle, enabled: bool) -> Result<bool, ApiError> {
+    let a = app.autolaunch();
+    let changed = if enabled { a.enable() } else { a.disable() };
+    changed.map_err(autostart_err)?;
+    a.is_enabled().map_err(autostart_err)
+}
+
+/// The UI drew its first folder list: the cold-start benchmark waits for this line
+/// in `$FLOE_READY_FILE`.
+pub fn ui_ready() {
+    if let Some(path) = std::env::var_os("FLOE_READY_FILE") {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let _ = std::fs::write(path, format!("{ms}\n"));
+    }
+}

@@ -1,0 +1,306 @@
+"""Drive the real Floe desktop app through tauri-driver + WebKitWebDriver (selenium,
+a keep-alive WebDriver client) and check what it did with the reference readers.
+
+Run by tests/tests/app.rs, which starts Xvfb, a Secret Service, Azurite and
+tauri-driver, and passes everything in the environment:
+
+  FLOE_E2E_DRIVER   http://127.0.0.1:PORT of tauri-driver
+  FLOE_E2E_APP      the floe-desktop binary
+  FLOE_E2E_WORK     a scratch folder (watch/, repo/, mnt/ are made here)
+  FLOE_E2E_SHOTS    where screenshots go
+  FLOE_BIN          the floe CLI (for `floe status`, `floe daemon`)
+  AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
+
+Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
+history, folders-paused, mounts, settings, folders-zoom-200, daemon.
+"""
+
+import faulthandler
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import netCDF4
+import xarray as xr
+import icechunk
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.support.ui import WebDriverWait
+
+DRIVER = os.environ["FLOE_E2E_DRIVER"]
+APP = os.environ["FLOE_E2E_APP"]
+WORK = Path(os.environ["FLOE_E2E_WORK"])
+SHOTS = Path(os.environ["FLOE_E2E_SHOTS"])
+FLOE = os.environ["FLOE_BIN"]
+WATCH, REPO, MNT = WORK / "watch", WORK / "repo", WORK / "mnt"
+
+
+# `kill -USR1 <pid>` prints where the script is (a hung WebDriver call, say)
+faulthandler.register(signal.SIGUSR1)
+
+
+def log(*a):
+    print("[app-e2e]", *a, flush=True)
+
+
+def session():
+    opts = ArgOptions()
+    opts.set_capability("browserName", "wry")
+    opts.set_capability("tauri:options", {"application": APP})
+    d = webdriver.Remote(command_executor=DRIVER, options=opts)
+    d.implicitly_wait(0)
+    return d
+
+
+def wait(d, what, cond, timeout=60):
+    last = None
+
+    def ok(_):
+        nonlocal last
+        try:
+            last = cond()
+            return last
+        except WebDriverException as e:
+            last = e
+            return False
+
+    try:
+        return WebDriverWait(d, timeout, poll_frequency=0.2).until(ok)
+    except Exception:
+        shot(d, "failure-" + what.replace(" ", "-")[:40])
+        raise AssertionError(f"timed out waiting for: {what} (last: {last!r})")
+
+
+def shot(d, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    p = SHOTS / f"{name}.png"
+    d.save_screenshot(str(p))
+    log("screenshot", p)
+
+
+def css(d, sel):
+    return d.find_element(By.CSS_SELECTOR, sel)
+
+
+def text(d, sel):
+    els = d.find_elements(By.CSS_SELECTOR, sel)
+    return els[0].text if els else ""
+
+
+def set_select(d, sel, value):
+    d.execute_script(
+        "const s=document.querySelector(arguments[0]); s.value=arguments[1];"
+        "s.dispatchEvent(new Event('change',{bubbles:true}));", sel, value)
+
+
+def fill(d, sel, value):
+    el = css(d, sel)
+    el.clear()
+    el.send_keys(value)
+
+
+def tab(d, name):
+    css(d, f"#tab-{name}").click()
+    wait(d, f"{name} tab shown", lambda: css(d, f"#{name}").is_displayed())
+
+
+def card(path):
+    return f'article.card[data-path="{path}"]'
+
+
+def floe_status():
+    r = subprocess.run([FLOE, "status", "--json"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def write_nc(name, start, n=12):
+    """A small instrument file, written aside and moved in whole."""
+    stage = WORK / "stage"
+    stage.mkdir(exist_ok=True)
+    tmp = stage / name
+    with netCDF4.Dataset(tmp, "w") as ds:
+        ds.createDimension("time", None)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "seconds since 2026-01-01 00:00:00"
+        t.calendar = "standard"
+        v = ds.createVariable("temperature", "f4", ("time",))
+        v.units = "degC"
+        v.long_name = "sea water temperature"
+        t[:] = np.arange(start, start + n) * 60.0
+        v[:] = 10 + np.sin(np.arange(start, start + n) / 5.0)
+    os.rename(tmp, WATCH / name)
+
+
+def phase_app():
+    WATCH.mkdir(parents=True, exist_ok=True)
+    d = session()
+    try:
+        wait(d, "first status", lambda: text(d, "#overall") == "All synced")
+        wait(d, "empty folder list", lambda: css(d, "#no-folders").is_displayed())
+        assert "inside this app" in text(d, "#engine-note"), text(d, "#engine-note")
+        shot(d, "folders-empty")
+
+        # keyboard: the tabs follow the arrow keys
+        css(d, "#tab-folders").send_keys(Keys.ARROW_RIGHT)
+        wait(d, "arrow key moves to History",
+             lambda: css(d, "#tab-history").get_attribute("aria-selected") == "true")
+        css(d, "#tab-history").send_keys(Keys.ARROW_LEFT)
+        wait(d, "arrow key back to Folders", lambda: css(d, "#folders").is_displayed())
+
+        # a wrong key for Azure: a clear error, and nothing is kept anywhere
+        fill(d, "#new-folder", str(WATCH))
+        set_select(d, "#dest-kind", "az")
+        wait(d, "Azure login fields", lambda: d.find_elements(By.ID, "login-AZURE_STORAGE_ACCOUNT_KEY"))
+        fill(d, "#dest-where", "lab")
+        fill(d, "#dest-prefix", "site-wrong")
+        fill(d, "#login-AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        fill(d, "#login-AZURE_STORAGE_ACCOUNT_KEY", "d3Jvbmcga2V5IGZvciBhenVyaXRlIGF0IGFsbA==")
+        css(d, "#add-folder").click()
+        wait(d, "the wrong login is refused",
+             lambda: css(d, "#folders-msg").get_attribute("data-kind") == "error", timeout=90)
+        msg = text(d, "#folders-msg")
+        log("wrong login message:", msg)
+        assert "Nothing was saved" in msg, msg
+        assert "credentials" in msg.lower() or "refused" in msg.lower(), msg
+        assert css(d, "#no-folders").is_displayed()
+        shot(d, "folders-wrong-login")
+        assert floe_status() == [], "a folder was registered despite the failed test"
+
+        # a local repository: added, tested, syncing
+        set_select(d, "#dest-kind", "local")
+        fill(d, "#new-folder", str(WATCH))
+        fill(d, "#dest-where", str(REPO))
+        css(d, "#add-folder").click()
+        wait(d, "folder added", lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 60)
+        real = str(WATCH.resolve())
+        wait(d, "folder card", lambda: d.find_elements(By.CSS_SELECTOR, card(real)))
+        write_nc("ctd_0001.nc", 0)
+        shot(d, "folders-syncing")
+        wait(d, "first commit in the card",
+             lambda: "Last commit" in text(d, card(real) + " .commit"), timeout=90)
+        wait(d, "up to date", lambda: text(d, card(real) + " .headline") == "Up to date")
+        st = floe_status()
+        assert [f["path"] for f in st] == [real], st
+        assert st[0]["files_ingested"] == 1, st
+
+        # History shows the new commit with its file, and the plot
+        tab(d, "history")
+        wait(d, "commit with the file",
+             lambda: "ctd_0001.nc" in text(d, "#commits"), timeout=60)
+        wait(d, "plot drawn", lambda: d.find_elements(By.CSS_SELECTOR, "#plot svg path.line"), 30)
+        assert "temperature" in text(d, "#plot-summary"), text(d, "#plot-summary")
+        shot(d, "history")
+
+        # pause: the app, `floe status` and the repository agree
+        tab(d, "folders")
+        css(d, card(real) + " button.toggle").click()
+        wait(d, "paused", lambda: css(d, card(real)).get_attribute("data-state") == "paused")
+        wait(d, "overall paused", lambda: text(d, "#overall") == "Paused")
+        assert floe_status()[0]["state"]["state"] == "paused"
+        write_nc("ctd_0002.nc", 12)
+        time.sleep(5)
+        assert floe_status()[0]["files_ingested"] == 1, "a paused folder synced"
+        shot(d, "folders-paused")
+        css(d, card(real) + " button.toggle").click()
+        wait(d, "second file synced after resume",
+             lambda: floe_status()[0]["files_ingested"] == 2, timeout=90)
+        wait(d, "card shows up to date again",
+             lambda: text(d, card(real) + " .headline") == "Up to date")
+        tab(d, "history")
+        wait(d, "second commit in History", lambda: "ctd_0002.nc" in text(d, "#commits"), 60)
+
+        # what was written equals the sources (Python icechunk + xarray)
+        repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(REPO)))
+        got = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False)
+        want = xr.concat([xr.open_dataset(WATCH / f"ctd_000{i}.nc").load() for i in (1, 2)],
+                         dim="time")
+        xr.testing.assert_identical(got.load(), want.load())
+
+        # Mounts: mount, see, unmount
+        tab(d, "mounts")
+        fill(d, "#mount-repo", str(REPO))
+        fill(d, "#mount-at", str(MNT))
+        css(d, "#mount-go").click()
+        wait(d, "mounted", lambda: css(d, "#mounts-msg").get_attribute("data-kind") == "ok", 60)
+        wait(d, "mount listed", lambda: str(MNT) in text(d, "#mount-list"))
+        assert (MNT / "branches" / "main" / "zarr.json").exists()
+        shot(d, "mounts")
+        css(d, f'li[data-mountpoint="{MNT}"] button.unmount').click()
+        wait(d, "unmounted", lambda: "Nothing is mounted" in text(d, "#mount-list"))
+        assert not (MNT / "branches").exists()
+
+        # Settings: start at login writes the autostart entry
+        tab(d, "settings")
+        box = css(d, "#start-at-login")
+        box.click()
+        entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "Floe.desktop"
+        wait(d, "autostart entry", lambda: entry.exists())
+        assert "--hidden" in entry.read_text(), entry.read_text()
+        shot(d, "settings")
+        box.click()
+        wait(d, "autostart entry gone", lambda: not entry.exists())
+
+        # 200% zoom: still readable, nothing wider than the window
+        tab(d, "folders")
+        d.execute_script("document.documentElement.style.fontSize='200%'")
+        time.sleep(0.5)
+        over = d.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        shot(d, "folders-zoom-200")
+        assert over <= 1, f"the page is {over}px wider than the window at 200%"
+        d.execute_script("document.documentElement.style.fontSize=''")
+    finally:
+        d.quit()
+
+
+def phase_daemon():
+    """A running `floe daemon` is shown and controlled, not duplicated."""
+    daemon = subprocess.Popen([FLOE, "daemon", "--quiet", "1"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                if floe_status():
+                    break
+            except AssertionError:
+                pass
+            assert time.time() < deadline, "floe daemon did not start"
+            time.sleep(0.2)
+        time.sleep(1)
+        # the app of the first phase must be gone, or this daemon was refused
+        assert daemon.poll() is None, f"floe daemon exited with {daemon.returncode}"
+        d = session()
+        try:
+            wait(d, "the daemon's engine",
+                 lambda: "floe daemon" in text(d, "#engine-note"))
+            real = str(WATCH.resolve())
+            wait(d, "the daemon's folder", lambda: d.find_elements(By.CSS_SELECTOR, card(real)))
+            css(d, "#pause-all").click()
+            wait(d, "paused through the daemon",
+                 lambda: floe_status()[0]["state"]["state"] == "paused")
+            wait(d, "the app agrees", lambda: text(d, "#overall") == "Paused")
+            shot(d, "daemon")
+            css(d, "#resume-all").click()
+            wait(d, "resumed", lambda: floe_status()[0]["state"]["state"] != "paused")
+        finally:
+            d.quit()
+        assert daemon.poll() is None, "the daemon stopped while the app ran"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    phase_app()
+    phase_daemon()
+    log("all good")
+    sys.exit(0)

@@ -1,0 +1,121 @@
+//! The desktop app under test: a virtual X display (Xvfb) and tauri-driver in
+//! front of WebKitWebDriver. Each is a process group killed on drop, so the app
+//! that WebKitWebDriver started goes too, also when a test panics.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process group, killed (SIGTERM, then SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pg = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &pg]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &pg]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_group(mut cmd: Command, what: &str) -> Group {
+    let child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({e}): run scripts/setup.sh first"));
+    Group(child)
+}
+
+/// A virtual X display.
+#[derive(Debug)]
+pub struct Xvfb {
+    _group: Group,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        // the first display number nobody uses
+        let n = (90..400)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .expect("no free X display number");
+        let display = format!(":{n}");
+        let mut cmd = Command::new("Xvfb");
+        cmd.args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let group = spawn_group(cmd, "Xvfb");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            assert!(Instant::now() < deadline, "Xvfb did not start on {display}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Xvfb { _group: group, display }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// `tauri-driver` (from `cargo install tauri-driver`), in front of Debian's
+/// WebKitWebDriver.
+#[derive(Debug)]
+pub struct Driver {
+    _group: Group,
+    pub url: String,
+}
+
+/// Where `cargo install` put tauri-driver.
+pub fn tauri_driver() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+    let p = PathBuf::from(cargo_home).join("bin/tauri-driver");
+    assert!(p.exists(), "{} missing: run scripts/setup.sh first", p.display());
+    p
+}
+
+impl Driver {
+    /// Start it with `env` (which the app it launches inherits).
+    pub fn start(env: &[(&str, &str)], log: &Path) -> Driver {
+        let (port, native) = (free_port(), free_port());
+        let out = std::fs::File::create(log).expect("driver log");
+        let mut cmd = Command::new(tauri_driver());
+        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
+            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .envs(env.iter().copied())
+            .stdout(out.try_clone().expect("driver log"))
+            .stderr(out);
+        let group = spawn_group(cmd, "tauri-driver");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tauri-driver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver { _group: group, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+/// The desktop app built next to the `floe` binary.
+pub fn app_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOE_DESKTOP_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = crate::floe_bin().with_file_name("floe-desktop");
+    assert!(p.exists(), "{} not built: run `cargo build -p floe-desktop`", p.display());
+    p
+}

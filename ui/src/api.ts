@@ -1,0 +1,159 @@
+// The only module that talks to the Tauri runtime. Every other module calls these
+// typed functions; failures arrive as FloeError {code, message}.
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+
+export interface FolderView {
+  path: string;
+  repo: string;
+  branch: string;
+  state: string;
+  headline: string;
+  detail: string;
+  problem: string | null;
+  needs_attention: boolean;
+  paused: boolean;
+  files_pending: number;
+  bytes_pending: number;
+  files_ingested: number;
+  throughput: number;
+  last_commit: string | null;
+}
+
+export interface StatusView {
+  engine: "here" | "daemon";
+  overall: "synced" | "syncing" | "paused" | "attention";
+  overall_label: string;
+  folders: FolderView[];
+}
+
+export interface FolderConfig {
+  path: string;
+  repo: string;
+  branch: string;
+  group: string;
+  patterns: string[];
+  append_dims: string[];
+  paused: boolean;
+}
+
+export interface LoginField {
+  var: string;
+  label: string;
+  secret: boolean;
+  required: boolean;
+}
+
+export interface NewFolder {
+  folder: string;
+  repo: string;
+  branch: string;
+  group: string;
+  patterns: string[];
+  append_dims: string[];
+  login: Record<string, string>;
+  check: boolean;
+}
+
+export interface Added {
+  folder: FolderConfig;
+  checks: string[];
+  engine_reloaded: boolean;
+}
+
+export interface FileView {
+  source: string;
+  size: number;
+  format: string;
+  records: string;
+}
+
+export interface CommitView {
+  id: string;
+  short_id: string;
+  time: string;
+  message: string;
+  files: FileView[];
+  records: number;
+  by_floe: boolean;
+}
+
+export interface Variable {
+  path: string;
+  dims: string[];
+  shape: number[];
+  units: string | null;
+  long_name: string | null;
+}
+
+export interface Series {
+  path: string;
+  dim: string;
+  units: string | null;
+  first_index: number;
+  times: number[];
+  values: (number | null)[];
+}
+
+export interface MountView {
+  mountpoint: string;
+  repo: string;
+  here: boolean;
+}
+
+/** A failure as the Rust side reports it. */
+export class FloeError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    if (e && typeof e === "object" && "message" in e) {
+      const o = e as { code?: string; message: string };
+      throw new FloeError(o.code ?? "internal", o.message);
+    }
+    throw new FloeError("internal", String(e));
+  }
+}
+
+export const api = {
+  status: () => call<StatusView>("status"),
+  folders: () => call<FolderConfig[]>("folders"),
+  loginFields: (repo: string) => call<LoginField[]>("login_fields", { repo }),
+  addFolder: (folder: NewFolder) => call<Added>("add_folder", { folder }),
+  removeFolder: (path: string) => call<FolderConfig>("remove_folder", { path }),
+  pause: (folder: string | null) => call<string>("pause", { folder }),
+  resume: (folder: string | null) => call<string>("resume", { folder }),
+  commits: (repo: string, branch: string, limit: number) =>
+    call<CommitView[]>("commits", { repo, branch, limit }),
+  variables: (repo: string, branch: string) => call<Variable[]>("variables", { repo, branch }),
+  series: (repo: string, branch: string, variable: string, records: number) =>
+    call<Series>("series", { repo, branch, variable, records }),
+  mounts: () => call<MountView[]>("mounts"),
+  mount: (repo: string, mountpoint: string) => call<MountView>("mount", { repo, mountpoint }),
+  unmount: (mountpoint: string) => call<void>("unmount", { mountpoint }),
+  openFolder: (path: string) => call<void>("open_folder", { path }),
+  pickFolder: () => call<string | null>("pick_folder"),
+  startAtLogin: () => call<boolean>("start_at_login"),
+  setStartAtLogin: (enabled: boolean) => call<boolean>("set_start_at_login", { enabled }),
+  uiReady: () => call<void>("ui_ready"),
+};
+
+/** Status pushed by the app every second. */
+export function onStatus(f: (s: StatusView) => void): void {
+  void listen<StatusView>("status", (e) => f(e.payload));
+}
+
+/** The engine could not be reached or started. */
+export function onStatusError(f: (e: FloeError) => void): void {
+  void listen<{ code: string; message: string }>("status-error", (e) =>
+    f(new FloeError(e.payload.code, e.payload.message)),
+  );
+}

@@ -1,0 +1,277 @@
+// Folders: every sync folder with its live state, and the form to add one.
+import { api, FloeError, type FolderView, type LoginField, type StatusView } from "./api";
+import { bytes, field, h, say, setText } from "./dom";
+
+interface Card {
+  root: HTMLElement;
+  headline: HTMLElement;
+  detail: HTMLElement;
+  numbers: HTMLElement;
+  commit: HTMLElement;
+  problem: HTMLElement;
+  toggle: HTMLButtonElement;
+}
+
+const cards = new Map<string, Card>();
+let list: HTMLElement;
+let empty: HTMLElement;
+let engineNote: HTMLElement;
+
+export function mountFolders(root: HTMLElement): void {
+  engineNote = h("p", { class: "muted", id: "engine-note" });
+  list = h("div", { class: "cards", id: "folder-list", "aria-live": "off" });
+  empty = h(
+    "p",
+    { class: "empty", id: "no-folders", hidden: true },
+    "No sync folders yet. Add the folder your instrument writes into below.",
+  );
+  const bar = h(
+    "div",
+    { class: "row" },
+    h("button", { type: "button", id: "pause-all", onclick: () => void all(true) }, "Pause all"),
+    h("button", { type: "button", id: "resume-all", onclick: () => void all(false) }, "Resume all"),
+  );
+  root.append(
+    h("h2", {}, "Sync folders"),
+    engineNote,
+    bar,
+    list,
+    empty,
+    addForm(),
+  );
+}
+
+async function all(pause: boolean): Promise<void> {
+  try {
+    await (pause ? api.pause(null) : api.resume(null));
+  } catch (e) {
+    alertError(e);
+  }
+}
+
+function alertError(e: unknown): void {
+  const msg = document.getElementById("folders-msg");
+  if (msg) say(msg, "error", e instanceof FloeError ? e.message : String(e));
+}
+
+function card(f: FolderView): Card {
+  const headline = h("p", { class: "headline" });
+  const detail = h("p", { class: "detail" });
+  const numbers = h("p", { class: "numbers" });
+  const commit = h("p", { class: "commit muted" });
+  const problem = h("p", { class: "problem" });
+  const toggle = h("button", { type: "button", class: "toggle" }) as HTMLButtonElement;
+  toggle.addEventListener("click", async () => {
+    toggle.disabled = true;
+    try {
+      const paused = toggle.dataset.paused === "true";
+      await (paused ? api.resume(f.path) : api.pause(f.path));
+    } catch (e) {
+      alertError(e);
+    } finally {
+      toggle.disabled = false;
+    }
+  });
+  const remove = h("button", { type: "button", class: "remove" }, "Remove…") as HTMLButtonElement;
+  remove.addEventListener("click", async () => {
+    if (remove.dataset.armed !== "true") {
+      remove.dataset.armed = "true";
+      remove.textContent = "Click again to stop syncing this folder (its repository is kept)";
+      return;
+    }
+    try {
+      await api.removeFolder(f.path);
+    } catch (e) {
+      alertError(e);
+    }
+  });
+  remove.addEventListener("blur", () => {
+    remove.dataset.armed = "false";
+    remove.textContent = "Remove…";
+  });
+  const root = h(
+    "article",
+    { class: "card", "data-path": f.path, "aria-label": `Sync folder ${f.path}` },
+    h("h3", { class: "path" }, f.path),
+    h("p", { class: "repo muted" }, `→ ${f.repo} (branch ${f.branch})`),
+    headline,
+    detail,
+    numbers,
+    commit,
+    problem,
+    h("div", { class: "row" }, toggle, remove),
+  );
+  return { root, headline, detail, numbers, commit, problem, toggle };
+}
+
+/** Set a data attribute only when it changes (no needless style work every tick). */
+function setData(el: HTMLElement, key: string, value: string): void {
+  if (el.dataset[key] !== value) el.dataset[key] = value;
+}
+
+/** Update the list in place: only text and attributes change while progress moves. */
+export function renderFolders(s: StatusView): void {
+  setText(
+    engineNote,
+    s.engine === "here"
+      ? "Floe's engine runs inside this app."
+      : "Showing the floe daemon that runs on this computer (the app controls it).",
+  );
+  const seen = new Set<string>();
+  for (const f of s.folders) {
+    seen.add(f.path);
+    let c = cards.get(f.path);
+    if (!c) {
+      c = card(f);
+      cards.set(f.path, c);
+      list.append(c.root);
+    }
+    setData(c.root, "state", f.state);
+    setText(c.headline, f.headline);
+    setText(c.detail, f.detail);
+    setText(
+      c.numbers,
+      `${f.files_pending} pending (${bytes(f.bytes_pending)}) · ${f.files_ingested} synced · ${(f.throughput / 1e6).toFixed(1)} MB/s`,
+    );
+    setText(c.commit, f.last_commit ? `Last commit ${f.last_commit}` : "No commit since start");
+    setText(c.problem, f.problem ?? "");
+    const role = f.needs_attention ? "alert" : "note";
+    if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);
+    setData(c.problem, "attention", String(f.needs_attention));
+    setData(c.toggle, "paused", String(f.paused));
+    setText(c.toggle, f.paused ? "Resume" : "Pause");
+  }
+  for (const [path, c] of cards) {
+    if (!seen.has(path)) {
+      c.root.remove();
+      cards.delete(path);
+    }
+  }
+  empty.hidden = s.folders.length > 0;
+}
+
+type Kind = "local" | "s3" | "az" | "gs";
+
+function addForm(): HTMLElement {
+  const msg = h("p", { id: "folders-msg", class: "msg", "data-kind": "none" });
+  const [folderField, folder] = field(
+    "Folder the instrument writes into",
+    h("input", { id: "new-folder", required: true, autocomplete: "off" }),
+  );
+  const browse = h("button", { type: "button", id: "browse-folder" }, "Browse…");
+  browse.addEventListener("click", async () => {
+    try {
+      const p = await api.pickFolder();
+      if (p) folder.value = p;
+    } catch (e) {
+      say(msg, "error", e instanceof FloeError ? e.message : String(e));
+    }
+  });
+  const kind = h(
+    "select",
+    { id: "dest-kind" },
+    h("option", { value: "local" }, "A folder on this computer or a network drive"),
+    h("option", { value: "s3" }, "Amazon S3 (or an S3-compatible server)"),
+    h("option", { value: "az" }, "Azure Blob Storage"),
+    h("option", { value: "gs" }, "Google Cloud Storage"),
+  ) as HTMLSelectElement;
+  const [kindField] = field("Where the data go", kind);
+  const [whereField, where] = field(
+    "Repository folder",
+    h("input", { id: "dest-where", required: true, autocomplete: "off" }),
+    "A new repository is created there on the first sync.",
+  );
+  const [prefixField, prefix] = field(
+    "Path inside it",
+    h("input", { id: "dest-prefix", autocomplete: "off", placeholder: "e.g. lab/ctd" }),
+  );
+  const login = h("fieldset", { id: "login", class: "login" });
+  const [branchField, branch] = field("Branch", h("input", { id: "new-branch", value: "main" }));
+  const [dimField, dim] = field(
+    "Append along (optional)",
+    h("input", { id: "new-dim", placeholder: "time" }),
+    "Empty: the files' unlimited dimension.",
+  );
+  const submit = h("button", { type: "submit", id: "add-folder", class: "primary" }, "Test connection and add");
+
+  const url = (): string => {
+    const k = kind.value as Kind;
+    const w = where.value.trim();
+    const p = prefix.value.trim().replace(/^\/+/, "");
+    if (k === "local") return w;
+    return `${k}://${w}${p ? "/" + p : ""}`;
+  };
+  let fields: LoginField[] = [];
+  const refresh = async (): Promise<void> => {
+    const k = kind.value as Kind;
+    const labels: Record<Kind, string> = {
+      local: "Repository folder",
+      s3: "Bucket",
+      az: "Container",
+      gs: "Bucket",
+    };
+    setText(whereField.querySelector("label")!, labels[k]);
+    prefixField.hidden = k === "local";
+    login.replaceChildren();
+    if (k === "local") return;
+    fields = await api.loginFields(`${k}://x`);
+    login.append(h("legend", {}, "Login (kept in this computer's keychain, never in a file)"));
+    for (const f of fields) {
+      const input = h("input", {
+        id: `login-${f.var}`,
+        name: f.var,
+        type: f.secret ? "password" : "text",
+        autocomplete: "off",
+        required: f.required,
+      });
+      login.append(field(f.label, input)[0]);
+    }
+  };
+  kind.addEventListener("change", () => void refresh());
+
+  const form = h(
+    "form",
+    { id: "add-form", class: "add", "aria-labelledby": "add-title" },
+    h("h2", { id: "add-title" }, "Add a sync folder"),
+    h("div", { class: "with-button" }, folderField, browse),
+    kindField,
+    whereField,
+    prefixField,
+    login,
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField),
+    h("div", { class: "row" }, submit),
+    msg,
+  );
+  prefixField.hidden = true;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const creds: Record<string, string> = {};
+    for (const f of fields) {
+      const input = login.querySelector<HTMLInputElement>(`[name="${f.var}"]`);
+      if (input && input.value.trim()) creds[f.var] = input.value.trim();
+    }
+    submit.disabled = true;
+    say(msg, "busy", "Testing the connection…");
+    try {
+      const added = await api.addFolder({
+        folder: folder.value.trim(),
+        repo: url(),
+        branch: branch.value.trim() || "main",
+        group: "/",
+        patterns: [],
+        append_dims: dim.value.trim() ? [dim.value.trim()] : [],
+        login: creds,
+        check: true,
+      });
+      say(msg, "ok", `Added ${added.folder.path}: it syncs into ${added.folder.repo}.`);
+      form.reset();
+      login.querySelectorAll("input").forEach((i) => (i.value = ""));
+      void refresh();
+    } catch (err) {
+      say(msg, "error", err instanceof FloeError ? err.message : String(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}

@@ -1,0 +1,94 @@
+// Mounts: mount a repository at a folder, see every Floe mount, open, unmount.
+import { api, FloeError, type MountView, type StatusView } from "./api";
+import { field, h, say } from "./dom";
+
+let list: HTMLElement;
+let msg: HTMLElement;
+let repos: HTMLDataListElement;
+
+export function mountMounts(root: HTMLElement): void {
+  msg = h("p", { id: "mounts-msg", class: "msg", "data-kind": "none" });
+  repos = h("datalist", { id: "mount-repos" }) as HTMLDataListElement;
+  const [repoField, repo] = field(
+    "Repository",
+    h("input", { id: "mount-repo", list: "mount-repos", required: true, autocomplete: "off" }),
+  );
+  const [mpField, mp] = field(
+    "Mount at (an empty folder)",
+    h("input", { id: "mount-at", required: true, autocomplete: "off" }),
+    "Its branches/, tags/, snapshots/ and by-time/ folders open in any Zarr reader.",
+  );
+  const browse = h("button", { type: "button", id: "mount-browse" }, "Browse…");
+  browse.addEventListener("click", async () => {
+    const p = await api.pickFolder().catch(() => null);
+    if (p) mp.value = p;
+  });
+  const submit = h("button", { type: "submit", id: "mount-go", class: "primary" }, "Mount");
+  const form = h(
+    "form",
+    { id: "mount-form", class: "add" },
+    repoField,
+    h("div", { class: "with-button" }, mpField, browse),
+    h("div", { class: "row" }, submit),
+    msg,
+    repos,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    say(msg, "busy", "Mounting…");
+    try {
+      const m = await api.mount(repo.value.trim(), mp.value.trim());
+      say(msg, "ok", `Mounted ${m.repo} at ${m.mountpoint}`);
+      await refreshMounts();
+    } catch (err) {
+      say(msg, "error", err instanceof FloeError ? err.message : String(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  list = h("ul", { id: "mount-list", class: "mounts" });
+  root.append(h("h2", {}, "Mounted repositories"), list, h("h2", {}, "Mount a repository"), form);
+}
+
+function item(m: MountView): HTMLElement {
+  const open = h("button", { type: "button", class: "open" }, "Open in file manager");
+  open.addEventListener("click", () =>
+    api.openFolder(m.mountpoint).catch((e: FloeError) => say(msg, "error", e.message)),
+  );
+  const un = h("button", { type: "button", class: "unmount" }, "Unmount");
+  un.addEventListener("click", async () => {
+    try {
+      await api.unmount(m.mountpoint);
+      say(msg, "ok", `Unmounted ${m.mountpoint}`);
+    } catch (e) {
+      say(msg, "error", e instanceof FloeError ? e.message : String(e));
+    }
+    await refreshMounts();
+  });
+  return h(
+    "li",
+    { "data-mountpoint": m.mountpoint },
+    h("strong", {}, m.mountpoint),
+    h("span", { class: "muted" }, ` ← ${m.repo}${m.here ? "" : " (mounted by floe mount)"}`),
+    h("span", { class: "row" }, open, un),
+  );
+}
+
+export async function refreshMounts(): Promise<void> {
+  try {
+    const ms = await api.mounts();
+    list.replaceChildren(
+      ...(ms.length ? ms.map(item) : [h("li", { class: "empty" }, "Nothing is mounted.")]),
+    );
+  } catch (e) {
+    say(msg, "error", e instanceof FloeError ? e.message : String(e));
+  }
+}
+
+export function mountsStatus(s: StatusView): void {
+  const want = [...new Set(s.folders.map((f) => f.repo))];
+  if (want.join("\n") !== [...repos.options].map((o) => o.value).join("\n")) {
+    repos.replaceChildren(...want.map((r) => h("option", { value: r })));
+  }
+}

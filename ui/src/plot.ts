@@ -1,0 +1,73 @@
+// A small line plot of a variable's latest records, as SVG.
+import type { Series } from "./api";
+
+const NS = "http://www.w3.org/2000/svg";
+
+function el(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function fmt(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(2);
+  return Number(v.toPrecision(4)).toString();
+}
+
+function when(t: number): string {
+  return new Date(t * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(":00Z", "Z");
+}
+
+/** Draw `s` into an SVG with a text summary for screen readers. */
+export function plot(s: Series): SVGSVGElement {
+  const W = 640;
+  const H = 220;
+  const pad = { l: 64, r: 12, t: 12, b: 40 };
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "plot" }) as SVGSVGElement;
+  const n = s.values.length;
+  const xs = s.times.length === n ? s.times : s.values.map((_, i) => s.first_index + i);
+  const ok = s.values.map((v, i) => [xs[i], v] as const).filter((p): p is readonly [number, number] => p[1] !== null);
+  const label = `${s.path}${s.units ? ` (${s.units})` : ""}, last ${n} records along ${s.dim}`;
+  svg.append(el("title", {}, label));
+  if (ok.length === 0) {
+    svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "All fill values: nothing to plot"));
+    return svg;
+  }
+  let [x0, x1] = [Math.min(...ok.map((p) => p[0])), Math.max(...ok.map((p) => p[0]))];
+  let [y0, y1] = [Math.min(...ok.map((p) => p[1])), Math.max(...ok.map((p) => p[1]))];
+  if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
+  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+  const X = (x: number) => pad.l + ((x - x0) / (x1 - x0)) * (W - pad.l - pad.r);
+  const Y = (y: number) => H - pad.b - ((y - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+  svg.append(el("rect", { x: pad.l, y: pad.t, width: W - pad.l - pad.r, height: H - pad.t - pad.b, class: "frame" }));
+  // a gap where a record is all fill
+  let d = "";
+  let pen = false;
+  s.values.forEach((v, i) => {
+    if (v === null) {
+      pen = false;
+      return;
+    }
+    d += `${pen ? "L" : "M"}${X(xs[i]).toFixed(1)},${Y(v).toFixed(1)}`;
+    pen = true;
+  });
+  svg.append(el("path", { d, class: "line" }));
+  if (ok.length <= 60) for (const [x, y] of ok) svg.append(el("circle", { cx: X(x), cy: Y(y), r: 2.5, class: "dot" }));
+  svg.append(el("text", { x: pad.l - 6, y: Y(y1) + 4, "text-anchor": "end" }, fmt(y1)));
+  svg.append(el("text", { x: pad.l - 6, y: Y(y0) + 4, "text-anchor": "end" }, fmt(y0)));
+  const xl = s.times.length === n ? when : (x: number) => `${s.dim}[${x}]`;
+  svg.append(el("text", { x: pad.l, y: H - 12, "text-anchor": "start" }, xl(x0)));
+  svg.append(el("text", { x: W - pad.r, y: H - 12, "text-anchor": "end" }, xl(x1)));
+  return svg;
+}
+
+/** The numbers behind the plot, in words. */
+export function summary(s: Series): string {
+  const vals = s.values.filter((v): v is number => v !== null);
+  if (vals.length === 0) return `${s.path}: the last ${s.values.length} records are all fill values.`;
+  const last = vals[vals.length - 1];
+  const u = s.units ? ` ${s.units}` : "";
+  return `${s.path}: ${s.values.length} records, from ${fmt(Math.min(...vals))} to ${fmt(Math.max(...vals))}${u}; latest ${fmt(last)}${u}.`;
+}
