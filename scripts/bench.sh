@@ -23,3 +23,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && b
 (cd "$here" && cargo build -q --release -p floe-mount --example read_chunks)
 "$FLOE_VENV/bin/python" "$here/bench/mount.py" --floe "$CARGO_TARGET_DIR/release/floe" \
   --reader "$CARGO_TARGET_DIR/release/examples/read_chunks" "$@"
+# The desktop app: cold start to the first folder list, idle RSS with 5 folders
+(cd "$here" && cargo build -q --release -p floe-desktop)
+"$FLOE_VENV/bin/python" "$here/bench/app.py" --app "$CARGO_TARGET_DIR/release/floe-desktop" \
+  --floe "$CARGO_TARGET_DIR/release/floe"

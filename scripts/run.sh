@@ -8,8 +8,14 @@
 #
 #   scripts/run.sh [FOLDER] [REPO] [MOUNTPOINT]
 #   (default: ~/floe-demo/instrument ~/floe-demo/repo ~/floe-demo/mnt)
+#
+#   scripts/run.sh --app [FOLDER] [REPO]
+#   the same sample data, registered as a sync folder, and the desktop app started
+#   on it (tray, Folders, History, Mounts); without a display it runs under xvfb-run.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+app=0
+if [ "${1:-}" = "--app" ]; then app=1; shift; fi
 source "$here/scripts/setup.sh"
 
 folder="${1:-$HOME/floe-demo/instrument}"
@@ -24,6 +30,22 @@ if [ ! -e "$folder/.floe-demo" ]; then
   log "writing a day of sample instrument output to $folder"
   "$FLOE_VENV/bin/python" "$here/tests/python/make_fixtures.py" "$folder" --files 96
   touch "$folder/.floe-demo"
+fi
+
+if [ "$app" = 1 ]; then
+  log "building floe and the desktop app"
+  (cd "$here" && cargo build -q -p floe-cli -p floe-desktop)
+  folder="$(cd "$folder" && pwd)"
+  if ! "$floe" list --json | grep -q "\"$folder\""; then
+    "$floe" add "$folder" "$repo"
+  fi
+  log "starting the desktop app: $folder syncs into $repo (close the window: it keeps syncing in the tray)"
+  if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    exec "$CARGO_TARGET_DIR/debug/floe-desktop"
+  else
+    log "no display here: running the app under xvfb-run (Ctrl-C stops it)"
+    exec xvfb-run -a dbus-run-session -- "$CARGO_TARGET_DIR/debug/floe-desktop"
+  fi
 fi
 
 log "floe sync $folder $repo"

@@ -17,7 +17,11 @@ need=()
 # gnome-keyring + dbus + libsecret-tools: a real Secret Service (the OS keychain) for tests;
 # iproute2: the network namespace behind the slow-link test; fuse3: /dev/fuse,
 # fusermount3 and umount for `floe mount`
-for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2 fuse3; do
+# the desktop app (Tauri 2 on WebKitGTK): its -dev libraries, and for its tests a
+# virtual display (xvfb, xauth) and WebKitWebDriver (webkit2gtk-driver)
+for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2 fuse3 \
+         libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
+         file xvfb xauth webkit2gtk-driver; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # Node.js and npm (for Azurite, the Azure test server) unless the machine has its own
@@ -34,6 +38,12 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95+ with 
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+
+# tauri-driver: the WebDriver front of the desktop app's end-to-end tests
+if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+  log "installing tauri-driver"
+  cargo install --locked tauri-driver --version 2.1.0
 fi
 
 # 3. Python >= 3.12 (icechunk 2.x needs it; on 3.11 pip silently installs 1.x)
@@ -72,3 +82,22 @@ if [ ! -x "$FLOE_NODE/node_modules/.bin/azurite-blob" ]; then
   mkdir -p "$FLOE_NODE"
   npm install --silent --no-audit --no-fund --prefix "$FLOE_NODE" azurite@3.37.0 >/dev/null
 fi
+
+# 5. The desktop app's interface (ui/: Vite + TypeScript), built into ui/dist, which
+# the app embeds at compile time. Vite 7 needs Node.js 20.19 or newer.
+node_ok="$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a==20&&b>=19)?1:0)' 2>/dev/null || echo 0)"
+if [ "$node_ok" != 1 ]; then
+  echo "Node.js $(node --version 2>/dev/null || echo none) is too old for the app's UI build: install Node.js 20.19+ (or 22.12+) and run again" >&2
+  exit 1
+fi
+stamp="$here/ui/node_modules/.floe-lock.sha"
+want="$(sha256sum "$here/ui/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing the UI's npm packages"
+  # (npm install, not npm ci: npm 11 rejects a lock file without the other platforms'
+  # optional binaries of @tauri-apps/cli and esbuild; the lock still pins every version)
+  npm install --silent --no-audit --no-fund --prefix "$here/ui" >/dev/null
+  echo "$want" > "$stamp"
+fi
+log "building the UI (ui/dist)"
+npm run --silent --prefix "$here/ui" build >/dev/null
