@@ -264,26 +264,13 @@ async fn control(req: Request) -> Result<i32, Failure> {
     Ok(0)
 }
 
+// the error tables live in floe-api, shared with the app
 fn daemon_err(e: DaemonError) -> Failure {
-    let code = match e {
-        DaemonError::AlreadyRunning(_) | DaemonError::NotRunning(_) => ErrorCode::Usage,
-        DaemonError::Config(e) => return config_err(e),
-        DaemonError::Socket { .. } => ErrorCode::Internal,
-    };
-    Failure(code, e.to_string())
+    floe_api::ApiError::from(e).into()
 }
 
 fn config_err(e: ConfigError) -> Failure {
-    let code = match e {
-        ConfigError::Io { .. } | ConfigError::NoConfigDir => ErrorCode::Internal,
-        ConfigError::Parse { .. }
-        | ConfigError::Duplicate(_)
-        | ConfigError::Unknown(_)
-        | ConfigError::NoFolder(_)
-        | ConfigError::Invalid(_)
-        | ConfigError::Url(_) => ErrorCode::Usage,
-    };
-    Failure(code, e.to_string())
+    floe_api::ApiError::from(e).into()
 }
 
 fn repo_url(s: &str) -> Result<RepoUrl, Failure> {
@@ -665,14 +652,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
 }
 
 fn secret_err(e: secrets::SecretError) -> Failure {
-    let code = match e {
-        secrets::SecretError::Unavailable(_) => ErrorCode::Storage,
-        secrets::SecretError::Missing { .. }
-        | secrets::SecretError::AzureSecret(_)
-        | secrets::SecretError::Local(_)
-        | secrets::SecretError::Corrupt(_) => ErrorCode::Usage,
-    };
-    Failure(code, e.to_string())
+    floe_api::ApiError::from(e).into()
 }
 
 /// Ask for one setting: without echo on a terminal when it is secret, else a line
