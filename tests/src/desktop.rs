@@ -2,11 +2,13 @@
 //! front of WebKitWebDriver. Each is a process group killed on drop, so the app
 //! that WebKitWebDriver started goes too, also when a test panics.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::servers::free_port;
 
 /// A process group, killed (SIGTERM, then SIGKILL) and reaped on drop.
 #[derive(Debug)]
@@ -66,10 +68,6 @@ impl Xvfb {
         }
         Xvfb { _group: group, display }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 /// `tauri-driver` (from `cargo install tauri-driver`), in front of Debian's

@@ -111,8 +111,7 @@ impl Host {
     /// Make sure an engine answers: a daemon's, or one started here. Must be called
     /// inside a Tokio runtime.
     pub async fn ensure(&self) -> Result<EngineKind, ApiError> {
-        let mine_alive = lock(&self.own).as_ref().is_some_and(|o| !o.task.is_finished());
-        if mine_alive {
+        if self.hosting() {
             return Ok(EngineKind::Here);
         }
         if daemon::request(&self.opts.socket, &Request::Status).await.is_ok() {
@@ -154,24 +153,41 @@ impl Host {
         ))
     }
 
+    fn hosting(&self) -> bool {
+        lock(&self.own).as_ref().is_some_and(|o| !o.task.is_finished())
+    }
+
+    /// Ask whichever engine answers; start one here only when none does (one
+    /// request per call while an engine runs).
+    async fn request(&self, req: &Request) -> Result<(EngineKind, Reply), ApiError> {
+        let reply = match daemon::request(&self.opts.socket, req).await {
+            Err(daemon::DaemonError::NotRunning(_)) => {
+                self.ensure().await?;
+                ask(&self.opts.socket, req).await?
+            }
+            Ok(r) if !r.ok => return Err(ApiError::new(floe_core::ErrorCode::Usage, r.message)),
+            other => other?,
+        };
+        let kind = if self.hosting() { EngineKind::Here } else { EngineKind::Daemon };
+        Ok((kind, reply))
+    }
+
     /// Every folder's state, in words, and the overall state.
     pub async fn status(&self) -> Result<StatusView, ApiError> {
-        let engine = self.ensure().await?;
-        let folders = status_at(&self.opts.socket).await?;
+        let (engine, reply) = self.request(&Request::Status).await?;
+        let folders: Vec<FolderView> = reply.folders.iter().map(describe).collect();
         let o = overall(&folders);
         Ok(StatusView { engine, overall: o, overall_label: o.label(), folders })
     }
 
     /// Pause one folder, or all of them.
     pub async fn pause(&self, folder: Option<PathBuf>) -> Result<String, ApiError> {
-        self.ensure().await?;
-        Ok(ask(&self.opts.socket, &Request::Pause { folder }).await?.message)
+        Ok(self.request(&Request::Pause { folder }).await?.1.message)
     }
 
     /// Resume one folder, or all of them.
     pub async fn resume(&self, folder: Option<PathBuf>) -> Result<String, ApiError> {
-        self.ensure().await?;
-        Ok(ask(&self.opts.socket, &Request::Resume { folder }).await?.message)
+        Ok(self.request(&Request::Resume { folder }).await?.1.message)
     }
 
     /// Stop the engine started here, if any (a separate daemon keeps running).

@@ -431,11 +431,9 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Daemon { rescan, quiet } => {
             let opts = DaemonOptions {
-                config: Config::default_path().map_err(config_err)?,
-                socket: daemon::default_socket(),
-                debounce: Duration::from_millis(500),
                 rescan_every: Duration::from_secs_f64(rescan.max(1.0)),
                 quiet: Duration::from_secs_f64(quiet.max(0.0)),
+                ..floe_api::engine::default_options()?
             };
             daemon::run(opts, async {
                 shutdown_signal().await;

@@ -2,7 +2,6 @@
 //! through readonly sessions. Every call is bounded by a timeout: a repository that
 //! cannot be reached gives an error (EIO in the mount) and a log line, never a hang.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +23,9 @@ pub struct IcechunkBackend {
     label: String,
     timeout: Duration,
     sessions: quick_cache::sync::Cache<String, Arc<Session>>,
+    /// Commit times by snapshot id: a snapshot never changes, so each is read once,
+    /// not at every refresh of the branch and tag lists.
+    commits: quick_cache::sync::Cache<String, Commit>,
 }
 
 impl std::fmt::Debug for IcechunkBackend {
@@ -76,6 +78,7 @@ impl IcechunkBackend {
             rt,
             timeout,
             sessions: quick_cache::sync::Cache::new(32),
+            commits: quick_cache::sync::Cache::new(4096),
         })
     }
 
@@ -97,6 +100,10 @@ impl IcechunkBackend {
     }
 
     async fn commit_of(&self, id: SnapshotId) -> Result<Commit, MountError> {
+        let key = id.to_string();
+        if let Some(c) = self.commits.get(&key) {
+            return Ok(c);
+        }
         let stream = self
             .repo
             .repository()
@@ -105,9 +112,11 @@ impl IcechunkBackend {
             .map_err(|e| unavailable(&self.label, "history", e))?;
         let mut stream = std::pin::pin!(stream);
         let first = stream.try_next().await.map_err(|e| unavailable(&self.label, "history", e))?;
-        first
+        let c = first
             .map(|s| Commit { id: s.id.to_string(), time: s.flushed_at })
-            .ok_or(MountError::NotFound)
+            .ok_or(MountError::NotFound)?;
+        self.commits.insert(key, c.clone());
+        Ok(c)
     }
 
     fn session(&self, snapshot: &str) -> Result<Arc<Session>, MountError> {
@@ -153,7 +162,6 @@ impl Backend for IcechunkBackend {
             }
             let tags =
                 self.repo.repository().list_tags().await.map_err(|e| unavailable(l, "tags", e))?;
-            let mut seen: BTreeMap<String, Commit> = BTreeMap::new();
             for t in tags {
                 let id = self
                     .repo
@@ -161,13 +169,7 @@ impl Backend for IcechunkBackend {
                     .lookup_tag(&t)
                     .await
                     .map_err(|e| unavailable(l, "tag", e))?;
-                let key = id.to_string();
-                let c = match seen.get(&key) {
-                    Some(c) => c.clone(),
-                    None => self.commit_of(id).await?,
-                };
-                seen.insert(key, c.clone());
-                refs.tags.insert(t, c);
+                refs.tags.insert(t, self.commit_of(id).await?);
             }
             Ok(refs)
         })
