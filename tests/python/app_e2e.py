@@ -264,6 +264,12 @@ def phase_app():
 
 def phase_daemon():
     """A running `floe daemon` is shown and controlled, not duplicated."""
+    # the first phase's app (and its engine) goes away after its session ends, but
+    # not at once: a daemon started before would be refused as a second engine
+    deadline = time.time() + 30
+    while subprocess.run([FLOE, "status", "--json"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "the first app's engine is still running"
+        time.sleep(0.2)
     daemon = subprocess.Popen([FLOE, "daemon", "--quiet", "1"], stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
