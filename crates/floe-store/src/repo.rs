@@ -9,7 +9,8 @@ use icechunk::config::{
     ManifestConfig, ManifestSplitCondition, ManifestSplitDim, ManifestSplitDimCondition,
     ManifestSplittingConfig,
 };
-use icechunk::repository::VersionInfo;
+use icechunk::refs::RefErrorKind;
+use icechunk::repository::{RepositoryErrorKind, VersionInfo};
 use icechunk::{Repository, RepositoryConfig, Storage};
 use serde::Serialize;
 
@@ -140,10 +141,13 @@ impl Repo {
             return Err(StoreError::NotFound(label));
         }
         let (storage, _) = Self::storage_with(url, login).await?;
-        if !Repository::exists(storage.clone(), None).await.map_err(|e| repo_err(&label, e))? {
-            return Err(StoreError::NotFound(label));
-        }
-        let inner = Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?;
+        // one request less than asking first whether it exists (on a long link each
+        // round trip counts)
+        let inner = match Repository::open(storage).execute().await {
+            Ok(r) => r,
+            Err(e) if is_missing(&e) => return Err(StoreError::NotFound(label)),
+            Err(e) => return Err(repo_err(&label, e)),
+        };
         Ok(Repo { inner, label, _lock: None, tails: Default::default(), throttle: None })
     }
 
@@ -158,21 +162,21 @@ impl Repo {
             lock = Some(lock_dir(p, &label)?);
         }
         let (storage, path) = Self::storage(url).await?;
-        let exists =
-            Repository::exists(storage.clone(), None).await.map_err(|e| repo_err(&label, e))?;
-        let inner = if exists {
-            Repository::open(storage).execute().await.map_err(|e| repo_err(&label, e))?
-        } else {
-            if url.is_local()
-                && std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false)
-            {
-                return Err(StoreError::NotARepository(label));
+        let inner = match Repository::open(storage.clone()).execute().await {
+            Ok(r) => r,
+            Err(e) if !is_missing(&e) => return Err(repo_err(&label, e)),
+            Err(_) => {
+                if url.is_local()
+                    && std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false)
+                {
+                    return Err(StoreError::NotARepository(label));
+                }
+                Repository::create(storage)
+                    .config(splitting(append_dims))
+                    .execute()
+                    .await
+                    .map_err(|e| repo_err(&label, e))?
             }
-            Repository::create(storage)
-                .config(splitting(append_dims))
-                .execute()
-                .await
-                .map_err(|e| repo_err(&label, e))?
         };
         Ok(Repo { inner, label, _lock: lock, tails: Default::default(), throttle: None })
     }
@@ -220,13 +224,28 @@ impl Repo {
 
     /// The branch's history, newest first.
     pub async fn history(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
-        if !self.has_branch(branch).await? {
-            return Err(StoreError::NoBranch {
-                repo: self.label.clone(),
-                branch: branch.to_string(),
-            });
+        let version = VersionInfo::BranchTipRef(branch.to_string());
+        let stream = match self.inner.ancestry(&version).await {
+            Ok(s) => s,
+            Err(e)
+                if matches!(e.kind(), RepositoryErrorKind::Ref(RefErrorKind::RefNotFound(_))) =>
+            {
+                return Err(StoreError::NoBranch {
+                    repo: self.label.clone(),
+                    branch: branch.to_string(),
+                });
+            }
+            Err(e) => return Err(repo_err(&self.label, e)),
+        };
+        collect_history(stream, &self.label).await
+    }
+
+    /// The branch's history, newest first; empty if there is no such branch.
+    pub async fn history_or_empty(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
+        match self.history(branch).await {
+            Err(StoreError::NoBranch { .. }) => Ok(Vec::new()),
+            other => other,
         }
-        self.ancestry(&VersionInfo::BranchTipRef(branch.to_string())).await
     }
 
     /// The history that leads to one snapshot (by id), newest first.
@@ -238,19 +257,8 @@ impl Repo {
 
     async fn ancestry(&self, version: &VersionInfo) -> Result<Vec<CommitInfo>, StoreError> {
         let stream = self.inner.ancestry(version).await.map_err(|e| repo_err(&self.label, e))?;
-        let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(&self.label, e))?;
-        Ok(infos
-            .into_iter()
-            .map(|s| CommitInfo {
-                id: s.id.to_string(),
-                parent: s.parent_id.map(|p| p.to_string()),
-                time: s.flushed_at,
-                message: s.message.clone(),
-                provenance: CommitProvenance::from_metadata(&s.metadata),
-            })
-            .collect())
+        collect_history(stream, &self.label).await
     }
-
     /// Every file Floe has committed to `branch`, by source path (the newest record
     /// wins). This is what makes a restart exactly-once: the repository answers.
     pub async fn ingested(
@@ -258,10 +266,7 @@ impl Repo {
         branch: &str,
     ) -> Result<BTreeMap<String, floe_core::FileProvenance>, StoreError> {
         let mut out = BTreeMap::new();
-        if !self.has_branch(branch).await? {
-            return Ok(out);
-        }
-        for c in self.history(branch).await?.into_iter().rev() {
+        for c in self.history_or_empty(branch).await?.into_iter().rev() {
             for f in c.provenance.into_iter().flat_map(|p| p.files) {
                 out.insert(f.source.clone(), f);
             }
@@ -274,11 +279,8 @@ impl Repo {
         &self,
         branch: &str,
     ) -> Result<Vec<floe_core::FileProvenance>, StoreError> {
-        if !self.has_branch(branch).await? {
-            return Ok(Vec::new());
-        }
         Ok(self
-            .history(branch)
+            .history_or_empty(branch)
             .await?
             .into_iter()
             .rev()
@@ -300,4 +302,32 @@ impl Repo {
             self.throttle.clone(),
         ))
     }
+}
+
+/// Icechunk's answer when there is no repository at the storage location.
+fn is_missing(e: &icechunk::repository::RepositoryError) -> bool {
+    matches!(e.kind(), RepositoryErrorKind::RepositoryDoesntExist)
+}
+
+/// Commit infos from an ancestry stream.
+async fn collect_history(
+    stream: impl futures::Stream<
+        Item = Result<
+            icechunk::format::snapshot::SnapshotInfo,
+            icechunk::repository::RepositoryError,
+        >,
+    >,
+    label: &str,
+) -> Result<Vec<CommitInfo>, StoreError> {
+    let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(label, e))?;
+    Ok(infos
+        .into_iter()
+        .map(|s| CommitInfo {
+            id: s.id.to_string(),
+            parent: s.parent_id.map(|p| p.to_string()),
+            time: s.flushed_at,
+            message: s.message.clone(),
+            provenance: CommitProvenance::from_metadata(&s.metadata),
+        })
+        .collect())
 }

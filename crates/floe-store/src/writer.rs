@@ -9,6 +9,8 @@ use icechunk::format::Path as IcePath;
 use icechunk::format::snapshot::NodeData;
 use icechunk::session::SessionErrorKind;
 use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
 use zarrs::storage::{AsyncReadableStorageTraits, AsyncWritableStorageTraits, StoreKey};
 use zarrs_icechunk::AsyncIcechunkStore;
@@ -21,6 +23,12 @@ type Store = Throttled<AsyncIcechunkStore>;
 
 /// One writable session on a branch. Everything written through it becomes visible
 /// in one atomic commit ([`Writer::commit`]) or not at all.
+///
+/// Chunk uploads run in the background (bounded by [`UPLOAD_BUDGET`] bytes in flight),
+/// so the next variable or file is read while earlier chunks travel: on a long link
+/// many uploads overlap instead of one at a time. The last, partly filled chunk of an
+/// appended array stays in memory until it fills up or the session commits, so a
+/// batch of files writes each chunk once instead of once per file.
 pub struct Writer {
     store: Arc<AsyncIcechunkStore>,
     /// The same store with writes charged to the upload limit, for arrays.
@@ -33,17 +41,65 @@ pub struct Writer {
     tails: Mutex<HashMap<String, Tail>>,
     /// Where tails are kept across sessions of the repository.
     shared_tails: SharedTails,
+    /// Chunk uploads under way, by array path.
+    uploads: Mutex<HashMap<String, Vec<Upload>>>,
+    /// Bytes (in KiB permits) that uploads under way may hold.
+    budget: Arc<Semaphore>,
 }
 
+/// A chunk upload running in the background.
+type Upload = JoinHandle<Result<(), StoreError>>;
+
+/// Most chunk bytes held by background uploads of one session at once.
+pub const UPLOAD_BUDGET: usize = 64 << 20;
+
+/// Manifests written at once when a session commits (Icechunk's default is one at a
+/// time: on a long link every array then costs a round trip of its own).
+const COMMIT_CONCURRENCY: usize = 16;
+
 /// The last, partly filled chunk of an array appended along its first axis: which
-/// chunk, how many records it holds, and their bytes. With it an append writes the
+/// chunk, how many records it holds, and their values. With it an append writes the
 /// chunk whole (old records + new ones + fill) instead of reading it back first,
-/// which saves a manifest lookup and a chunk fetch per array and per commit.
+/// which saves a manifest lookup and a chunk fetch per array and per commit. A
+/// `dirty` tail holds records not yet uploaded: it is written when the chunk fills up
+/// or the session commits.
 #[derive(Debug, Clone)]
 pub struct Tail {
     chunk: u64,
     records: u64,
-    bytes: Vec<u8>,
+    values: Values,
+    dirty: bool,
+    /// Elements in a whole chunk, and the array's fill value (one element).
+    chunk_elements: usize,
+    fill: Values,
+}
+
+/// Values of a chunk in C order: fixed-size elements as bytes, or text.
+#[derive(Debug, Clone)]
+enum Values {
+    Fixed(Vec<u8>),
+    Text(Vec<String>),
+}
+
+impl Values {
+    /// The values followed by fill up to `elements` (a whole chunk).
+    fn padded(&self, fill: &Values, elements: usize) -> Values {
+        match (self, fill) {
+            (Values::Fixed(b), Values::Fixed(f)) if !f.is_empty() => {
+                let mut out = Vec::with_capacity(elements * f.len());
+                out.extend_from_slice(b);
+                let missing = (elements * f.len()).saturating_sub(b.len());
+                out.extend(f.iter().copied().cycle().take(missing));
+                Values::Fixed(out)
+            }
+            (Values::Text(v), Values::Text(f)) => {
+                let mut out = v.clone();
+                out.resize(elements.max(v.len()), f.first().cloned().unwrap_or_default());
+                Values::Text(out)
+            }
+            (v, _) => v.clone(),
+        }
+    }
 }
 
 /// Tails as of a snapshot id, shared by the sessions of one [`crate::Repo`].
@@ -57,6 +113,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("branch", &self.branch).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // a session thrown away (not committed): its uploads are of no use
+        for handles in lock(&self.uploads).values() {
+            for h in handles {
+                h.abort();
+            }
+        }
     }
 }
 
@@ -105,6 +172,8 @@ impl Writer {
             arrays: Mutex::new(HashMap::new()),
             tails: Mutex::new(tails),
             shared_tails,
+            uploads: Mutex::new(HashMap::new()),
+            budget: Arc::new(Semaphore::new(UPLOAD_BUDGET >> 10)),
         }
     }
 
@@ -219,6 +288,139 @@ impl Writer {
         Ok(array)
     }
 
+    /// Run `upload` (one or more chunk writes of about `bytes` bytes into `path`) in
+    /// the background, once the budget has room. An earlier upload of the same array
+    /// that failed reports its error here.
+    async fn upload<F>(&self, path: &str, bytes: usize, upload: F) -> Result<(), StoreError>
+    where
+        F: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+    {
+        self.reap(path).await?;
+        let total = UPLOAD_BUDGET >> 10;
+        let permits = (bytes >> 10).clamp(1, total) as u32;
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|e| array_err(path, e))?;
+        let handle = tokio::spawn(async move {
+            let result = upload.await;
+            drop(permit);
+            result
+        });
+        lock(&self.uploads).entry(path.to_string()).or_default().push(handle);
+        Ok(())
+    }
+
+    /// Collect the uploads of `path` that have finished; the first error if any failed.
+    async fn reap(&self, path: &str) -> Result<(), StoreError> {
+        let done: Vec<_> = {
+            let mut map = lock(&self.uploads);
+            let Some(v) = map.get_mut(path) else { return Ok(()) };
+            let (done, running): (Vec<_>, Vec<_>) = v.drain(..).partition(|h| h.is_finished());
+            *v = running;
+            done
+        };
+        join(path, done).await
+    }
+
+    /// Wait for the uploads of `path` (all arrays: `None`) to finish.
+    async fn settle(&self, path: Option<&str>) -> Result<(), StoreError> {
+        let taken: Vec<(String, Vec<_>)> = {
+            let mut map = lock(&self.uploads);
+            match path {
+                Some(p) => map.remove(p).map(|v| vec![(p.to_string(), v)]).unwrap_or_default(),
+                None => map.drain().collect(),
+            }
+        };
+        let mut first = Ok(());
+        for (p, handles) in taken {
+            let r = join(&p, handles).await;
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Upload the tail of `path` if it holds records not written yet (padded with fill
+    /// to a whole chunk), and wait for every upload of `path`: afterwards the session
+    /// holds everything written to it.
+    async fn flush(&self, path: &str) -> Result<(), StoreError> {
+        let dirty = {
+            let mut tails = lock(&self.tails);
+            match tails.get_mut(path) {
+                Some(t) if t.dirty => {
+                    t.dirty = false;
+                    Some(t.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(t) = dirty {
+            let array = self.current_array(path).await?;
+            self.upload_tail(path, array, &t).await?;
+        }
+        self.settle(Some(path)).await
+    }
+
+    /// The array at `path` as this session holds it now.
+    async fn current_array(&self, path: &str) -> Result<Arc<Array<Store>>, StoreError> {
+        let cached = self.cache().get(path).cloned();
+        match cached {
+            Some(a) => Ok(a),
+            None => {
+                let meta = self
+                    .get_json(path)
+                    .await?
+                    .ok_or_else(|| array_err(path, "the array is gone from the session"))?;
+                self.array(path, &meta)
+            }
+        }
+    }
+
+    /// Write a tail's chunk whole (its records, then fill), in the background.
+    async fn upload_tail(
+        &self,
+        path: &str,
+        array: Arc<Array<Store>>,
+        tail: &Tail,
+    ) -> Result<(), StoreError> {
+        let body = tail.values.padded(&tail.fill, tail.chunk_elements);
+        let mut idx = vec![0u64; array.shape().len()];
+        idx[0] = tail.chunk;
+        self.upload_chunk(path, array, idx, body).await
+    }
+
+    /// Write one whole chunk in the background.
+    async fn upload_chunk(
+        &self,
+        path: &str,
+        array: Arc<Array<Store>>,
+        idx: Vec<u64>,
+        body: Values,
+    ) -> Result<(), StoreError> {
+        let p = path.to_string();
+        match body {
+            Values::Fixed(b) => {
+                let n = b.len();
+                self.upload(path, n, async move {
+                    let r = array.async_store_chunk(&idx, ArrayBytes::new_flen(b)).await;
+                    r.map_err(|e| array_err(&p, e))
+                })
+                .await
+            }
+            Values::Text(v) => {
+                let n = v.iter().map(String::len).sum::<usize>() + v.len();
+                self.upload(path, n, async move {
+                    array.async_store_chunk(&idx, v).await.map_err(|e| array_err(&p, e))
+                })
+                .await
+            }
+        }
+    }
+
     /// Write values into the hyperslab `start..start+count` of an array.
     pub async fn write(
         &self,
@@ -228,6 +430,9 @@ impl Writer {
         count: &[u64],
         data: Data,
     ) -> Result<(), StoreError> {
+        // a partial chunk write reads the chunk back: everything before it must be there
+        self.flush(path).await?;
+        lock(&self.tails).remove(path);
         let array = self.array(path, metadata)?;
         let subset = ArraySubset::new_with_start_shape(start.to_vec(), count.to_vec())
             .map_err(|e| array_err(path, e))?;
@@ -241,10 +446,11 @@ impl Writer {
     }
 
     /// Append records along the first axis: `start[0]` is the array's old length and
-    /// `count[0]` records follow. Whole chunks go to zarrs as they are; a partly filled
-    /// chunk is written whole from the cached tail (or the tail read back once) plus the
-    /// new records plus fill, so nothing is read back on the next append. Arrays whose
-    /// chunks split the other axes, and text arrays, take the general path.
+    /// `count[0]` records follow. Whole chunks are uploaded in the background as they
+    /// are; the records of a partly filled chunk join the tail kept in memory (read
+    /// back once if this session does not have it), which is uploaded when the chunk
+    /// fills up or the session commits. Arrays whose chunks split the other axes take
+    /// the general path.
     pub async fn append(
         &self,
         path: &str,
@@ -261,94 +467,147 @@ impl Writer {
             && shape[1..] == chunk_shape[1..]
             && start[1..].iter().all(|&s| s == 0)
             && count[1..] == shape[1..];
-        let Data::Fixed(new) = data else {
-            return self.write(path, metadata, start, count, data).await;
-        };
         if !whole_records {
-            return self.write(path, metadata, start, count, Data::Fixed(new)).await;
+            return self.write(path, metadata, start, count, data).await;
         }
-        let fill = array.fill_value().as_ne_bytes().to_vec();
-        let item = fill.len() as u64;
-        let per_record = (shape[1..].iter().product::<u64>() * item) as usize;
+        let fill_bytes = array.fill_value().as_ne_bytes().to_vec();
+        let (new, fill, item) = match data {
+            Data::Fixed(b) => {
+                (Values::Fixed(b), Values::Fixed(fill_bytes.clone()), fill_bytes.len())
+            }
+            Data::Strings(v) => {
+                let f = String::from_utf8(fill_bytes).unwrap_or_default();
+                (Values::Text(v), Values::Text(vec![f]), 1)
+            }
+        };
+        // elements of one record; `item` bytes each (text: one string each)
+        let per_record = shape[1..].iter().product::<u64>() as usize;
         let chunk_len = chunk_shape[0].max(1);
+        let chunk_elements = chunk_len as usize * per_record;
+        let slice = |from: usize, records: u64| -> Values {
+            let n = records as usize * per_record;
+            match &new {
+                Values::Fixed(b) => Values::Fixed(b[from * item..(from + n) * item].to_vec()),
+                Values::Text(v) => Values::Text(v[from..from + n].to_vec()),
+            }
+        };
         let (mut pos, end) = (start[0], start[0] + count[0]);
-        let mut offset = 0usize;
+        let mut offset = 0usize; // in elements
         while pos < end {
             let chunk = pos / chunk_len;
             let in_chunk = pos - chunk * chunk_len;
             let whole = if in_chunk == 0 { (end - pos) / chunk_len * chunk_len } else { 0 };
             if whole > 0 {
-                // whole chunks: zarrs encodes them in parallel and reads nothing
-                let n = whole as usize * per_record;
+                // whole chunks: written as they are, nothing read
                 let mut s = vec![0u64; shape.len()];
                 s[0] = pos;
                 let mut c = shape.clone();
                 c[0] = whole;
                 let subset =
                     ArraySubset::new_with_start_shape(s, c).map_err(|e| array_err(path, e))?;
-                array
-                    .async_store_array_subset(
-                        &subset,
-                        ArrayBytes::new_flen(&new[offset..offset + n]),
-                    )
-                    .await
-                    .map_err(|e| array_err(path, e))?;
+                let body = slice(offset, whole);
+                let (a, p) = (array.clone(), path.to_string());
+                match body {
+                    Values::Fixed(b) => {
+                        self.upload(path, b.len(), async move {
+                            let r = a.async_store_array_subset(&subset, ArrayBytes::new_flen(b));
+                            r.await.map_err(|e| array_err(&p, e))
+                        })
+                        .await?
+                    }
+                    Values::Text(v) => {
+                        let n = v.iter().map(String::len).sum::<usize>() + v.len();
+                        self.upload(path, n, async move {
+                            a.async_store_array_subset(&subset, v)
+                                .await
+                                .map_err(|e| array_err(&p, e))
+                        })
+                        .await?
+                    }
+                }
                 lock(&self.tails).remove(path);
-                offset += n;
+                offset += whole as usize * per_record;
                 pos += whole;
                 continue;
             }
-            // a partly filled chunk: the records it holds already, the new ones, fill
+            // a partly filled chunk: the records it holds already, then the new ones
             let take = (chunk_len - in_chunk).min(end - pos);
             let mut body = if in_chunk == 0 {
-                Vec::with_capacity(chunk_len as usize * per_record)
+                match &fill {
+                    Values::Fixed(_) => Values::Fixed(Vec::with_capacity(chunk_elements * item)),
+                    Values::Text(_) => Values::Text(Vec::with_capacity(chunk_elements)),
+                }
             } else {
-                let cached = lock(&self.tails)
-                    .get(path)
-                    .filter(|t| t.chunk == chunk && t.records == in_chunk)
-                    .map(|t| t.bytes.clone());
+                let cached = {
+                    let tails = lock(&self.tails);
+                    tails.get(path).map(|t| (t.chunk == chunk && t.records == in_chunk, t.clone()))
+                };
                 match cached {
-                    Some(b) => b,
-                    None => {
+                    Some((true, t)) => t.values,
+                    other => {
+                        if let Some((false, t)) = other
+                            && t.dirty
+                        {
+                            // not where this append starts (never expected): keep its
+                            // records by writing them before reading the chunk back
+                            self.upload_tail(path, array.clone(), &t).await?;
+                        }
+                        self.settle(Some(path)).await?;
                         let mut s = vec![0u64; shape.len()];
                         s[0] = chunk * chunk_len;
                         let mut c = shape.clone();
                         c[0] = in_chunk;
-                        match self.read(path, metadata, &s, &c).await? {
-                            Data::Fixed(b) => b,
-                            Data::Strings(_) => {
-                                return Err(array_err(path, "text in a numeric array"));
-                            }
+                        match self.read_stored(path, metadata, &s, &c).await? {
+                            Data::Fixed(b) => Values::Fixed(b),
+                            Data::Strings(v) => Values::Text(v),
                         }
                     }
                 }
             };
-            let n = take as usize * per_record;
-            body.extend_from_slice(&new[offset..offset + n]);
+            match (&mut body, slice(offset, take)) {
+                (Values::Fixed(b), Values::Fixed(n)) => b.extend_from_slice(&n),
+                (Values::Text(v), Values::Text(n)) => v.extend(n),
+                _ => return Err(array_err(path, "text and numbers mixed in one array")),
+            }
             let filled = in_chunk + take;
-            let tail =
-                (filled < chunk_len).then(|| Tail { chunk, records: filled, bytes: body.clone() });
-            let missing = (chunk_len - filled) as usize * per_record / item as usize;
-            body.extend(fill.iter().copied().cycle().take(missing * fill.len()));
-            let mut idx = vec![0u64; shape.len()];
-            idx[0] = chunk;
-            array
-                .async_store_chunk(&idx, ArrayBytes::new_flen(body))
-                .await
-                .map_err(|e| array_err(path, e))?;
-            let mut tails = lock(&self.tails);
-            match tail {
-                Some(t) => tails.insert(path.to_string(), t),
-                None => tails.remove(path),
+            let tail = Tail {
+                chunk,
+                records: filled,
+                values: body,
+                dirty: true,
+                chunk_elements,
+                fill: fill.clone(),
             };
-            offset += n;
+            if filled == chunk_len {
+                // the chunk is full now: write it, no tail left
+                lock(&self.tails).remove(path);
+                self.upload_tail(path, array.clone(), &tail).await?;
+            } else {
+                lock(&self.tails).insert(path.to_string(), tail);
+            }
+            offset += take as usize * per_record;
             pos += take;
         }
         Ok(())
     }
 
-    /// Read the hyperslab `start..start+count` of an array as stored.
+    /// Read the hyperslab `start..start+count` of an array, as this session holds it
+    /// (records still held in memory included).
     pub async fn read(
+        &self,
+        path: &str,
+        metadata: &Value,
+        start: &[u64],
+        count: &[u64],
+    ) -> Result<Data, StoreError> {
+        if lock(&self.tails).contains_key(path) || lock(&self.uploads).contains_key(path) {
+            self.flush(path).await?;
+        }
+        self.read_stored(path, metadata, start, count).await
+    }
+
+    /// Read the hyperslab `start..start+count` of an array as stored.
+    async fn read_stored(
         &self,
         path: &str,
         metadata: &Value,
@@ -422,6 +681,20 @@ impl Writer {
         message: &str,
         provenance: &CommitProvenance,
     ) -> Result<String, StoreError> {
+        // the records still in memory go up with the rest, all at once
+        let dirty: Vec<String> =
+            lock(&self.tails).iter().filter(|(_, t)| t.dirty).map(|(p, _)| p.clone()).collect();
+        for path in &dirty {
+            let tail = lock(&self.tails).get_mut(path).map(|t| {
+                t.dirty = false;
+                t.clone()
+            });
+            if let Some(t) = tail {
+                let array = self.current_array(path).await?;
+                self.upload_tail(path, array, &t).await?;
+            }
+        }
+        self.settle(None).await?;
         let mut props = BTreeMap::new();
         props.insert(PROVENANCE_KEY.to_string(), provenance.to_value());
         let session = self.store.session();
@@ -432,6 +705,7 @@ impl Writer {
         let result = guard
             .commit(message)
             .properties(props)
+            .max_concurrent_nodes(COMMIT_CONCURRENCY)
             .rebase(&icechunk::conflicts::detector::ConflictDetector, 3)
             .execute()
             .await;
@@ -454,6 +728,21 @@ impl Writer {
     pub async fn base_snapshot(&self) -> String {
         self.store.session().read().await.snapshot_id().to_string()
     }
+}
+
+/// Wait for uploads of `path`; the first error if any failed.
+async fn join(path: &str, handles: Vec<Upload>) -> Result<(), StoreError> {
+    let mut first = Ok(());
+    for h in handles {
+        let r = match h.await {
+            Ok(r) => r,
+            Err(e) => Err(array_err(path, format!("an upload stopped: {e}"))),
+        };
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
 }
 
 /// Copy the intersection of a chunk (at `origin`, of shape `chunk`) with the box
@@ -498,8 +787,105 @@ fn copy_box(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::copy_box;
+    use floe_core::{CommitProvenance, RepoUrl};
+    use floe_source::Data;
+    use serde_json::{Value, json};
+
+    fn meta(shape: &[u64], chunks: &[u64], dtype: &str, fill: Value, codec: &str) -> Value {
+        let first = if codec == "vlen-utf8" {
+            json!({"name": "vlen-utf8"})
+        } else {
+            json!({"name": "bytes", "configuration": {"endian": "little"}})
+        };
+        json!({"zarr_format": 3, "node_type": "array", "shape": shape, "data_type": dtype,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": fill, "codecs": [first], "attributes": {}})
+    }
+
+    fn floats(from: u32, n: u32, width: u32) -> Vec<u8> {
+        (from * width..(from + n) * width).flat_map(|i| (i as f32).to_le_bytes()).collect()
+    }
+
+    fn texts(from: u32, n: u32) -> Vec<String> {
+        (from..from + n).map(|i| format!("s{i}")).collect()
+    }
+
+    /// Appends in pieces that start and end inside chunks, over two sessions: what a
+    /// session reads (records held in memory included) and what a commit leaves are
+    /// exactly the records appended, whole chunks and tails alike.
+    #[test]
+    fn appends_across_chunks_and_sessions_keep_every_record() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = RepoUrl::Local(dir.path().join("repo"));
+            let repo = crate::Repo::open_for_write(&url, &[]).await.unwrap();
+            let prov = CommitProvenance { floe_version: "test".into(), files: Vec::new() };
+            let mut len = 0u32;
+            // pieces: inside chunk 0, to its end, across 3 chunks, short, ...
+            let pieces = [[3u32, 2, 22, 1, 5], [9, 7, 30, 2, 1]];
+            for (session, lens) in pieces.iter().enumerate() {
+                // the second session starts from a repository opened afresh: it reads
+                // the partly filled chunk back instead of reusing the tail in memory
+                let reopened = crate::Repo::open(&url).await.unwrap();
+                let mut w = if session == 0 {
+                    repo.writer("main").await
+                } else {
+                    reopened.writer("main").await
+                }
+                .unwrap();
+                if session == 0 {
+                    w.put_group("", &json!({"zarr_format": 3, "node_type": "group"}))
+                        .await
+                        .unwrap();
+                }
+                for (i, &n) in lens.iter().enumerate() {
+                    let wave =
+                        meta(&[u64::from(len + n), 2], &[8, 2], "float32", json!(-1.0), "bytes");
+                    let text = meta(&[u64::from(len + n)], &[8], "string", json!(""), "vlen-utf8");
+                    w.put_array("/wave", &wave).await.unwrap();
+                    w.put_array("/text", &text).await.unwrap();
+                    let (s, c) = (vec![u64::from(len), 0], vec![u64::from(n), 2]);
+                    w.append("/wave", &wave, &s, &c, Data::Fixed(floats(len, n, 2))).await.unwrap();
+                    let (s, c) = (vec![u64::from(len)], vec![u64::from(n)]);
+                    w.append("/text", &text, &s, &c, Data::Strings(texts(len, n))).await.unwrap();
+                    len += n;
+                    if i + 1 == lens.len() {
+                        continue; // the commit has to upload this tail by itself
+                    }
+                    // the session sees all of it, including the tail not uploaded yet
+                    let (s, c) = (vec![0u64, 0], vec![u64::from(len), 2]);
+                    let got = w.read("/wave", &wave, &s, &c).await.unwrap();
+                    assert_eq!(got, Data::Fixed(floats(0, len, 2)), "in session, {len} records");
+                    let got = w.read("/text", &text, &[0], &[u64::from(len)]).await.unwrap();
+                    assert_eq!(got, Data::Strings(texts(0, len)));
+                }
+                w.commit("append", &prov).await.unwrap();
+                // a fresh session reads from the repository alone
+                let r = crate::Repo::open(&url).await.unwrap();
+                let fresh = r.writer("main").await.unwrap();
+                let wave = meta(&[u64::from(len), 2], &[8, 2], "float32", json!(-1.0), "bytes");
+                let got = fresh.read("/wave", &wave, &[0, 0], &[u64::from(len), 2]).await.unwrap();
+                assert_eq!(got, Data::Fixed(floats(0, len, 2)), "committed, {len} records");
+                let text = meta(&[u64::from(len)], &[8], "string", json!(""), "vlen-utf8");
+                let got = fresh.read("/text", &text, &[0], &[u64::from(len)]).await.unwrap();
+                assert_eq!(got, Data::Strings(texts(0, len)));
+                // past the last record, the last chunk holds fill
+                let end = u64::from(len).div_ceil(8) * 8;
+                let wave_full = meta(&[end, 2], &[8, 2], "float32", json!(-1.0), "bytes");
+                let (len, rest) = (u64::from(len), end - u64::from(len));
+                let got = fresh.read("/wave", &wave_full, &[len, 0], &[rest, 2]).await.unwrap();
+                let fill: Vec<u8> = std::iter::repeat_n((-1.0f32).to_le_bytes(), rest as usize * 2)
+                    .flatten()
+                    .collect();
+                assert_eq!(got, Data::Fixed(fill));
+            }
+        });
+    }
 
     #[test]
     fn copies_the_intersection_in_c_order() {

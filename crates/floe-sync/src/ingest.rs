@@ -215,8 +215,7 @@ async fn ingested_here(
 ) -> Result<Known, StoreError> {
     let history = match at {
         Some(snapshot) => repo.history_at(snapshot).await?,
-        None if repo.has_branch(branch).await? => repo.history(branch).await?,
-        None => return Ok(Known::default()),
+        None => repo.history_or_empty(branch).await?,
     };
     let mut known = Known { tip: history.first().map(|c| c.id.clone()), ..Known::default() };
     for c in history.into_iter().rev() {
