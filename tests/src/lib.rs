@@ -146,10 +146,33 @@ pub fn assert_repo_equals(repo: &Path, sources: &[String], extra: &[&str]) {
 
 /// The same for a repository URL (s3://, az:// on the test servers: settings in `env`).
 pub fn assert_url_equals(repo: &str, sources: &[String], extra: &[&str], env: &[(&str, &str)]) {
+    assert_url_equals_from(None, repo, sources, extra, env);
+}
+
+/// [`assert_url_equals`], the reference readers running in network namespace `netns`
+/// (next to a server that is far away from here).
+pub fn assert_url_equals_from(
+    netns: Option<&str>,
+    repo: &str,
+    sources: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) {
     let mut a = vec![repo];
     a.extend(sources.iter().map(String::as_str));
     a.extend_from_slice(extra);
-    let r = py_env("check_repo.py", &a, env);
+    let r = match netns {
+        None => py_env("check_repo.py", &a, env),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(python());
+            c.arg(root().join("tests/python/check_repo.py")).args(&a).env("RUST_LOG", "error");
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            c.output().expect("run python in the namespace").into()
+        }
+    };
     assert!(
         r.code == 0 && r.stdout.contains("OK:"),
         "reference readers disagree with the repository:\n{}\n{}",
