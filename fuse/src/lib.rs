@@ -117,8 +117,11 @@ impl Filesystem for FloeFs {
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.vfs.open(ino.0, write) {
             Ok(f) => {
-                let fl =
-                    if f.keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                // nothing is ever written: no FLUSH round trip when the file closes
+                let mut fl = FopenFlags::FOPEN_NOFLUSH;
+                if f.keep_cache {
+                    fl |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
                 reply.opened(FileHandle(f.fh), fl);
             }
             Err(e) => reply.error(errno(&e)),
