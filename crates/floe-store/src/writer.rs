@@ -675,13 +675,10 @@ impl Writer {
         Ok(Data::Fixed(b.into_fixed().map_err(|e| array_err(path, e))?.into_owned()))
     }
 
-    /// Commit everything written, with Floe's provenance in the snapshot metadata.
-    pub async fn commit(
-        self,
-        message: &str,
-        provenance: &CommitProvenance,
-    ) -> Result<String, StoreError> {
-        // the records still in memory go up with the rest, all at once
+    /// Upload everything this session still holds (the records of partly filled
+    /// chunks, all at once) and wait for every upload: afterwards only the commit
+    /// itself is left. [`Writer::commit`] does this first; calling it before is free.
+    pub async fn finish_uploads(&self) -> Result<(), StoreError> {
         let dirty: Vec<String> =
             lock(&self.tails).iter().filter(|(_, t)| t.dirty).map(|(p, _)| p.clone()).collect();
         for path in &dirty {
@@ -694,7 +691,16 @@ impl Writer {
                 self.upload_tail(path, array, &t).await?;
             }
         }
-        self.settle(None).await?;
+        self.settle(None).await
+    }
+
+    /// Commit everything written, with Floe's provenance in the snapshot metadata.
+    pub async fn commit(
+        self,
+        message: &str,
+        provenance: &CommitProvenance,
+    ) -> Result<String, StoreError> {
+        self.finish_uploads().await?;
         let mut props = BTreeMap::new();
         props.insert(PROVENANCE_KEY.to_string(), provenance.to_value());
         let session = self.store.session();

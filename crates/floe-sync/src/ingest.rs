@@ -598,6 +598,7 @@ impl Ingest<'_> {
                         floe_version: FLOE_VERSION.to_string(),
                         files: done.iter().map(|(_, f)| f.clone()).collect(),
                     };
+                    writer.finish_uploads().await?;
                     crash_point(report.commits.len() + 1);
                     let t = Instant::now();
                     let id = match writer.commit(&message, &prov).await {
