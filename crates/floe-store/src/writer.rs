@@ -11,7 +11,7 @@ use icechunk::session::SessionErrorKind;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
+use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset, IntoArrayBytes};
 use zarrs::storage::{AsyncReadableStorageTraits, AsyncWritableStorageTraits, StoreKey};
 use zarrs_icechunk::AsyncIcechunkStore;
 
@@ -72,6 +72,13 @@ pub struct Tail {
     /// Elements in a whole chunk, and the array's fill value (one element).
     chunk_elements: usize,
     fill: Values,
+}
+
+/// Where a background upload goes: one chunk by index (it may reach past the
+/// array's end), or a box of whole chunks inside the array.
+enum Place {
+    Chunk(Vec<u64>),
+    Chunks(ArraySubset),
 }
 
 /// Values of a chunk in C order: fixed-size elements as bytes, or text.
@@ -288,26 +295,38 @@ impl Writer {
         Ok(array)
     }
 
-    /// Run `upload` (one or more chunk writes of about `bytes` bytes into `path`) in
-    /// the background, once the budget has room. An earlier upload of the same array
-    /// that failed reports its error here.
-    async fn upload<F>(&self, path: &str, bytes: usize, upload: F) -> Result<(), StoreError>
-    where
-        F: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
-    {
+    /// Write `body` to `place` of the array in the background, once the budget has
+    /// room. An earlier upload of the same array that failed reports its error here.
+    async fn upload(
+        &self,
+        path: &str,
+        array: Arc<Array<Store>>,
+        place: Place,
+        body: Values,
+    ) -> Result<(), StoreError> {
         self.reap(path).await?;
+        let bytes = match body {
+            Values::Fixed(b) => ArrayBytes::new_flen(b),
+            Values::Text(v) => {
+                v.into_array_bytes(array.data_type()).map_err(|e| array_err(path, e))?
+            }
+        };
         let total = UPLOAD_BUDGET >> 10;
-        let permits = (bytes >> 10).clamp(1, total) as u32;
+        let permits = (bytes.size() >> 10).clamp(1, total) as u32;
         let permit = self
             .budget
             .clone()
             .acquire_many_owned(permits)
             .await
             .map_err(|e| array_err(path, e))?;
+        let p = path.to_string();
         let handle = tokio::spawn(async move {
-            let result = upload.await;
+            let result = match place {
+                Place::Chunk(idx) => array.async_store_chunk(&idx, bytes).await,
+                Place::Chunks(subset) => array.async_store_array_subset(&subset, bytes).await,
+            };
             drop(permit);
-            result
+            result.map_err(|e| array_err(&p, e))
         });
         lock(&self.uploads).entry(path.to_string()).or_default().push(handle);
         Ok(())
@@ -345,23 +364,25 @@ impl Writer {
     }
 
     /// Upload the tail of `path` if it holds records not written yet (padded with fill
-    /// to a whole chunk), and wait for every upload of `path`: afterwards the session
-    /// holds everything written to it.
-    async fn flush(&self, path: &str) -> Result<(), StoreError> {
-        let dirty = {
-            let mut tails = lock(&self.tails);
-            match tails.get_mut(path) {
-                Some(t) if t.dirty => {
-                    t.dirty = false;
-                    Some(t.clone())
-                }
-                _ => None,
+    /// to a whole chunk), in the background.
+    async fn upload_dirty_tail(&self, path: &str) -> Result<(), StoreError> {
+        let dirty = lock(&self.tails).get_mut(path).filter(|t| t.dirty).map(|t| {
+            t.dirty = false;
+            t.clone()
+        });
+        match dirty {
+            Some(t) => {
+                let array = self.current_array(path).await?;
+                self.upload_tail(path, array, &t).await
             }
-        };
-        if let Some(t) = dirty {
-            let array = self.current_array(path).await?;
-            self.upload_tail(path, array, &t).await?;
+            None => Ok(()),
         }
+    }
+
+    /// Upload what the session still holds of `path` and wait for every upload of
+    /// it: afterwards the session holds everything written to it.
+    async fn flush(&self, path: &str) -> Result<(), StoreError> {
+        self.upload_dirty_tail(path).await?;
         self.settle(Some(path)).await
     }
 
@@ -390,35 +411,7 @@ impl Writer {
         let body = tail.values.padded(&tail.fill, tail.chunk_elements);
         let mut idx = vec![0u64; array.shape().len()];
         idx[0] = tail.chunk;
-        self.upload_chunk(path, array, idx, body).await
-    }
-
-    /// Write one whole chunk in the background.
-    async fn upload_chunk(
-        &self,
-        path: &str,
-        array: Arc<Array<Store>>,
-        idx: Vec<u64>,
-        body: Values,
-    ) -> Result<(), StoreError> {
-        let p = path.to_string();
-        match body {
-            Values::Fixed(b) => {
-                let n = b.len();
-                self.upload(path, n, async move {
-                    let r = array.async_store_chunk(&idx, ArrayBytes::new_flen(b)).await;
-                    r.map_err(|e| array_err(&p, e))
-                })
-                .await
-            }
-            Values::Text(v) => {
-                let n = v.iter().map(String::len).sum::<usize>() + v.len();
-                self.upload(path, n, async move {
-                    array.async_store_chunk(&idx, v).await.map_err(|e| array_err(&p, e))
-                })
-                .await
-            }
-        }
+        self.upload(path, array, Place::Chunk(idx), body).await
     }
 
     /// Write values into the hyperslab `start..start+count` of an array.
@@ -505,26 +498,8 @@ impl Writer {
                 c[0] = whole;
                 let subset =
                     ArraySubset::new_with_start_shape(s, c).map_err(|e| array_err(path, e))?;
-                let body = slice(offset, whole);
-                let (a, p) = (array.clone(), path.to_string());
-                match body {
-                    Values::Fixed(b) => {
-                        self.upload(path, b.len(), async move {
-                            let r = a.async_store_array_subset(&subset, ArrayBytes::new_flen(b));
-                            r.await.map_err(|e| array_err(&p, e))
-                        })
-                        .await?
-                    }
-                    Values::Text(v) => {
-                        let n = v.iter().map(String::len).sum::<usize>() + v.len();
-                        self.upload(path, n, async move {
-                            a.async_store_array_subset(&subset, v)
-                                .await
-                                .map_err(|e| array_err(&p, e))
-                        })
-                        .await?
-                    }
-                }
+                self.upload(path, array.clone(), Place::Chunks(subset), slice(offset, whole))
+                    .await?;
                 lock(&self.tails).remove(path);
                 offset += whole as usize * per_record;
                 pos += whole;
@@ -600,9 +575,7 @@ impl Writer {
         start: &[u64],
         count: &[u64],
     ) -> Result<Data, StoreError> {
-        if lock(&self.tails).contains_key(path) || lock(&self.uploads).contains_key(path) {
-            self.flush(path).await?;
-        }
+        self.flush(path).await?;
         self.read_stored(path, metadata, start, count).await
     }
 
@@ -682,14 +655,7 @@ impl Writer {
         let dirty: Vec<String> =
             lock(&self.tails).iter().filter(|(_, t)| t.dirty).map(|(p, _)| p.clone()).collect();
         for path in &dirty {
-            let tail = lock(&self.tails).get_mut(path).map(|t| {
-                t.dirty = false;
-                t.clone()
-            });
-            if let Some(t) = tail {
-                let array = self.current_array(path).await?;
-                self.upload_tail(path, array, &t).await?;
-            }
+            self.upload_dirty_tail(path).await?;
         }
         self.settle(None).await
     }
