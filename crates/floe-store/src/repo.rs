@@ -30,6 +30,8 @@ pub struct Repo {
     pub(crate) tails: crate::writer::SharedTails,
     /// Upload limit charged by every writer of this repository.
     throttle: Option<Arc<crate::throttle::Throttle>>,
+    /// Made by `open_for_write` just now: `main` holds only the first, empty commit.
+    created: bool,
 }
 
 impl std::fmt::Debug for Repo {
@@ -148,7 +150,14 @@ impl Repo {
             Err(e) if is_missing(&e) => return Err(StoreError::NotFound(label)),
             Err(e) => return Err(repo_err(&label, e)),
         };
-        Ok(Repo { inner, label, _lock: None, tails: Default::default(), throttle: None })
+        Ok(Repo {
+            inner,
+            label,
+            _lock: None,
+            tails: Default::default(),
+            throttle: None,
+            created: false,
+        })
     }
 
     /// Open the repository for writing, creating it (with manifest splitting along
@@ -162,6 +171,7 @@ impl Repo {
             lock = Some(lock_dir(p, &label)?);
         }
         let (storage, path) = Self::storage(url).await?;
+        let mut created = false;
         let inner = match Repository::open(storage.clone()).execute().await {
             Ok(r) => r,
             Err(e) if !is_missing(&e) => return Err(repo_err(&label, e)),
@@ -171,14 +181,28 @@ impl Repo {
                 {
                     return Err(StoreError::NotARepository(label));
                 }
-                Repository::create(storage)
+                let r = Repository::create(storage)
                     .config(splitting(append_dims))
                     .execute()
                     .await
-                    .map_err(|e| repo_err(&label, e))?
+                    .map_err(|e| repo_err(&label, e))?;
+                created = true;
+                r
             }
         };
-        Ok(Repo { inner, label, _lock: lock, tails: Default::default(), throttle: None })
+        Ok(Repo { inner, label, _lock: lock, tails: Default::default(), throttle: None, created })
+    }
+
+    /// Whether `open_for_write` made this repository just now: then `main` holds
+    /// only the first, empty commit ([`Repo::initial_snapshot`]) and nothing was
+    /// ingested yet, which spares asking the storage.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The snapshot every repository starts with (the tip of `main` when created).
+    pub fn initial_snapshot() -> String {
+        icechunk::format::snapshot::Snapshot::INITIAL_SNAPSHOT_ID.to_string()
     }
 
     /// Charge what writers upload to `throttle` (a limit shared with others).
@@ -299,6 +323,41 @@ impl Repo {
             &self.label,
             self.tails.clone(),
             &base,
+            self.throttle.clone(),
+        ))
+    }
+
+    /// A writable session on `branch` starting at `snapshot`, which the caller knows
+    /// to be the branch's tip: it just committed it, or just created the repository.
+    /// Two round trips less than [`Repo::writer`], which asks the storage for the
+    /// tip (and for the repository's status) first. Should the branch have moved
+    /// meanwhile, the commit rebases or reports a conflict, as for any session.
+    pub fn writer_at(&self, branch: &str, snapshot: &str) -> Result<Writer, StoreError> {
+        let id = icechunk::format::SnapshotId::try_from(snapshot)
+            .map_err(|e| repo_err(&self.label, format!("snapshot id {snapshot}: {e}")))?;
+        let r = &self.inner;
+        let containers = r.config().virtual_chunk_containers().cloned();
+        let resolver = icechunk::virtual_chunks::VirtualChunkResolver::new(
+            containers,
+            std::collections::HashMap::new(),
+            r.storage_settings().clone(),
+        );
+        let session = icechunk::session::Session::create_writable_session(
+            r.config().clone(),
+            r.storage_settings().clone(),
+            Arc::clone(r.storage()),
+            Arc::clone(r.asset_manager()),
+            Arc::new(resolver),
+            Some(branch.to_string()),
+            id,
+            r.default_commit_metadata().clone(),
+        );
+        Ok(Writer::new(
+            session,
+            branch,
+            &self.label,
+            self.tails.clone(),
+            snapshot,
             self.throttle.clone(),
         ))
     }

@@ -349,7 +349,25 @@ impl Ingest<'_> {
             Some(r)
         };
         let our_group = floe_plan::target_group(&o.settings.group, "/");
+        // The snapshot we know to be the branch's tip: a writer can start there
+        // without asking the storage (on a long link each round trip counts).
+        let mut ours = repo
+            .as_ref()
+            .filter(|r| r.created() && o.branch == "main")
+            .map(|_| Repo::initial_snapshot());
+        // the first batch's writer, opened while the history is read (its errors
+        // count only if there is something to write)
+        let mut first_writer = None;
         let known_here = match &repo {
+            Some(_) if ours.is_some() => Known { tip: ours.clone(), ..Known::default() },
+            Some(r) if !o.dry_run => {
+                let (known, writer) = tokio::join!(
+                    ingested_here(r, &o.branch, &our_group, None),
+                    r.writer(&o.branch)
+                );
+                first_writer = Some(writer);
+                known?
+            }
             Some(r) => ingested_here(r, &o.branch, &our_group, None).await?,
             None => Known::default(),
         };
@@ -526,7 +544,11 @@ impl Ingest<'_> {
             }
             let mut conflicts = 0;
             loop {
-                let mut writer = repo.writer(&o.branch).await?;
+                let mut writer = match (first_writer.take(), &ours) {
+                    (Some(w), _) => w?,
+                    (None, Some(tip)) => repo.writer_at(&o.branch, tip)?,
+                    (None, None) => repo.writer(&o.branch).await?,
+                };
                 let base = writer.base_snapshot().await;
                 if seen_tip.as_deref() != Some(base.as_str()) {
                     // someone else committed since we looked: learn what they ingested
@@ -611,6 +633,7 @@ impl Ingest<'_> {
                             conflicts += 1;
                             tracing::info!(branch = %o.branch, attempt = conflicts, "commit conflict: replaying the batch on the new tip");
                             known = None;
+                            ours = None;
                             seen_tip = None; // re-read what the other writer ingested
                             continue;
                         }
@@ -623,6 +646,7 @@ impl Ingest<'_> {
                     );
                     known = Some((id.clone(), state));
                     seen_tip = Some(id.clone());
+                    ours = Some(id.clone());
                     (self.progress)(&Progress::Committed { id: id.clone(), files: done.len() });
                     for (p, f) in done {
                         add_records(&mut report.records, &f.records);
