@@ -107,7 +107,10 @@ def main():
     for r in (floe_repo, ref_repo):
         shutil.rmtree(r, ignore_errors=True)
     s, rss, _ = measure([args.floe, "sync", week, floe_repo, "--quiet", "0"], env)
-    results["week"].append(row("floe (batches of 16)", s, rss, len(files), nbytes, floe_repo))
+    results["week"].append(row("floe (default: commits of 64 MB)", s, rss, len(files), nbytes, floe_repo))
+    shutil.rmtree(floe_repo, ignore_errors=True)
+    s, rss, _ = measure([args.floe, "sync", week, floe_repo, "--quiet", "0", "--batch", "16"], env)
+    results["week"].append(row("floe --batch 16", s, rss, len(files), nbytes, floe_repo))
     shutil.rmtree(floe_repo, ignore_errors=True)
     s, rss, _ = measure([args.floe, "sync", week, floe_repo, "--quiet", "0", "--batch", "1"], env)
     results["week"].append(row("floe --batch 1 (commit per file)", s, rss, len(files), nbytes, floe_repo))
@@ -122,7 +125,9 @@ def main():
         run = uuid.uuid4().hex[:8]
         results["azure"] = []
         s, rss, _ = measure([args.floe, "sync", week, f"az://bench/{run}/floe", "--quiet", "0"], az_env)
-        results["azure"].append(row("floe (batches of 16)", s, rss, len(files), nbytes, week))
+        results["azure"].append(row("floe (default: commits of 64 MB)", s, rss, len(files), nbytes, week))
+        s, rss, _ = measure([args.floe, "sync", week, f"az://bench/{run}/floe16", "--quiet", "0", "--batch", "16"], az_env)
+        results["azure"].append(row("floe --batch 16", s, rss, len(files), nbytes, week))
         s, rss, _ = measure([args.floe, "sync", week, f"az://bench/{run}/floe1", "--quiet", "0", "--batch", "1"], az_env)
         results["azure"].append(row("floe --batch 1 (commit per file)", s, rss, len(files), nbytes, week))
         s, rss, _ = measure([sys.executable, os.path.join(HERE, "reference_ingest.py"), f"az://bench/{run}/ref", *files], az_env)

@@ -91,10 +91,13 @@ enum Command {
         /// Show what would be ingested without writing anything.
         #[arg(long)]
         dry_run: bool,
-        /// Files per commit when catching up on a backlog (provenance stays per file);
-        /// 1 makes one commit per file.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
+        /// At most this many files per commit when catching up on a backlog
+        /// (provenance stays per file); 1 makes one commit per file.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// A backlog's commit closes once it holds this many MB of source files.
+        #[arg(long, default_value_t = 64.0)]
+        batch_mb: f64,
         /// Target chunk size in MiB (uncompressed), for arrays created by this run.
         #[arg(long, default_value_t = 4.0)]
         chunk_mib: f64,
@@ -342,6 +345,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             pattern,
             dry_run,
             batch,
+            batch_mb,
             chunk_mib,
             appends_per_chunk,
             quiet,
@@ -352,7 +356,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             opts.settings = settings(&group, append_dim, chunk_mib, appends_per_chunk);
             opts.patterns = pattern;
             opts.dry_run = dry_run;
-            opts.batch_files = batch.max(1);
+            opts.batch_files = batch.unwrap_or(usize::MAX).max(1);
+            opts.batch_target_bytes = Some(((batch_mb.max(0.0) * 1e6) as u64).max(1));
             opts.quiet = Duration::from_secs_f64(quiet.max(0.0));
             let bar = (!json && std::io::stderr().is_terminal()).then(|| {
                 let b = ProgressBar::new(0);
