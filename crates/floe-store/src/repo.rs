@@ -316,15 +316,7 @@ impl Repo {
     pub async fn writer(&self, branch: &str) -> Result<Writer, StoreError> {
         let session =
             self.inner.writable_session(branch).await.map_err(|e| repo_err(&self.label, e))?;
-        let base = session.snapshot_id().to_string();
-        Ok(Writer::new(
-            session,
-            branch,
-            &self.label,
-            self.tails.clone(),
-            &base,
-            self.throttle.clone(),
-        ))
+        Ok(self.writer_for(session, branch))
     }
 
     /// A writable session on `branch` starting at `snapshot`, which the caller knows
@@ -352,14 +344,13 @@ impl Repo {
             id,
             r.default_commit_metadata().clone(),
         );
-        Ok(Writer::new(
-            session,
-            branch,
-            &self.label,
-            self.tails.clone(),
-            snapshot,
-            self.throttle.clone(),
-        ))
+        Ok(self.writer_for(session, branch))
+    }
+
+    /// A Writer around a writable session of this repository.
+    fn writer_for(&self, session: icechunk::session::Session, branch: &str) -> Writer {
+        let base = session.snapshot_id().to_string();
+        Writer::new(session, branch, &self.label, self.tails.clone(), &base, self.throttle.clone())
     }
 }
 
