@@ -108,6 +108,13 @@ enum Command {
         /// Seconds a file must have been unchanged to count as complete.
         #[arg(long, default_value_t = 2.0)]
         quiet: f64,
+        /// Do not wait for files that changed moments ago: leave them for a later
+        /// run (for scripts that poll).
+        #[arg(long)]
+        no_wait: bool,
+        /// Wait at most this many seconds in all for recent files to be quiet.
+        #[arg(long, default_value_t = 60.0)]
+        wait_max: f64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -349,9 +356,12 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             chunk_mib,
             appends_per_chunk,
             quiet,
+            no_wait,
+            wait_max,
             json,
         } => {
             let mut opts = IngestOptions::new(folder, repo_url(&repo)?);
+            opts.wait_quiet = (!no_wait).then(|| Duration::from_secs_f64(wait_max.max(0.0)));
             opts.branch = branch;
             opts.settings = settings(&group, append_dim, chunk_mib, appends_per_chunk);
             opts.patterns = pattern;
@@ -370,6 +380,15 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 b
             });
             let progress = |p: &Progress| {
+                if let Progress::WaitingQuiet { files, seconds } = p {
+                    let line = format!(
+                        "waiting {seconds:.1} s for {files} file(s) that changed moments ago to be quiet (--no-wait leaves them for a later run)"
+                    );
+                    match &bar {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
                 if let Some(b) = &bar {
                     match p {
                         Progress::Planned { bytes, .. } => b.set_length(*bytes),
@@ -380,7 +399,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                         Progress::FileRejected { message, .. } => {
                             b.println(format!("rejected: {message}"))
                         }
-                        Progress::Committed { .. } => {}
+                        Progress::Committed { .. } | Progress::WaitingQuiet { .. } => {}
                     }
                 }
             };

@@ -3,6 +3,10 @@
 
 use serde::Serialize;
 
+/// Exit code of a run that finished everything it could but left files that are
+/// provably still being written (listed as waiting): run again later.
+pub const EXIT_WORK_REMAINS: i32 = 6;
+
 /// A stable, machine-readable failure class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,7 +6,7 @@ pub mod error;
 pub mod provenance;
 pub mod url;
 
-pub use error::ErrorCode;
+pub use error::{EXIT_WORK_REMAINS, ErrorCode};
 pub use provenance::{CommitProvenance, FileProvenance, PROVENANCE_KEY};
 pub use url::{RepoUrl, RepoUrlError};
 

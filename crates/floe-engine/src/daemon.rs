@@ -446,6 +446,9 @@ async fn folder_task(
                             let mut st = lock(&status);
                             st.bytes_pending = st.bytes_pending.saturating_sub(*bytes);
                         }
+                        // the daemon does not wait inside a sync (wait_quiet is off):
+                        // a recent file is taken at the next event or rescan
+                        Progress::WaitingQuiet { .. } => {}
                     }
                     publish();
                 }

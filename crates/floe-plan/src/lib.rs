@@ -11,11 +11,11 @@ mod meta;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use floe_source::{DType, Dataset, Variable};
+use floe_source::{DType, Dataset, Scalar, Variable};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use cftime::{Reencode, TimeUnits};
+pub use cftime::{TimeEncoding, TimeMap, TimeUnits};
 pub use chunks::choose_chunks;
 pub use meta::{array_metadata, group_metadata};
 
@@ -75,7 +75,9 @@ impl ArrayState {
 pub struct RepoState {
     pub arrays: BTreeMap<String, ArrayState>,
     pub groups: BTreeSet<String>,
-    pub last_coord: BTreeMap<String, f64>,
+    /// Attributes of the groups, where they were read.
+    pub group_attrs: BTreeMap<String, Map<String, Value>>,
+    pub last_coord: BTreeMap<String, Scalar>,
 }
 
 /// How one array is touched.
@@ -112,8 +114,9 @@ pub struct ArrayOp {
     /// Chunk shape of the array (to align reads to chunks).
     pub chunks: Vec<u64>,
     pub dtype: DType,
-    /// Exact time re-encoding to apply to the values (CF time with other units).
-    pub reencode: Option<Reencode>,
+    /// `dtype` is the repository's; this maps a CF time's source values into the
+    /// repository's time encoding (exactly as xarray decodes both, or refused).
+    pub time_map: Option<TimeMap>,
 }
 
 /// A group to create or whose attributes are set on first write.
@@ -133,15 +136,15 @@ pub struct Plan {
     /// Index of the first appended record, per append dimension.
     pub offsets: BTreeMap<String, u64>,
     pub append_dims: Vec<String>,
+    /// The file has no record dimension and the repository already holds one like
+    /// it, value checks pending (every array is [`ArrayAction::VerifyStatic`]): if
+    /// the values are equal too, there is nothing to write.
+    pub whole_again: bool,
 }
 
 /// Why a file cannot be appended. Each message ends with what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error(
-        "the file has no unlimited dimension to append along; name one with --append-dim (e.g. --append-dim time)"
-    )]
-    NoAppendDim,
     #[error(
         "append dimension `{0}` is not in the file; check --append-dim against `floe inspect` of the file"
     )]
@@ -154,6 +157,10 @@ pub enum PlanError {
         "record order: {0}; the file was not appended. If the file is a re-send of data already in the repository, remove it from the folder; if it belongs elsewhere, use another branch"
     )]
     Order(String),
+    #[error(
+        "the file has no record dimension and differs from what the repository holds at `{path}`: {what}; the repository was left unchanged. Give each such file a group of its own (--group), or name the dimension to append along (--append-dim)"
+    )]
+    WholeDiffers { path: String, what: String },
     #[error(
         "time units of `{path}` are `{found}` but the repository uses `{expected}`, and the values cannot be re-encoded exactly; convert the file to the repository's units or send it to another branch (--branch)"
     )]
@@ -182,12 +189,15 @@ pub fn target_group(settings_group: &str, source_group: &str) -> String {
     }
 }
 
-/// The append dimensions of a file under these settings.
+/// The append dimensions of a file under these settings: the ones named, else the
+/// file's unlimited dimensions, else the dimension of its CF time coordinate (many
+/// products write `time` as a fixed dimension of length 1). Empty when the file has
+/// no record dimension at all (a calibration table): it is stored whole.
 pub fn append_dims(ds: &Dataset, settings: &Settings) -> Result<Vec<String>, PlanError> {
     if settings.append_dims.is_empty() {
         let dims = ds.unlimited_dims();
         if dims.is_empty() {
-            return Err(PlanError::NoAppendDim);
+            return Ok(time_coordinate_dims(ds));
         }
         return Ok(dims);
     }
@@ -197,6 +207,30 @@ pub fn append_dims(ds: &Dataset, settings: &Settings) -> Result<Vec<String>, Pla
         }
     }
     Ok(settings.append_dims.clone())
+}
+
+/// Whether a variable is a CF time coordinate: `units` of the form `<unit> since
+/// <date>`, `standard_name: time` or `axis: T`.
+pub fn is_cf_time(v: &Variable) -> bool {
+    let units = attr_str(&v.attrs, "units").is_some_and(|u| cftime::parse_units(u).is_some());
+    let named = attr_str(&v.attrs, "standard_name").is_some_and(|n| n == "time");
+    let axis = attr_str(&v.attrs, "axis").is_some_and(|a| a.eq_ignore_ascii_case("t"));
+    units || named || axis
+}
+
+/// Dimensions of the file's CF time coordinates (1-D variables named like their
+/// dimension), in the order they appear.
+fn time_coordinate_dims(ds: &Dataset) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for g in &ds.groups {
+        for v in &g.variables {
+            let coord = v.dims.len() == 1 && v.dims[0] == v.name;
+            if coord && is_cf_time(v) && !out.contains(&v.name) {
+                out.push(v.name.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The record coordinate values of a file: for each append dimension that has a
@@ -247,6 +281,7 @@ pub fn plan(
         records: records.clone(),
         offsets: offsets.clone(),
         append_dims: dims.clone(),
+        whole_again: false,
     };
     let mut touched: BTreeSet<String> = BTreeSet::new();
 
@@ -273,11 +308,21 @@ pub fn plan(
         for v in &g.variables {
             let path = join(&gpath, &v.name);
             touched.insert(path.clone());
-            let op = plan_variable(
-                &path, &g.path, v, &dims, &current, &records, coords, repo, settings,
-            )?;
+            let op =
+                plan_variable(&path, &g.path, v, &dims, &current, &records, coords, repo, settings);
+            let op = match op {
+                Err(PlanError::Drift { path, what }) if dims.is_empty() => {
+                    return Err(PlanError::WholeDiffers { path, what });
+                }
+                other => other?,
+            };
             out.arrays.push(op);
         }
+    }
+    if dims.is_empty() && !repo.arrays.is_empty() {
+        check_whole_again(ds, repo, settings, &out)?;
+        out.whole_again = true;
+        return Ok(out);
     }
 
     // Arrays along an append dimension that this file does not carry: extend them
@@ -306,11 +351,67 @@ pub fn plan(
                 append_axis: axis,
                 chunks: a.chunks.clone(),
                 dtype: a.dtype,
-                reencode: None,
+                time_map: None,
             });
         }
     }
     Ok(out)
+}
+
+/// A file without a record dimension, into a target that holds one already: the
+/// same variables, attributes and group attributes, or it is refused as drift
+/// (its values are compared by the caller, which reads both).
+fn check_whole_again(
+    ds: &Dataset,
+    repo: &RepoState,
+    settings: &Settings,
+    plan: &Plan,
+) -> Result<(), PlanError> {
+    let differs =
+        |path: &str, what: String| PlanError::WholeDiffers { path: path.to_string(), what };
+    for op in &plan.arrays {
+        if op.action != ArrayAction::VerifyStatic {
+            return Err(differs(&op.path, "the repository has no such variable".into()));
+        }
+    }
+    let ours: BTreeSet<&str> = plan.arrays.iter().map(|o| o.path.as_str()).collect();
+    for g in &ds.groups {
+        let gpath = target_group(&settings.group, &g.path);
+        if let Some(missing) =
+            repo.arrays.keys().find(|p| parent(p) == gpath && !ours.contains(p.as_str()))
+        {
+            return Err(differs(missing, "the file lacks this variable".into()));
+        }
+        if repo.group_attrs.get(&gpath).is_some_and(|a| a != &g.attrs) {
+            return Err(differs(&gpath, "the group's attributes changed".into()));
+        }
+        for v in &g.variables {
+            let path = join(&gpath, &v.name);
+            if let Some(a) = repo.arrays.get(&path)
+                && a.attrs != v.attrs
+            {
+                let changed: Vec<&str> = a
+                    .attrs
+                    .keys()
+                    .chain(v.attrs.keys())
+                    .filter(|k| a.attrs.get(*k) != v.attrs.get(*k))
+                    .map(String::as_str)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                return Err(differs(&path, format!("attributes changed ({})", changed.join(", "))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The group path an array path lives in (`/a/b` -> `/a`, `/b` -> `/`).
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -339,42 +440,25 @@ fn plan_variable(
     let source = Some((source_group.to_string(), v.name.clone()));
 
     let existing = repo.arrays.get(path);
-    let mut reencode = None;
+    // CF time along an append dimension: decoded as xarray decodes it and stored in
+    // the repository's record-time encoding (see `cftime`)
+    let time_map = match axis {
+        Some(_) => time_map(path, v, existing)?,
+        None => None,
+    };
 
-    // Record order along this variable's own coordinate.
+    // Record order along this variable's own coordinate: the file must not start
+    // before the branch's last record.
     if let Some(ax) = axis {
         let d = &v.dims[ax];
-        if v.dims.len() == 1 && &v.name == d {
-            let units_here = attr_str(&v.attrs, "units");
-            let units_repo = existing.and_then(|a| attr_str(&a.attrs, "units"));
-            if let (Some(here), Some(there)) = (units_here, units_repo)
-                && here != there
-            {
-                let cal_here = attr_str(&v.attrs, "calendar");
-                let cal_repo = existing.and_then(|a| attr_str(&a.attrs, "calendar"));
-                let err = || PlanError::TimeUnits {
-                    path: path.to_string(),
-                    found: here.to_string(),
-                    expected: there.to_string(),
-                };
-                let ok_cal = cal_here == cal_repo && cftime::is_gregorian(cal_here);
-                let (Some(from), Some(to)) =
-                    (cftime::parse_units(here), cftime::parse_units(there))
-                else {
-                    return Err(err());
-                };
-                if !ok_cal {
-                    return Err(err());
-                }
-                let r = Reencode::between(from, to).ok_or_else(err)?;
-                reencode = Some(r);
-            }
-            if let Some(values) = coords.get(d) {
-                let r = reencode.unwrap_or(Reencode::IDENTITY);
-                let mapped: Vec<f64> =
-                    values.iter().map(|x| x * r.scale as f64 + r.offset as f64).collect();
-                check_order(path, &mapped, repo.last_coord.get(path).copied())?;
-            }
+        if v.dims.len() == 1
+            && &v.name == d
+            && let Some(first) = coords.get(d).and_then(|v| v.first())
+            && let Some((last, a)) = repo.last_coord.get(path).zip(existing)
+        {
+            let first = OrderKey::of(&Scalar::Float(*first), v.dtype, &v.attrs);
+            let last = OrderKey::of(last, a.dtype, &a.attrs);
+            check_order(path, first, last)?;
         }
     }
 
@@ -396,21 +480,26 @@ fn plan_variable(
 
     match existing {
         None => {
+            // a mapped time is stored as int64 nanoseconds, missing times as NaT
+            let (dtype, attrs, fill) = match &time_map {
+                Some(m) => {
+                    let mut attrs = v.attrs.clone();
+                    attrs.remove("missing_value");
+                    attrs.insert("units".into(), Value::from(m.to_units.clone()));
+                    attrs.insert("_FillValue".into(), Value::from(cftime::NAT));
+                    (m.to.dtype, attrs, Some(Scalar::Int(cftime::NAT)))
+                }
+                None => (v.dtype, v.attrs.clone(), v.fill_value.clone()),
+            };
             let chunks = choose_chunks(
                 &v.shape,
-                v.dtype,
+                dtype,
                 axis,
                 settings.target_chunk_bytes,
                 settings.appends_per_chunk,
             );
-            let metadata = array_metadata(
-                &new_shape,
-                &chunks,
-                v.dtype,
-                &v.dims,
-                &v.attrs,
-                v.fill_value.as_ref(),
-            );
+            let metadata =
+                array_metadata(&new_shape, &chunks, dtype, &v.dims, &attrs, fill.as_ref());
             Ok(ArrayOp {
                 path: path.to_string(),
                 action: ArrayAction::Create,
@@ -421,12 +510,12 @@ fn plan_variable(
                 region_count,
                 append_axis: axis,
                 chunks,
-                dtype: v.dtype,
-                reencode: None,
+                dtype,
+                time_map,
             })
         }
         Some(a) => {
-            if a.dtype != v.dtype {
+            if a.dtype != v.dtype && time_map.is_none() {
                 return Err(drift(format!("type changed from {} to {}", a.dtype, v.dtype)));
             }
             if a.dims != v.dims {
@@ -437,7 +526,7 @@ fn plan_variable(
                 )));
             }
             for key in DRIFT_ATTRS {
-                if *key == "units" && reencode.is_some() {
+                if matches!(*key, "units" | "_FillValue") && time_map.is_some() {
                     continue;
                 }
                 let (x, y) = (a.attrs.get(*key), v.attrs.get(*key));
@@ -466,7 +555,7 @@ fn plan_variable(
                     append_axis: None,
                     chunks: a.chunks.clone(),
                     dtype: a.dtype,
-                    reencode: None,
+                    time_map: None,
                 });
             }
             // A variable that was missing from earlier files may be shorter than the
@@ -483,49 +572,135 @@ fn plan_variable(
                 append_axis: axis,
                 chunks: a.chunks.clone(),
                 dtype: a.dtype,
-                reencode,
+                time_map,
             })
         }
     }
 }
 
-/// Records must strictly increase within the file and start after the repository's last.
-pub fn check_order(path: &str, values: &[f64], last: Option<f64>) -> Result<(), PlanError> {
-    for w in values.windows(2) {
-        if w[1] == w[0] {
-            return Err(PlanError::Order(format!(
-                "`{path}` repeats the value {} inside the file",
-                w[0]
-            )));
-        }
-        if w[1] < w[0] {
-            return Err(PlanError::Order(format!(
-                "`{path}` goes backwards inside the file ({} after {})",
-                w[1], w[0]
-            )));
-        }
-    }
-    if let (Some(first), Some(last)) = (values.first(), last) {
-        if *first == last {
-            return Err(PlanError::Order(format!(
-                "`{path}` starts at {first}, a value the repository already holds (duplicate timestamp)"
-            )));
-        }
-        if *first < last {
-            return Err(PlanError::Order(format!(
-                "`{path}` starts at {first}, before the repository's last record {last}"
-            )));
-        }
+/// A file must not start before the branch's last record. Inside a file the order
+/// is the instrument's business: a radar's per-ray times repeat (several rays a
+/// second) and an RHI's step backwards, and they are stored as they are. A first
+/// record equal to the last is fine: consecutive radar volumes often share a second.
+pub fn check_order(path: &str, first: OrderKey, last: OrderKey) -> Result<(), PlanError> {
+    let before = match (first, last) {
+        (OrderKey::Time(f), OrderKey::Time(l)) => f < l,
+        (OrderKey::Raw(f), OrderKey::Raw(l)) => f < l,
+        // one side is a CF time and the other is not: drift, reported elsewhere
+        _ => false,
+    };
+    if before {
+        return Err(PlanError::Order(format!(
+            "`{path}` starts at {first}, before the branch's last record {last}"
+        )));
     }
     Ok(())
+}
+
+/// Where a record sits, for ordering: a CF time (standard calendar) as the
+/// nanoseconds xarray decodes it to, anything else as its raw value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderKey {
+    Time(i64),
+    Raw(f64),
+}
+
+impl OrderKey {
+    pub fn of(value: &Scalar, dtype: DType, attrs: &Map<String, Value>) -> OrderKey {
+        let units = attr_str(attrs, "units").and_then(cftime::parse_units);
+        let standard = cftime::is_gregorian(attr_str(attrs, "calendar"));
+        match units.filter(|_| standard).and_then(|u| cftime::decode(value, dtype, u)) {
+            Some(ns) => OrderKey::Time(ns),
+            None => OrderKey::Raw(value.as_f64()),
+        }
+    }
+}
+
+impl std::fmt::Display for OrderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderKey::Time(ns) => f.write_str(&cftime::iso(*ns)),
+            OrderKey::Raw(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// The values that mark a missing time in a source variable.
+fn missing_values(v: &Variable) -> Vec<f64> {
+    let mut out: Vec<f64> = v.fill_value.iter().map(Scalar::as_f64).collect();
+    match v.attrs.get("missing_value") {
+        Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_f64)),
+        Some(x) => out.extend(x.as_f64()),
+        None => {}
+    }
+    out
+}
+
+/// How a CF time variable along an append dimension reaches the repository:
+/// `None` keeps its values as they are (the same units and type as the
+/// repository's array, or a new array of integer times, or a calendar Floe does
+/// not decode); otherwise a map into the repository's time encoding.
+fn time_map(
+    path: &str,
+    v: &Variable,
+    existing: Option<&ArrayState>,
+) -> Result<Option<TimeMap>, PlanError> {
+    let Some(here) = attr_str(&v.attrs, "units") else {
+        return Ok(None);
+    };
+    let Some(from) = cftime::parse_units(here) else {
+        return Ok(None);
+    };
+    if matches!(v.dtype, DType::Str | DType::Bool) {
+        return Ok(None);
+    }
+    let calendar = attr_str(&v.attrs, "calendar");
+    let map = |to: TimeEncoding, to_units: String| TimeMap {
+        from,
+        from_dtype: v.dtype,
+        missing: missing_values(v),
+        to,
+        to_units,
+    };
+    let Some(a) = existing else {
+        // a new array: float times become int64 nanoseconds (integers stay as they
+        // are: they decode exactly, and later files are checked value by value)
+        if !v.dtype.is_float() || !cftime::is_gregorian(calendar) {
+            return Ok(None);
+        }
+        let Some(to) = TimeEncoding::for_new_array(from) else {
+            return Ok(None);
+        };
+        let Some(units) = cftime::format_units("nanoseconds", to.units.epoch_ns) else {
+            return Ok(None);
+        };
+        return Ok(Some(map(to, units)));
+    };
+    let there = attr_str(&a.attrs, "units");
+    if there == Some(here) && a.dtype == v.dtype {
+        return Ok(None); // xarray decodes value by value: the same encoding is exact
+    }
+    let err = || PlanError::TimeUnits {
+        path: path.to_string(),
+        found: here.to_string(),
+        expected: there.unwrap_or("none").to_string(),
+    };
+    let to = there.and_then(cftime::parse_units).ok_or_else(err)?;
+    let repo_calendar = attr_str(&a.attrs, "calendar");
+    if !cftime::is_gregorian(calendar) || !cftime::is_gregorian(repo_calendar) {
+        return Err(err());
+    }
+    Ok(Some(map(TimeEncoding { units: to, dtype: a.dtype }, there.unwrap_or_default().into())))
 }
 
 impl RepoState {
     /// The state after `plan` is applied; `last` holds the new last value of each
     /// record coordinate the plan appended to (by array path).
-    pub fn advance(&mut self, plan: &Plan, last: &BTreeMap<String, f64>) {
+    pub fn advance(&mut self, plan: &Plan, last: &BTreeMap<String, Scalar>) {
         for g in &plan.groups {
             self.groups.insert(g.path.clone());
+            let attrs = g.metadata["attributes"].as_object().cloned().unwrap_or_default();
+            self.group_attrs.insert(g.path.clone(), attrs);
         }
         for op in &plan.arrays {
             match op.action {
@@ -563,7 +738,7 @@ impl RepoState {
             }
         }
         for (k, v) in last {
-            self.last_coord.insert(k.clone(), *v);
+            self.last_coord.insert(k.clone(), v.clone());
         }
     }
 }
@@ -580,6 +755,10 @@ mod model_tests {
     use super::*;
     use floe_source::{Dim, Group, SourceFormat, VarKind};
     use proptest::prelude::*;
+
+    fn last(v: f64) -> BTreeMap<String, Scalar> {
+        [("/time".to_string(), Scalar::Float(v))].into()
+    }
 
     fn var(name: &str, dims: &[&str], shape: &[u64]) -> Variable {
         Variable {
@@ -636,8 +815,8 @@ mod model_tests {
                         prop_assert_eq!(op.region_count[0], n);
                     }
                 }
-                let last = [("/time".to_string(), t + (n - 1) as f64)].into();
-                state.advance(&plan, &last);
+                let last_rec = last(t + (n - 1) as f64);
+                state.advance(&plan, &last_rec);
                 total += n;
                 t += n as f64;
                 for (path, a) in &state.arrays {
@@ -650,13 +829,13 @@ mod model_tests {
         }
 
         #[test]
-        fn a_file_starting_at_or_before_the_last_record_is_refused(n in 1u64..20, back in 0u64..40) {
+        fn a_file_starting_before_the_last_record_is_refused(n in 1u64..20, back in 1u64..40) {
             let settings = Settings::default();
             let mut state = RepoState::default();
             let first = file(n, 1);
             let coords: Coords = [("time".to_string(), (0..n).map(|i| i as f64).collect())].into();
             let p = plan(&first, &coords, &state, &settings).unwrap();
-            state.advance(&p, &[("/time".to_string(), (n - 1) as f64)].into());
+            state.advance(&p, &last((n - 1) as f64));
             let start = (n - 1) as f64 - back as f64;
             let coords: Coords = [("time".to_string(), (0..n).map(|i| start + i as f64).collect())].into();
             let err = plan(&file(n, 1), &coords, &state, &settings).unwrap_err();
@@ -665,12 +844,86 @@ mod model_tests {
     }
 
     #[test]
+    fn inside_a_file_the_instruments_order_stands() {
+        // a radar's per-ray times: repeats and an RHI's step back
+        let settings = Settings::default();
+        let mut state = RepoState::default();
+        let coords: Coords = [("time".to_string(), vec![0.0, 0.0, 1.0, 0.5, 2.0])].into();
+        let p = plan(&file(5, 1), &coords, &state, &settings).expect("in-file order is free");
+        state.advance(&p, &last(2.0));
+        // the next volume starts in the same second as the last ray: fine
+        let next: Coords = [("time".to_string(), vec![2.0, 2.0, 3.0, 2.5, 4.0])].into();
+        let p = plan(&file(5, 1), &next, &state, &settings).expect("equal first record is fine");
+        state.advance(&p, &last(4.0));
+        let early: Coords = [("time".to_string(), vec![3.9, 5.0, 6.0, 7.0, 8.0])].into();
+        let e = plan(&file(5, 1), &early, &state, &settings).unwrap_err();
+        assert!(e.to_string().contains("before the branch's last record 4"), "{e}");
+    }
+
+    /// A file whose `time` is a fixed dimension (no unlimited one).
+    fn granule() -> Dataset {
+        let mut ds = file(1, 1);
+        ds.groups[0].dims[0].unlimited = false;
+        ds
+    }
+
+    #[test]
+    fn a_cf_time_coordinate_on_a_fixed_dimension_is_the_append_dimension() {
+        let settings = Settings::default();
+        let mut ds = granule();
+        assert_eq!(append_dims(&ds, &settings).unwrap(), Vec::<String>::new());
+        ds.groups[0].variables[0].attrs.insert("units".into(), "days since 2000-01-01".into());
+        assert_eq!(append_dims(&ds, &settings).unwrap(), vec!["time".to_string()]);
+        ds.groups[0].variables[0].attrs.clear();
+        ds.groups[0].variables[0].attrs.insert("standard_name".into(), "time".into());
+        assert_eq!(append_dims(&ds, &settings).unwrap(), vec!["time".to_string()]);
+        ds.groups[0].variables[0].attrs.clear();
+        ds.groups[0].variables[0].attrs.insert("axis".into(), "T".into());
+        assert_eq!(append_dims(&ds, &settings).unwrap(), vec!["time".to_string()]);
+        // a non-coordinate with time units does not make an append dimension
+        ds.groups[0].variables[0].attrs.clear();
+        ds.groups[0].variables[2].attrs.insert("units".into(), "days since 2000-01-01".into());
+        assert!(append_dims(&ds, &settings).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_without_a_record_dimension_is_stored_whole_then_compared() {
+        let settings = Settings::default();
+        let mut state = RepoState::default();
+        let table = granule();
+        let p = plan(&table, &Coords::new(), &state, &settings).unwrap();
+        assert!(p.append_dims.is_empty() && !p.whole_again);
+        assert!(p.arrays.iter().all(|a| a.action == ArrayAction::Create));
+        state.advance(&p, &BTreeMap::new());
+        let again = plan(&table, &Coords::new(), &state, &settings).unwrap();
+        assert!(again.whole_again);
+        assert!(again.arrays.iter().all(|a| a.action == ArrayAction::VerifyStatic));
+        let mut recal = granule();
+        recal.groups[0].variables[2].attrs.insert("comment".into(), "recalibrated".into());
+        let e = plan(&recal, &Coords::new(), &state, &settings).unwrap_err();
+        assert!(matches!(e, PlanError::WholeDiffers { .. }), "{e}");
+        assert!(e.to_string().contains("--append-dim"), "{e}");
+        let mut more = granule();
+        more.groups[0].variables.push(var("extra", &["level"], &[3]));
+        assert!(matches!(
+            plan(&more, &Coords::new(), &state, &settings),
+            Err(PlanError::WholeDiffers { .. })
+        ));
+        let mut fewer = granule();
+        fewer.groups[0].variables.pop();
+        assert!(matches!(
+            plan(&fewer, &Coords::new(), &state, &settings),
+            Err(PlanError::WholeDiffers { .. })
+        ));
+    }
+
+    #[test]
     fn static_drift_and_dtype_drift_are_refused() {
         let settings = Settings::default();
         let mut state = RepoState::default();
         let coords: Coords = [("time".to_string(), vec![0.0, 1.0])].into();
         let p = plan(&file(2, 1), &coords, &state, &settings).unwrap();
-        state.advance(&p, &[("/time".to_string(), 1.0)].into());
+        state.advance(&p, &last(1.0));
         let later: Coords = [("time".to_string(), vec![2.0, 3.0])].into();
         let mut wider = file(2, 1);
         wider.groups[0].variables[1].shape = vec![4];

@@ -46,6 +46,27 @@ pub enum Completeness {
     Complete,
     /// Still being written; the reason says how Floe knows.
     Writing(String),
+    /// Nothing says it is being written, but it changed less than the quiet period
+    /// ago: it is complete once it stays unchanged `remaining` longer.
+    Recent {
+        age: Duration,
+        quiet: Duration,
+    },
+}
+
+impl Completeness {
+    /// Why the file is not taken yet (`None` when it is complete).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Completeness::Complete => None,
+            Completeness::Writing(r) => Some(r.clone()),
+            Completeness::Recent { age, quiet } => Some(format!(
+                "it changed {:.1} s ago (quiet period {:.1} s)",
+                age.as_secs_f64(),
+                quiet.as_secs_f64()
+            )),
+        }
+    }
 }
 
 /// Decide from the evidence, at time `now`, with a quiet period.
@@ -73,11 +94,7 @@ pub fn decide(e: &Evidence, now: SystemTime, quiet: Duration) -> Completeness {
     if let Some(mtime) = e.mtime {
         let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
         if age < quiet {
-            return Completeness::Writing(format!(
-                "it changed {:.1} s ago (quiet period {:.1} s)",
-                age.as_secs_f64(),
-                quiet.as_secs_f64()
-            ));
+            return Completeness::Recent { age, quiet };
         }
     }
     Completeness::Complete
@@ -363,16 +380,16 @@ mod tests {
         for c in cases {
             assert!(matches!(decide(&c, t(10_000), quiet), Completeness::Writing(_)), "{c:?}");
         }
-        // too young
-        assert!(matches!(decide(&base, t(101), quiet), Completeness::Writing(_)));
+        // too young: merely recent, not provably being written
+        assert!(matches!(decide(&base, t(101), quiet), Completeness::Recent { .. }));
         // an empty file waits while young; once quiet it is complete (and reading it
         // then reports it as empty, so the user hears of it)
         let empty = Evidence { len: 0, ..base.clone() };
-        assert!(matches!(decide(&empty, t(101), quiet), Completeness::Writing(_)));
+        assert!(matches!(decide(&empty, t(101), quiet), Completeness::Recent { .. }));
         assert_eq!(decide(&empty, t(200), quiet), Completeness::Complete);
         // exact length is complete; clock going backwards is treated as "just changed"
         let exact = Evidence { classic_expected_len: Some(100), ..base.clone() };
         assert_eq!(decide(&exact, t(200), quiet), Completeness::Complete);
-        assert!(matches!(decide(&base, t(50), quiet), Completeness::Writing(_)));
+        assert!(matches!(decide(&base, t(50), quiet), Completeness::Recent { .. }));
     }
 }

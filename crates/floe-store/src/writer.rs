@@ -225,6 +225,10 @@ impl Writer {
                 continue;
             }
             if !is_array {
+                if let Some(meta) = self.get_json(&path).await? {
+                    let attrs = meta["attributes"].as_object().cloned().unwrap_or_default();
+                    state.group_attrs.insert(path.clone(), attrs);
+                }
                 state.groups.insert(path);
                 continue;
             }
@@ -249,7 +253,7 @@ impl Writer {
             if dims.len() == 1 && dims[0] == name && record_dims.contains(&name) && shape[0] > 0 {
                 let last = self.read(&path, &meta, &[shape[0] - 1], &[1]).await?;
                 if let Data::Fixed(b) = last
-                    && let Some(v) = dtype.element_as_f64(&b)
+                    && let Some(v) = floe_plan::cftime::element(dtype, &b)
                 {
                     state.last_coord.insert(path.clone(), v);
                 }

@@ -33,8 +33,10 @@ impl IngestError {
             IngestError::Source(_) => ErrorCode::BadSource,
             IngestError::Plan { source, .. } => match source {
                 PlanError::Order(_) => ErrorCode::RecordOrder,
-                PlanError::NoAppendDim | PlanError::AppendDimMissing(_) => ErrorCode::BadSource,
-                PlanError::Drift { .. } | PlanError::TimeUnits { .. } => ErrorCode::SchemaDrift,
+                PlanError::AppendDimMissing(_) => ErrorCode::BadSource,
+                PlanError::Drift { .. }
+                | PlanError::TimeUnits { .. }
+                | PlanError::WholeDiffers { .. } => ErrorCode::SchemaDrift,
             },
             IngestError::Store(e) => e.code(),
             IngestError::ChangedSinceIngest { .. } => ErrorCode::ChangedSinceIngest,

@@ -58,6 +58,10 @@ pub struct IngestOptions {
     pub throttle: Option<std::sync::Arc<floe_store::throttle::Throttle>>,
     /// A file must have been quiet this long to count as complete.
     pub quiet: Duration,
+    /// Wait (at most this long in all) for files that are merely recent to become
+    /// quiet, instead of leaving them for a later run (`None`: do not wait; the
+    /// daemon comes back to them anyway).
+    pub wait_quiet: Option<Duration>,
     /// Largest decoded slab read from a source at once.
     pub slab_bytes: u64,
     /// Hashes of files seen before, by path, valid while size and mtime are unchanged
@@ -93,6 +97,7 @@ impl IngestOptions {
             max_wait: None,
             throttle: None,
             quiet: Duration::from_secs(2),
+            wait_quiet: None,
             slab_bytes: 32 << 20,
             hashes: None,
             stop: None,
@@ -103,10 +108,27 @@ impl IngestOptions {
 /// Progress events, for a progress bar or a log.
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Planned { files: usize, bytes: u64 },
-    FileDone { file: String, bytes: u64 },
-    FileRejected { file: String, message: String },
-    Committed { id: String, files: usize },
+    /// Waiting this long for files that changed moments ago to be quiet.
+    WaitingQuiet {
+        files: usize,
+        seconds: f64,
+    },
+    Planned {
+        files: usize,
+        bytes: u64,
+    },
+    FileDone {
+        file: String,
+        bytes: u64,
+    },
+    FileRejected {
+        file: String,
+        message: String,
+    },
+    Committed {
+        id: String,
+        files: usize,
+    },
 }
 
 /// One file on its way in.
@@ -125,7 +147,7 @@ struct Pending {
 
 /// A file opened and planned: its reader, its plan, and the new last value of each
 /// record coordinate it appends to.
-type PlannedFile = (Box<dyn SourceReader>, Plan, BTreeMap<String, f64>);
+type PlannedFile = (Box<dyn SourceReader>, Plan, BTreeMap<String, floe_source::Scalar>);
 
 /// A file's failure, and whether anything had been written for it already.
 struct FileFailure {
@@ -303,33 +325,8 @@ impl Ingest<'_> {
         let candidates = scan::scan(&o.folder, &patterns)
             .map_err(|_| IngestError::Folder(folder_label.clone()))?;
 
-        // 1. complete?
+        let complete_files = self.find_complete(candidates, &mut report).await;
         let now = self.clock.now();
-        let mut complete_files = Vec::new();
-        for c in candidates {
-            let evidence = if c.is_dir {
-                newest_mtime(&c.path).map(|m| complete::Evidence {
-                    len: 1,
-                    mtime: Some(m),
-                    ..Default::default()
-                })
-            } else {
-                complete::inspect(&c.path)
-            };
-            match evidence {
-                Ok(e) => match complete::decide(&e, now, o.quiet) {
-                    Completeness::Complete => complete_files.push((c, e)),
-                    Completeness::Writing(reason) => {
-                        report.waiting.push(Waiting { file: c.rel, reason })
-                    }
-                },
-                Err(err) => self.reject(
-                    &mut report,
-                    &c.rel,
-                    IngestError::Source(SourceError::io(&c.path, err)),
-                ),
-            }
-        }
 
         // 2. open the repository (created on first write, split along the first file's append dims)
         let first_dims = complete_files.iter().find_map(|(c, _)| {
@@ -380,6 +377,11 @@ impl Ingest<'_> {
         };
         let mut seen_tip = known_here.tip.clone();
         let ingested = &known_here.files;
+        // the same bytes under another name are a re-send, not new records (a
+        // first record equal to the branch's last is allowed, so order alone
+        // would not catch a one-record file copied in twice)
+        let by_hash: BTreeMap<&str, &str> =
+            ingested.values().map(|f| (f.blake3.as_str(), f.source.as_str())).collect();
 
         // 3. already ingested? order by data time
         let mut pending = Vec::new();
@@ -411,6 +413,10 @@ impl Ingest<'_> {
                 }
             };
             let mut skip = BTreeMap::new();
+            if !ingested.contains_key(&c.rel) && by_hash.contains_key(hash.as_str()) {
+                report.already_ingested.push(c.rel.clone());
+                continue;
+            }
             if let Some(prev) = ingested.get(&c.rel) {
                 if prev.blake3 == hash {
                     report.already_ingested.push(c.rel.clone());
@@ -589,7 +595,9 @@ impl Ingest<'_> {
                     let outcome = self.ingest_file(&mut writer, &mut state, p).await;
                     tracing::debug!(seconds = t.elapsed().as_secs_f64(), file = %p.cand.rel, "write");
                     match outcome {
-                        Ok(prov) => done.push((p.clone(), prov)),
+                        Ok(Some(prov)) => done.push((p.clone(), prov)),
+                        // a file without records, identical to what the target holds
+                        Ok(None) => report.already_ingested.push(p.cand.rel.clone()),
                         Err(f) => {
                             if !f.error.is_per_file() {
                                 return Err(f.error);
@@ -678,6 +686,63 @@ impl Ingest<'_> {
         Ok(report)
     }
 
+    /// Phase 1: which files are complete. Files that are merely recent (nothing
+    /// says a writer still has them) are waited for when `wait_quiet` allows it,
+    /// so a one-shot sync of files just copied in finishes its job; a file that
+    /// changes meanwhile starts its quiet period again, up to the bound. The rest
+    /// are reported as waiting, with the reason.
+    async fn find_complete(
+        &self,
+        candidates: Vec<Candidate>,
+        report: &mut Report,
+    ) -> Vec<(Candidate, complete::Evidence)> {
+        let o = &self.opts;
+        let started = self.clock.now();
+        let mut complete_files = Vec::new();
+        let mut todo = candidates;
+        loop {
+            let now = self.clock.now();
+            let waited = now.duration_since(started).unwrap_or_default();
+            let mut recent = Vec::new();
+            let mut longest = Duration::ZERO;
+            for c in todo {
+                let evidence = match evidence(&c) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        let err = IngestError::Source(SourceError::io(&c.path, err));
+                        self.reject(report, &c.rel, err);
+                        continue;
+                    }
+                };
+                let verdict = complete::decide(&evidence, now, o.quiet);
+                match verdict {
+                    Completeness::Complete => complete_files.push((c, evidence)),
+                    Completeness::Recent { age, quiet }
+                        if o.wait_quiet
+                            .is_some_and(|max| waited + quiet.saturating_sub(age) <= max) =>
+                    {
+                        longest = longest.max(quiet.saturating_sub(age));
+                        recent.push(c);
+                    }
+                    other => {
+                        let reason = other.reason().unwrap_or_default();
+                        report.waiting.push(Waiting { file: c.rel, reason });
+                    }
+                }
+            }
+            if recent.is_empty() {
+                return complete_files;
+            }
+            (self.progress)(&Progress::WaitingQuiet {
+                files: recent.len(),
+                seconds: longest.as_secs_f64(),
+            });
+            // a little past the quiet period, so the next look finds them quiet
+            tokio::time::sleep(longest + Duration::from_millis(50)).await;
+            todo = recent;
+        }
+    }
+
     fn reject(&self, report: &mut Report, file: &str, error: IngestError) {
         let message = error.to_string();
         (self.progress)(&Progress::FileRejected {
@@ -695,7 +760,7 @@ impl Ingest<'_> {
         let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
         let coords = read_coords(reader.as_ref(), &dims).map_err(IngestError::from)?;
         let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
-        // new last value of each record coordinate, in the repository's units
+        // new last value of each record coordinate, as the repository stores it
         let mut last = BTreeMap::new();
         for op in &plan.arrays {
             if let (Some(ax), Some((_, var))) = (op.append_axis, &op.source)
@@ -704,20 +769,28 @@ impl Ingest<'_> {
                 && plan.append_dims.contains(var)
                 && let Some(v) = coords.get(var).and_then(|v| v.last())
             {
-                let r = op.reencode.unwrap_or(floe_plan::Reencode::IDENTITY);
-                last.insert(op.path.clone(), v * r.scale as f64 + r.offset as f64);
+                let raw = floe_source::Scalar::Float(*v);
+                let stored = match &op.time_map {
+                    Some(m) => m.map_one(&raw).map_err(|detail| IngestError::Reencode {
+                        file: p.cand.rel.clone(),
+                        detail,
+                    })?,
+                    None => raw,
+                };
+                last.insert(op.path.clone(), stored);
             }
         }
         Ok((reader, plan, last))
     }
 
     /// Plan, verify and write one file into the session; nothing is committed here.
+    /// `None`: the file has no record dimension and equals what the target holds.
     async fn ingest_file(
         &self,
         writer: &mut Writer,
         state: &mut RepoState,
         p: &Pending,
-    ) -> Result<FileProvenance, FileFailure> {
+    ) -> Result<Option<FileProvenance>, FileFailure> {
         let t0 = Instant::now();
         let (reader, plan, last) = self.plan_file(p, state)?;
         let t_plan = t0.elapsed();
@@ -733,12 +806,22 @@ impl Ingest<'_> {
                 .await
                 .map_err(IngestError::from)?;
             if here != there {
-                return Err(IngestError::StaticChanged {
-                    file: rel.clone(),
-                    path: op.path.clone(),
-                }
-                .into());
+                let error = if plan.whole_again {
+                    IngestError::Plan {
+                        file: rel.clone(),
+                        source: floe_plan::PlanError::WholeDiffers {
+                            path: op.path.clone(),
+                            what: "its values changed".into(),
+                        },
+                    }
+                } else {
+                    IngestError::StaticChanged { file: rel.clone(), path: op.path.clone() }
+                };
+                return Err(error.into());
             }
+        }
+        if plan.whole_again {
+            return Ok(None);
         }
         let t_verify = t0.elapsed();
         let wrote = |error: IngestError| FileFailure { error, wrote: true };
@@ -773,7 +856,7 @@ impl Ingest<'_> {
         );
         state.advance(&plan, &last);
         let group = floe_plan::target_group(&self.opts.settings.group, "/");
-        Ok(FileProvenance {
+        Ok(Some(FileProvenance {
             source: rel.clone(),
             size: p.size,
             mtime: p.mtime.clone(),
@@ -782,7 +865,7 @@ impl Ingest<'_> {
             group,
             records: plan.records.clone(),
             offsets: plan.offsets.clone(),
-        })
+        }))
     }
 
     /// Stream one variable into its array, slab by slab along the outer axis, with
@@ -832,9 +915,11 @@ impl Ingest<'_> {
             let mut dst_start = op.region_start.clone();
             dst_start[axis] = pos;
             let mut data = reader.read(g, v, &src_start, &count)?;
-            if let (Some(r), Data::Fixed(bytes)) = (op.reencode, &mut data) {
-                r.apply(op.dtype, bytes)
+            if let (Some(m), Data::Fixed(bytes)) = (&op.time_map, &data) {
+                let mapped = m
+                    .apply(bytes)
                     .map_err(|detail| IngestError::Reencode { file: rel.to_string(), detail })?;
+                data = Data::Fixed(mapped);
             }
             if axis == 0 && op.append_axis == Some(0) {
                 writer.append(&op.path, &meta, &dst_start, &count, data).await?;
@@ -866,6 +951,19 @@ fn add_records(total: &mut BTreeMap<String, u64>, add: &BTreeMap<String, u64>) {
 
 fn short(h: &str) -> String {
     h.chars().take(12).collect()
+}
+
+/// What can be seen of a candidate's completeness (a Zarr store: its newest change).
+fn evidence(c: &Candidate) -> std::io::Result<complete::Evidence> {
+    if c.is_dir {
+        newest_mtime(&c.path).map(|m| complete::Evidence {
+            len: 1,
+            mtime: Some(m),
+            ..Default::default()
+        })
+    } else {
+        complete::inspect(&c.path)
+    }
 }
 
 fn newest_mtime(dir: &std::path::Path) -> std::io::Result<SystemTime> {

@@ -49,9 +49,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// 0 when nothing was rejected, otherwise the exit code of the rejections.
+    /// The exit code of the rejections when there were any; otherwise
+    /// [`floe_core::EXIT_WORK_REMAINS`] when files still being written were left,
+    /// else 0.
     pub fn exit_code(&self) -> i32 {
-        self.rejected.iter().map(|r| r.code.exit_code()).max().unwrap_or(0)
+        match self.rejected.iter().map(|r| r.code.exit_code()).max() {
+            Some(code) => code,
+            None if !self.waiting.is_empty() => floe_core::EXIT_WORK_REMAINS,
+            None => 0,
+        }
     }
 }
 
