@@ -22,7 +22,7 @@ pub enum SourceError {
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "{path}: variable `{variable}` has type {dtype}, which Floe cannot store yet; drop the variable or convert the file"
+        "{path}: variable `{variable}` has the NetCDF-4 type {dtype}, which neither Zarr v3 nor xarray's Zarr reader can hold; the file was left as it is. Drop the variable (e.g. `ncks -x -v {variable}`) or split it into plain variables, then sync the converted file"
     )]
     UnsupportedType { path: PathBuf, variable: String, dtype: String },
     #[error("{path}: {detail}")]

@@ -137,6 +137,9 @@ pub enum VarKind {
     /// NetCDF `char` array whose last dimension (`strlen_dim`) holds the characters;
     /// Floe stores it as a string array without that dimension.
     CharArray { strlen_dim: String },
+    /// NetCDF-4 enum, stored as its base integers (the mapping in `flag_values` and
+    /// `flag_meanings`).
+    Enum,
 }
 
 /// A dimension of a group.

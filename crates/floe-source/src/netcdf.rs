@@ -128,12 +128,23 @@ fn convert_variable(path: &Path, v: &NcVariable) -> Result<Variable, SourceError
     let unsupported = || SourceError::UnsupportedType {
         path: path.to_path_buf(),
         variable: v.name.clone(),
-        dtype: format!("{:?}", v.dtype),
+        dtype: type_name(&v.dtype),
     };
     let mut dims: Vec<String> = v.dimensions.iter().map(|d| d.name.clone()).collect();
     let mut shape: Vec<u64> = v.dimensions.iter().map(|d| d.size).collect();
     let mut kind = VarKind::Plain;
-    let dtype = match &v.dtype {
+    let mut enum_attrs = None;
+    let base_type = match &v.dtype {
+        // an enum is stored as its integer values, the mapping in CF's
+        // flag_values / flag_meanings (xarray reads it as the base integers too)
+        NcType::Enum { base, members } => {
+            enum_attrs = Some(enum_flags(members));
+            kind = VarKind::Enum;
+            base.as_ref()
+        }
+        other => other,
+    };
+    let dtype = match base_type {
         NcType::Byte => DType::I8,
         NcType::UByte => DType::U8,
         NcType::Short => DType::I16,
@@ -158,16 +169,65 @@ fn convert_variable(path: &Path, v: &NcVariable) -> Result<Variable, SourceError
         | NcType::Array { .. }
         | NcType::VLen { .. } => return Err(unsupported()),
     };
+    let mut attrs = convert_attrs(&v.attributes, Some(dtype));
+    if let Some((values, meanings)) = enum_attrs {
+        attrs.entry("flag_values").or_insert(values);
+        attrs.entry("flag_meanings").or_insert(meanings);
+    }
     Ok(Variable {
         name: v.name.clone(),
         dims,
         shape,
         dtype,
-        attrs: convert_attrs(&v.attributes, Some(dtype)),
+        attrs,
         chunks: None,
         kind,
         fill_value: v.attribute("_FillValue").and_then(|a| scalars(&a.value).into_iter().next()),
     })
+}
+
+/// A NetCDF type as a person names it (for messages).
+fn type_name(t: &NcType) -> String {
+    match t {
+        NcType::Byte => "byte".into(),
+        NcType::UByte => "ubyte".into(),
+        NcType::Short => "short".into(),
+        NcType::UShort => "ushort".into(),
+        NcType::Int => "int".into(),
+        NcType::UInt => "uint".into(),
+        NcType::Int64 => "int64".into(),
+        NcType::UInt64 => "uint64".into(),
+        NcType::Float => "float".into(),
+        NcType::Double => "double".into(),
+        NcType::Char => "char".into(),
+        NcType::String => "string".into(),
+        NcType::Enum { base, .. } => format!("enum of {}", type_name(base)),
+        NcType::Compound { fields, .. } => format!(
+            "compound {{{}}}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name, type_name(&f.dtype)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        NcType::Opaque { size, .. } => format!("opaque ({size} bytes)"),
+        NcType::Array { base, dims } => format!("array {dims:?} of {}", type_name(base)),
+        NcType::VLen { base } => format!("vlen of {}", type_name(base)),
+    }
+}
+
+/// CF's `flag_values` and `flag_meanings` for an enum's members (a member name
+/// with spaces gets underscores: meanings are separated by blanks).
+fn enum_flags(members: &[netcdf_reader::NcEnumMember]) -> (Value, Value) {
+    let values = members
+        .iter()
+        .map(|m| match m.value.as_i128().and_then(|v| i64::try_from(v).ok()) {
+            Some(i) => Value::from(i),
+            None => Value::from(m.value.as_i128().and_then(|v| u64::try_from(v).ok())),
+        })
+        .collect();
+    let meanings: Vec<String> = members.iter().map(|m| m.name.replace(' ', "_")).collect();
+    (Value::Array(values), Value::from(meanings.join(" ")))
 }
 
 fn scalars(value: &NcAttrValue) -> Vec<Scalar> {
@@ -217,6 +277,12 @@ fn convert_attrs(attrs: &[NcAttribute], dtype: Option<DType>) -> Map<String, Val
             continue;
         }
         let vals = scalars(&a.value);
+        if a.name == "_FillValue" && dtype == Some(DType::Str) {
+            // xarray's Zarr reader refuses a `_FillValue` attribute on a string
+            // array (the whole store fails to open); the array's own fill value
+            // carries it
+            continue;
+        }
         let value = match (a.name.as_str(), dtype, vals.as_slice()) {
             ("_FillValue", Some(dt), [one]) => encode_fill_value(dt, one.clone()),
             (_, _, [one]) => scalar_json(one),
@@ -259,6 +325,21 @@ pub(crate) fn slice_strings(
     start: &[u64],
     count: &[u64],
 ) -> Vec<String> {
+    hyperslab(all, shape, start, count)
+}
+
+/// [`slice_strings`] for fixed-size elements of `size` bytes.
+fn slice_bytes(all: &[u8], size: usize, shape: &[u64], start: &[u64], count: &[u64]) -> Vec<u8> {
+    let items: Vec<&[u8]> = all.chunks_exact(size.max(1)).collect();
+    hyperslab(items, shape, start, count).concat()
+}
+
+fn hyperslab<T: Clone + Default>(
+    all: Vec<T>,
+    shape: &[u64],
+    start: &[u64],
+    count: &[u64],
+) -> Vec<T> {
     if shape.is_empty() || (start.iter().all(|&s| s == 0) && count == shape) {
         return all;
     }
@@ -306,6 +387,12 @@ impl SourceReader for NetcdfSource {
         let sel = selection(start, count);
         let f = &self.file;
         let read = || -> Result<Data, netcdf_reader::Error> {
+            if var.kind == VarKind::Enum {
+                // the typed reads refuse an enum; its bytes are the base integers
+                let all = f.read_variable_native_bytes(&name)?;
+                let size = var.dtype.size().unwrap_or(1);
+                return Ok(Data::Fixed(slice_bytes(&all, size, &var.shape, start, count)));
+            }
             Ok(match var.dtype {
                 DType::I8 => Data::Fixed(read_fixed!(f, &name, scalar, &sel, i8)),
                 DType::U8 | DType::Bool => Data::Fixed(read_fixed!(f, &name, scalar, &sel, u8)),
