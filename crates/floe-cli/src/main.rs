@@ -239,6 +239,11 @@ enum Command {
     /// Show how a source file maps onto a repository, without writing anything.
     Inspect {
         file: PathBuf,
+        /// Also say what a sync into this repository would do with the file.
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long, default_value = "main")]
+        branch: String,
         #[arg(long = "append-dim")]
         append_dim: Vec<String>,
         #[arg(long, default_value = "/")]
@@ -596,10 +601,30 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        Command::Inspect { file, append_dim, group, chunk_mib, appends_per_chunk, json } => {
+        Command::Inspect {
+            file,
+            repo,
+            branch,
+            append_dim,
+            group,
+            chunk_mib,
+            appends_per_chunk,
+            json,
+        } => {
             let reader = floe_source::open(&file)
                 .map_err(|e| Failure(ErrorCode::BadSource, e.to_string()))?;
             let s = settings(&group, append_dim, chunk_mib, appends_per_chunk);
+            let against = match &repo {
+                Some(r) => {
+                    let url = repo_url(r)?;
+                    Some(floe_sync::plan_against(&file, &url, &branch, &s).await)
+                }
+                None => None,
+            };
+            let verdict = against.as_ref().map(|a| match a {
+                Ok(p) => would(p),
+                Err(e) => format!("would be refused: {e}"),
+            });
             let ds = reader.dataset();
             let dims = floe_plan::append_dims(ds, &s);
             let plan = dims
@@ -614,14 +639,30 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                     "plan": plan.as_ref().and_then(|p| p.as_ref().ok()),
                     "error": dims.as_ref().err().map(|e| e.to_string())
                         .or_else(|| plan.as_ref().and_then(|p| p.as_ref().err()).map(|e| e.to_string())),
+                    "repo": repo,
+                    "branch": branch,
+                    "would": verdict,
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(0);
             }
             println!("{}: {}", file.display(), ds.format.as_str());
             match &dims {
-                Ok(d) => println!("append dimensions: {}", d.join(", ")),
+                Ok(d) if d.is_empty() => {
+                    println!("append dimensions: none (no record dimension: stored whole)")
+                }
+                Ok(d) => {
+                    let why = if ds.unlimited_dims().is_empty() && s.append_dims.is_empty() {
+                        " (its CF time coordinate)"
+                    } else {
+                        ""
+                    };
+                    println!("append dimensions: {}{why}", d.join(", "))
+                }
                 Err(e) => println!("append dimensions: none ({e})"),
+            }
+            if let (Some(r), Some(v)) = (&repo, &verdict) {
+                println!("into {r} ({branch}): {v}");
             }
             for g in &ds.groups {
                 println!("group {}", g.path);
@@ -671,6 +712,24 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
     }
+}
+
+/// What a plan does, in a sentence.
+fn would(p: &floe_plan::Plan) -> String {
+    if p.whole_again {
+        return "would be compared with what the repository holds (no record dimension): skipped if equal, refused as drift otherwise".into();
+    }
+    if p.append_dims.is_empty() {
+        return "would be stored whole (no record dimension)".into();
+    }
+    let parts: Vec<String> = p
+        .records
+        .iter()
+        .map(|(d, n)| {
+            format!("{n} records along {d} from record {}", p.offsets.get(d).copied().unwrap_or(0))
+        })
+        .collect();
+    format!("would append {}", parts.join(", "))
 }
 
 fn secret_err(e: secrets::SecretError) -> Failure {

@@ -932,6 +932,32 @@ impl Ingest<'_> {
     }
 }
 
+/// What a sync of `file` into `branch` of `repo` would do, writing nothing: the plan
+/// against what the branch holds now, or why the file would be refused. (Values of
+/// static variables are compared only by a real sync.)
+pub async fn plan_against(
+    file: &std::path::Path,
+    repo: &RepoUrl,
+    branch: &str,
+    settings: &floe_plan::Settings,
+) -> Result<Plan, IngestError> {
+    let label = file.display().to_string();
+    let plan_err = |source| IngestError::Plan { file: label.clone(), source };
+    let reader = floe_source::open(file)?;
+    let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
+    let coords = read_coords(reader.as_ref(), &dims)?;
+    let state = match Repo::open(repo).await {
+        Ok(r) => match r.writer(branch).await {
+            Ok(w) => w.state(&settings.group, &dims).await?,
+            Err(StoreError::NotFound(_)) => RepoState::default(),
+            Err(e) => return Err(e.into()),
+        },
+        Err(StoreError::NotFound(_)) => RepoState::default(),
+        Err(e) => return Err(e.into()),
+    };
+    floe_plan::plan(reader.dataset(), &coords, &state, settings).map_err(plan_err)
+}
+
 /// Test hook: `FLOE_CRASH_BEFORE_COMMIT=N` aborts the process right before its N-th
 /// commit, after everything of that commit has been written: the moment a power cut
 /// would hurt most. The crash-safety tests use it; nothing else should.

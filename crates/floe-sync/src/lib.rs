@@ -10,5 +10,5 @@ pub mod report;
 pub mod scan;
 
 pub use error::IngestError;
-pub use ingest::{Clock, HashMemo, Ingest, IngestOptions, Progress, SystemClock};
+pub use ingest::{Clock, HashMemo, Ingest, IngestOptions, Progress, SystemClock, plan_against};
 pub use report::Report;
