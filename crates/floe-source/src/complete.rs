@@ -30,6 +30,8 @@ pub struct Evidence {
     pub hdf5_open_for_write: bool,
     /// A shared lock could not be taken: a writer holds an exclusive one.
     pub locked_by_writer: bool,
+    /// A process of this machine has the file open with write access (its pid).
+    pub open_for_write_by: Option<u32>,
     /// NetCDF-3 header says the file should be this long (None: not NetCDF-3, or unknown).
     pub classic_expected_len: Option<u64>,
     /// NetCDF-3 header in streaming mode (record count not yet written).
@@ -76,6 +78,9 @@ pub fn decide(e: &Evidence, now: SystemTime, quiet: Duration) -> Completeness {
     }
     if e.locked_by_writer {
         return Completeness::Writing("another process holds a write lock on it".into());
+    }
+    if let Some(pid) = e.open_for_write_by {
+        return Completeness::Writing(format!("process {pid} has it open for writing"));
     }
     if e.classic_streaming {
         return Completeness::Writing("its NetCDF-3 header has no record count yet".into());
@@ -253,6 +258,81 @@ pub fn classic_header(bytes: &[u8]) -> Option<ClassicHeader> {
 }
 
 /// Gather the evidence about a file (I/O; never modifies or locks it for long).
+/// Files that processes of this machine hold open with write access, by (device,
+/// inode), with one such process: what `lsof` and `fuser` see in `/proc`. A
+/// NetCDF-3 logger syncs a self-consistent file between records (the header's
+/// record count matches the size), so only this tells it from a finished file.
+/// Files written from another machine (a network share) are not seen: the header
+/// checks and the quiet period remain for those. Elsewhere than Linux: empty (macOS
+/// would ask `proc_pidinfo`, Windows the Restart Manager).
+#[derive(Debug, Default)]
+pub struct OpenForWrite(std::collections::HashMap<(u64, u64), u32>);
+
+impl OpenForWrite {
+    /// One look at every process's open files (one pass, however many candidates).
+    pub fn scan() -> OpenForWrite {
+        let mut found = std::collections::HashMap::new();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let me = std::process::id();
+            let Ok(procs) = std::fs::read_dir("/proc") else {
+                return OpenForWrite(found);
+            };
+            for p in procs.flatten() {
+                let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if pid == me {
+                    continue;
+                }
+                let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+                    continue; // gone, or not ours to see
+                };
+                for fd in fds.flatten() {
+                    // most descriptors are sockets, pipes and devices: stat first,
+                    // read the access mode only for regular files
+                    let Ok(m) = std::fs::metadata(fd.path()) else { continue };
+                    let info = p.path().join("fdinfo").join(fd.file_name());
+                    if m.is_file() && writable(&info) {
+                        found.insert((m.dev(), m.ino()), pid);
+                    }
+                }
+            }
+        }
+        OpenForWrite(found)
+    }
+
+    /// The process holding `meta`'s file open for writing, if any.
+    pub fn holder(&self, meta: &std::fs::Metadata) -> Option<u32> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.0.get(&(meta.dev(), meta.ino())).copied()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = meta;
+            None
+        }
+    }
+}
+
+/// Whether `/proc/<pid>/fdinfo/<fd>` says the descriptor was opened for writing
+/// (`flags:` in octal; access mode O_WRONLY = 1 or O_RDWR = 2).
+#[cfg(target_os = "linux")]
+fn writable(fdinfo: &Path) -> bool {
+    std::fs::read_to_string(fdinfo).ok().is_some_and(|t| fdinfo_writable(&t))
+}
+
+/// [`writable`] on the text of an fdinfo file.
+pub fn fdinfo_writable(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| matches!(flags & 0o3, 1 | 2))
+}
+
 pub fn inspect(path: &Path) -> std::io::Result<Evidence> {
     let mut f = File::open(path)?;
     let meta = f.metadata()?;
@@ -288,6 +368,7 @@ pub fn inspect(path: &Path) -> std::io::Result<Evidence> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -356,6 +437,41 @@ mod tests {
     }
 
     #[test]
+    fn fdinfo_access_modes() {
+        assert!(fdinfo_writable("pos:\t0\nflags:\t0100002\nmnt_id:\t25\n")); // O_RDWR
+        assert!(fdinfo_writable("pos:\t0\nflags:\t02100001\n")); // O_WRONLY|O_CLOEXEC
+        assert!(!fdinfo_writable("pos:\t0\nflags:\t0100000\n")); // O_RDONLY
+        assert!(!fdinfo_writable("garbage"));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_file_this_test_holds_open_for_writing_is_seen_from_another_process() {
+        // the scan skips its own process, so hold the file in a child
+        let d = std::env::temp_dir().join(format!("floe-open-{}", std::process::id()));
+        std::fs::write(&d, b"x").unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec sleep 5 3>>'{}'", d.display()))
+            .spawn()
+            .unwrap();
+        let meta = std::fs::metadata(&d).unwrap();
+        let mut seen = None;
+        for _ in 0..50 {
+            seen = OpenForWrite::scan().holder(&meta);
+            if seen.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen.is_some(), "the writer was not seen");
+        assert_eq!(OpenForWrite::scan().holder(&meta), None, "nor after it closed");
+        let _ = std::fs::remove_file(&d);
+    }
+
+    #[test]
     fn temporary_names() {
         for n in ["a.nc.tmp", ".~lock.a.nc#", "x.part", ".hidden.nc", "a.nc~", "b.NC.TMP"] {
             assert!(is_temporary_name(n), "{n}");
@@ -374,6 +490,7 @@ mod tests {
         let cases = [
             Evidence { hdf5_open_for_write: true, ..base.clone() },
             Evidence { locked_by_writer: true, ..base.clone() },
+            Evidence { open_for_write_by: Some(4242), ..base.clone() },
             Evidence { classic_streaming: true, ..base.clone() },
             Evidence { classic_expected_len: Some(101), ..base.clone() },
         ];

@@ -705,8 +705,9 @@ impl Ingest<'_> {
             let waited = now.duration_since(started).unwrap_or_default();
             let mut recent = Vec::new();
             let mut longest = Duration::ZERO;
+            let writers = complete::OpenForWrite::scan();
             for c in todo {
-                let evidence = match evidence(&c) {
+                let evidence = match evidence(&c, &writers) {
                     Ok(e) => e,
                     Err(err) => {
                         let err = IngestError::Source(SourceError::io(&c.path, err));
@@ -979,8 +980,12 @@ fn short(h: &str) -> String {
     h.chars().take(12).collect()
 }
 
-/// What can be seen of a candidate's completeness (a Zarr store: its newest change).
-fn evidence(c: &Candidate) -> std::io::Result<complete::Evidence> {
+/// What can be seen of a candidate's completeness (a Zarr store: its newest change;
+/// a file: its own evidence, and whether a process has it open for writing).
+fn evidence(
+    c: &Candidate,
+    writers: &complete::OpenForWrite,
+) -> std::io::Result<complete::Evidence> {
     if c.is_dir {
         newest_mtime(&c.path).map(|m| complete::Evidence {
             len: 1,
@@ -988,7 +993,9 @@ fn evidence(c: &Candidate) -> std::io::Result<complete::Evidence> {
             ..Default::default()
         })
     } else {
-        complete::inspect(&c.path)
+        let mut e = complete::inspect(&c.path)?;
+        e.open_for_write_by = std::fs::metadata(&c.path).ok().and_then(|m| writers.holder(&m));
+        Ok(e)
     }
 }
 
