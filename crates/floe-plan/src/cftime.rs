@@ -264,33 +264,11 @@ impl TimeMap {
         let out_size = self.to.dtype.size().ok_or("text times are not written")?;
         let mut out = Vec::with_capacity(bytes.len() / size * out_size);
         for c in bytes.chunks_exact(size) {
-            let v = element(self.from_dtype, c).ok_or("short time value")?;
+            let v = self.from_dtype.element(c).ok_or("short time value")?;
             write_element(self.to.dtype, &self.map_one(&v)?, &mut out)?;
         }
         Ok(out)
     }
-}
-
-/// One little-endian element as a [`Scalar`].
-pub fn element(dtype: DType, b: &[u8]) -> Option<Scalar> {
-    macro_rules! le {
-        ($t:ty, $n:expr) => {
-            <$t>::from_le_bytes(b.get(..$n)?.try_into().ok()?)
-        };
-    }
-    Some(match dtype {
-        DType::I8 => Scalar::Int(le!(i8, 1).into()),
-        DType::I16 => Scalar::Int(le!(i16, 2).into()),
-        DType::I32 => Scalar::Int(le!(i32, 4).into()),
-        DType::I64 => Scalar::Int(le!(i64, 8)),
-        DType::U8 | DType::Bool => Scalar::UInt(le!(u8, 1).into()),
-        DType::U16 => Scalar::UInt(le!(u16, 2).into()),
-        DType::U32 => Scalar::UInt(le!(u32, 4).into()),
-        DType::U64 => Scalar::UInt(le!(u64, 8)),
-        DType::F32 => Scalar::Float(le!(f32, 4).into()),
-        DType::F64 => Scalar::Float(le!(f64, 8)),
-        DType::Str => return None,
-    })
 }
 
 fn write_element(dtype: DType, v: &Scalar, out: &mut Vec<u8>) -> Result<(), String> {

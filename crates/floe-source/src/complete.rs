@@ -48,8 +48,8 @@ pub enum Completeness {
     Complete,
     /// Still being written; the reason says how Floe knows.
     Writing(String),
-    /// Nothing says it is being written, but it changed less than the quiet period
-    /// ago: it is complete once it stays unchanged `remaining` longer.
+    /// Nothing says it is being written, but it changed `age` ago, less than the
+    /// quiet period: it is complete once it stays unchanged `quiet - age` longer.
     Recent {
         age: Duration,
         quiet: Duration,
@@ -257,7 +257,6 @@ pub fn classic_header(bytes: &[u8]) -> Option<ClassicHeader> {
     Some(ClassicHeader { expected_len: end.saturating_sub(slack), streaming })
 }
 
-/// Gather the evidence about a file (I/O; never modifies or locks it for long).
 /// Files that processes of this machine hold open with write access, by (device,
 /// inode), with one such process: what `lsof` and `fuser` see in `/proc`. A
 /// NetCDF-3 logger syncs a self-consistent file between records (the header's
@@ -333,10 +332,17 @@ pub fn fdinfo_writable(text: &str) -> bool {
         .is_some_and(|flags| matches!(flags & 0o3, 1 | 2))
 }
 
-pub fn inspect(path: &Path) -> std::io::Result<Evidence> {
+/// Gather the evidence about a file (I/O; never modifies or locks it for long);
+/// `writers` is this pass's look at the processes that hold files open for writing.
+pub fn inspect(path: &Path, writers: &OpenForWrite) -> std::io::Result<Evidence> {
     let mut f = File::open(path)?;
     let meta = f.metadata()?;
-    let mut e = Evidence { len: meta.len(), mtime: meta.modified().ok(), ..Default::default() };
+    let mut e = Evidence {
+        len: meta.len(),
+        mtime: meta.modified().ok(),
+        open_for_write_by: writers.holder(&meta),
+        ..Default::default()
+    };
     if meta.is_dir() {
         return Ok(e);
     }

@@ -103,22 +103,31 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
-    /// Decode one little-endian element as f64 (for coordinate checks).
-    pub fn element_as_f64(self, bytes: &[u8]) -> Option<f64> {
-        let arr = |n: usize| bytes.get(..n);
+    /// Decode one little-endian element, typed as stored (integers stay exact).
+    pub fn element(self, bytes: &[u8]) -> Option<Scalar> {
+        macro_rules! le {
+            ($t:ty, $n:expr) => {
+                <$t>::from_le_bytes(bytes.get(..$n)?.try_into().ok()?)
+            };
+        }
         Some(match self {
-            DType::Bool | DType::U8 => f64::from(*bytes.first()?),
-            DType::I8 => f64::from(i8::from_le_bytes(arr(1)?.try_into().ok()?)),
-            DType::I16 => f64::from(i16::from_le_bytes(arr(2)?.try_into().ok()?)),
-            DType::U16 => f64::from(u16::from_le_bytes(arr(2)?.try_into().ok()?)),
-            DType::I32 => f64::from(i32::from_le_bytes(arr(4)?.try_into().ok()?)),
-            DType::U32 => f64::from(u32::from_le_bytes(arr(4)?.try_into().ok()?)),
-            DType::I64 => i64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
-            DType::U64 => u64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
-            DType::F32 => f64::from(f32::from_le_bytes(arr(4)?.try_into().ok()?)),
-            DType::F64 => f64::from_le_bytes(arr(8)?.try_into().ok()?),
+            DType::I8 => Scalar::Int(le!(i8, 1).into()),
+            DType::I16 => Scalar::Int(le!(i16, 2).into()),
+            DType::I32 => Scalar::Int(le!(i32, 4).into()),
+            DType::I64 => Scalar::Int(le!(i64, 8)),
+            DType::Bool | DType::U8 => Scalar::UInt(le!(u8, 1).into()),
+            DType::U16 => Scalar::UInt(le!(u16, 2).into()),
+            DType::U32 => Scalar::UInt(le!(u32, 4).into()),
+            DType::U64 => Scalar::UInt(le!(u64, 8)),
+            DType::F32 => Scalar::Float(le!(f32, 4).into()),
+            DType::F64 => Scalar::Float(le!(f64, 8)),
             DType::Str => return None,
         })
+    }
+
+    /// Decode one little-endian element as f64 (for coordinate checks).
+    pub fn element_as_f64(self, bytes: &[u8]) -> Option<f64> {
+        self.element(bytes).map(|s| s.as_f64())
     }
 }
 

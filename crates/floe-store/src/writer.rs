@@ -253,7 +253,7 @@ impl Writer {
             if dims.len() == 1 && dims[0] == name && record_dims.contains(&name) && shape[0] > 0 {
                 let last = self.read(&path, &meta, &[shape[0] - 1], &[1]).await?;
                 if let Data::Fixed(b) = last
-                    && let Some(v) = floe_plan::cftime::element(dtype, &b)
+                    && let Some(v) = dtype.element(&b)
                 {
                     state.last_coord.insert(path.clone(), v);
                 }

@@ -380,8 +380,8 @@ impl Ingest<'_> {
         // the same bytes under another name are a re-send, not new records (a
         // first record equal to the branch's last is allowed, so order alone
         // would not catch a one-record file copied in twice)
-        let by_hash: BTreeMap<&str, &str> =
-            ingested.values().map(|f| (f.blake3.as_str(), f.source.as_str())).collect();
+        let hashes_here: std::collections::BTreeSet<&str> =
+            ingested.values().map(|f| f.blake3.as_str()).collect();
 
         // 3. already ingested? order by data time
         let mut pending = Vec::new();
@@ -413,7 +413,7 @@ impl Ingest<'_> {
                 }
             };
             let mut skip = BTreeMap::new();
-            if !ingested.contains_key(&c.rel) && by_hash.contains_key(hash.as_str()) {
+            if !ingested.contains_key(&c.rel) && hashes_here.contains(hash.as_str()) {
                 report.already_ingested.push(c.rel.clone());
                 continue;
             }
@@ -756,11 +756,7 @@ impl Ingest<'_> {
     /// Open and plan one file against `state` (no writes).
     fn plan_file(&self, p: &Pending, state: &RepoState) -> Result<PlannedFile, FileFailure> {
         let reader = open_source(&p.cand.path, &p.skip).map_err(IngestError::from)?;
-        let settings = &self.opts.settings;
-        let plan_err = |source| IngestError::Plan { file: p.cand.rel.clone(), source };
-        let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
-        let coords = read_coords(reader.as_ref(), &dims).map_err(IngestError::from)?;
-        let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
+        let (plan, coords) = plan_source(reader.as_ref(), &p.cand.rel, state, &self.opts.settings)?;
         // new last value of each record coordinate, as the repository stores it
         let mut last = BTreeMap::new();
         for op in &plan.arrays {
@@ -943,10 +939,9 @@ pub async fn plan_against(
     settings: &floe_plan::Settings,
 ) -> Result<Plan, IngestError> {
     let label = file.display().to_string();
-    let plan_err = |source| IngestError::Plan { file: label.clone(), source };
     let reader = floe_source::open(file)?;
-    let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
-    let coords = read_coords(reader.as_ref(), &dims)?;
+    let dims = floe_plan::append_dims(reader.dataset(), settings)
+        .map_err(|source| IngestError::Plan { file: label.clone(), source })?;
     let state = match Repo::open(repo).await {
         Ok(r) => match r.writer(branch).await {
             Ok(w) => w.state(&settings.group, &dims).await?,
@@ -956,7 +951,22 @@ pub async fn plan_against(
         Err(StoreError::NotFound(_)) => RepoState::default(),
         Err(e) => return Err(e.into()),
     };
-    floe_plan::plan(reader.dataset(), &coords, &state, settings).map_err(plan_err)
+    plan_source(reader.as_ref(), &label, &state, settings).map(|(plan, _)| plan)
+}
+
+/// The planning step shared by a sync and `plan_against`: the file's append
+/// dimensions and record coordinates, and its plan against `state`.
+fn plan_source(
+    reader: &dyn SourceReader,
+    file: &str,
+    state: &RepoState,
+    settings: &floe_plan::Settings,
+) -> Result<(Plan, Coords), IngestError> {
+    let plan_err = |source| IngestError::Plan { file: file.to_string(), source };
+    let dims = floe_plan::append_dims(reader.dataset(), settings).map_err(plan_err)?;
+    let coords = read_coords(reader, &dims)?;
+    let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
+    Ok((plan, coords))
 }
 
 /// Test hook: `FLOE_CRASH_BEFORE_COMMIT=N` aborts the process right before its N-th
@@ -993,9 +1003,7 @@ fn evidence(
             ..Default::default()
         })
     } else {
-        let mut e = complete::inspect(&c.path)?;
-        e.open_for_write_by = std::fs::metadata(&c.path).ok().and_then(|m| writers.holder(&m));
-        Ok(e)
+        complete::inspect(&c.path, writers)
     }
 }
 
