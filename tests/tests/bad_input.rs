@@ -144,19 +144,25 @@ fn a_changed_file_is_not_ingested_twice() {
     let (_d, src, repo, good) = setup(2);
     let (code, _) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 0);
-    // the instrument rewrites an already-ingested file
+    let name = Path::new(&good[0]).file_name().unwrap().to_string_lossy().into_owned();
+    let commits = log_json(&repo, "main").len();
+    // other bytes, the same records (trailing bytes after the HDF5 data): nothing new
     let mut bytes = std::fs::read(&good[0]).unwrap();
     bytes.extend_from_slice(b"junk");
-    std::fs::write(&good[0], bytes).unwrap();
+    std::fs::write(&good[0], &bytes).unwrap();
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report["already_ingested"].as_array().unwrap().contains(&name.clone().into()));
+    assert_eq!(log_json(&repo, "main").len(), commits);
+    // the instrument rewrites an already-ingested file with other values
+    make(&src, &["--files", "1", "--start", "0", "--seed", "99"]);
+    assert_ne!(std::fs::read(&good[0]).unwrap(), bytes, "the generator wrote other values");
     let (code, report) = sync_json(&src, &repo, &[]);
     assert_eq!(code, 1, "{report}");
-    assert_eq!(
-        rejected(&report),
-        vec![(
-            Path::new(&good[0]).file_name().unwrap().to_string_lossy().into_owned(),
-            "changed_since_ingest".to_string()
-        )]
-    );
+    assert_eq!(rejected(&report), vec![(name, "changed_since_ingest".to_string())]);
+    let message = report["rejected"][0]["message"].as_str().unwrap();
+    assert!(message.contains("records differ from those ingested"), "{message}");
+    assert_eq!(log_json(&repo, "main").len(), commits, "nothing written");
 }
 
 #[test]

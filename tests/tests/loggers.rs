@@ -1,13 +1,17 @@
 //! Loggers that keep their file open and append a record every second (netCDF-C
-//! through Python `netCDF4`, and `h5netcdf`), while `floe sync` runs every 200 ms:
-//! never part of a file then a refusal of the rest; once the writer closes, the
-//! repository holds the file exactly once.
+//! through Python `netCDF4`, and `h5netcdf`), while `floe sync` runs every 200 ms
+//! and while the daemon watches: never part of a file then a refusal of the rest;
+//! once the writer closes, the repository holds the file exactly once. A file that
+//! grew after ingest gets its new records; one whose ingested records changed is
+//! refused. Followed live (`--live`), a NetCDF-3 logger's records arrive while it
+//! still writes, and the end is still exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use floe_tests::daemon::*;
 use floe_tests::*;
 
 const FORMATS: &[&str] =
@@ -74,4 +78,206 @@ fn a_file_held_open_by_its_logger_is_taken_once_it_is_closed() {
         assert_eq!(records, 20, "{f}: every record exactly once: {log:?}");
         assert_repo_equals(&repo, &files(&src, "nc"), &[]);
     }
+}
+
+/// Start `logger.py` writing `records` records, one every `interval` seconds.
+fn start_logger(
+    path: &std::path::Path,
+    format: &str,
+    records: &str,
+    interval: &str,
+) -> std::process::Child {
+    let mut child = Command::new(python())
+        .arg(root().join("tests/python/logger.py"))
+        .args([path.to_str().unwrap(), format, records, interval])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY", "{format}");
+    child
+}
+
+/// Kills the loggers when a test fails half way.
+struct Loggers(Vec<std::process::Child>);
+
+impl Drop for Loggers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The files of the main branch's provenance, oldest commit first (none while the
+/// repository does not exist yet).
+fn provenance_files(repo: &std::path::Path) -> Vec<serde_json::Value> {
+    if !repo.exists() {
+        return Vec::new();
+    }
+    let r = floe(&["log", repo.to_str().unwrap(), "--json"]);
+    let mut log: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap_or_default();
+    log.reverse();
+    log.iter()
+        .flat_map(|c| c["provenance"]["files"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn grow(path: &std::path::Path, format: &str, args: &[&str]) {
+    let mut a = vec![path.to_str().unwrap(), format];
+    a.extend_from_slice(args);
+    let r = py("grow_file.py", &a);
+    assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+}
+
+#[test]
+fn a_file_that_grew_after_ingest_gets_its_new_records_and_a_changed_one_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for f in FORMATS {
+        let src = d.path().join(f).join("src");
+        let repo = d.path().join(f).join("repo");
+        std::fs::create_dir_all(&src).unwrap();
+        let path = src.join("hourly.nc");
+        grow(&path, f, &["4"]);
+        let (code, report) = sync_json(&src, &repo, &[]);
+        assert_eq!(code, 0, "{f}: {report}");
+        assert_eq!(report["ingested"][0]["records"]["time"], 4, "{f}: {report}");
+
+        // the logger opens it again and appends: the new records follow
+        grow(&path, f, &["3"]);
+        let (code, report) = sync_json(&src, &repo, &[]);
+        assert_eq!(code, 0, "{f}: {report}");
+        assert_eq!(report["ingested"][0]["records"]["time"], 3, "{f}: {report}");
+        assert_eq!(report["ingested"][0]["from"]["time"], 4, "{f}: {report}");
+        let (code, report) = sync_json(&src, &repo, &[]);
+        assert_eq!(code, 0, "{f}: {report}");
+        assert_eq!(report["already_ingested"][0], "hourly.nc", "{f}: {report}");
+        assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+        // provenance: which records of which version of the file each commit took
+        let prov = provenance_files(&repo);
+        assert_eq!(prov.len(), 2, "{f}: {prov:?}");
+        assert!(prov[0].get("from").is_none(), "{f}: {prov:?}");
+        assert_eq!(prov[1]["from"]["time"], 4, "{f}: {prov:?}");
+        assert_eq!(prov[1]["offsets"]["time"], 4, "{f}: {prov:?}");
+        assert_ne!(prov[0]["blake3"], prov[1]["blake3"], "{f}: two versions of the file");
+        assert_ne!(prov[0]["records_blake3"], prov[1]["records_blake3"], "{f}: {prov:?}");
+
+        // a record Floe took changes (and more follow): refused, nothing written
+        grow(&path, f, &["0", "--change", "1"]);
+        grow(&path, f, &["2"]);
+        let commits = log_json(&repo, "main").len();
+        let (code, report) = sync_json(&src, &repo, &[]);
+        assert_eq!(code, 1, "{f}: {report}");
+        assert_eq!(rejected(&report), vec![("hourly.nc".into(), "changed_since_ingest".into())]);
+        let message = report["rejected"][0]["message"].as_str().unwrap();
+        assert!(message.contains("its first 7 `time` records differ"), "{f}: {message}");
+        assert_eq!(log_json(&repo, "main").len(), commits, "{f}: the repository was left alone");
+    }
+}
+
+#[test]
+fn followed_live_a_loggers_records_arrive_while_it_writes_and_the_end_is_exactly_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    let mut loggers = Loggers(Vec::new());
+    for f in FORMATS {
+        let src = d.path().join(f).join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        loggers.0.push(start_logger(&src.join("logger.nc"), f, RECORDS, "1"));
+        runs.push((*f, src, d.path().join(f).join("repo"), 0usize));
+    }
+    let started = Instant::now();
+    while loggers.0.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        assert!(started.elapsed() < Duration::from_secs(90), "the loggers did not finish");
+        for ((f, src, repo, live_takes), child) in runs.iter_mut().zip(loggers.0.iter_mut()) {
+            let (code, report) = sync_json(src, repo, &["--live", "--live-every", "1"]);
+            let still_open = child.try_wait().unwrap().is_none();
+            assert!(report["rejected"].as_array().unwrap().is_empty(), "{f}: {report}");
+            // a take before the logger's last record: the file was still open (the
+            // logger may close its file a moment before its process ends)
+            let partial = report["ingested"].as_array().unwrap().iter().any(|i| {
+                i["from"]["time"].as_u64().unwrap_or(0) + i["records"]["time"].as_u64().unwrap()
+                    < 20
+            });
+            if partial {
+                assert!(f.starts_with("NETCDF3"), "{f}: an HDF5 file taken while open: {report}");
+                *live_takes += 1;
+                if still_open {
+                    assert_eq!(code, 6, "{f}: work remains while the file is open: {report}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for ((f, src, repo, live_takes), mut child) in runs.into_iter().zip(loggers.0.drain(..)) {
+        assert!(child.wait().unwrap().success(), "{f}: the logger failed");
+        let (code, report) = sync_json(&src, &repo, &["--live", "--live-every", "1"]);
+        assert_eq!(code, 0, "{f}: {report}");
+        let prov = provenance_files(&repo);
+        let records: u64 = prov.iter().map(|p| p["records"]["time"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(records, 20, "{f}: every record exactly once: {prov:?}");
+        if f.starts_with("NETCDF3") {
+            // 20 records over 20 s, a take at most every second
+            assert!(live_takes >= 3, "{f}: only {live_takes} live takes: {prov:?}");
+        } else {
+            assert_eq!(prov.len(), 1, "{f}: an HDF5 file is taken once closed: {prov:?}");
+        }
+        assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+    }
+}
+
+#[test]
+fn the_daemon_waits_for_a_logger_proc_cannot_see_and_follows_a_live_one() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("config.toml");
+    let run = d.path().join("run");
+    // the /proc look finds nothing: only the file-system events tell that the
+    // logger still writes (as for another user's logger)
+    let env = [
+        ("FLOE_CONFIG", cfg.to_str().unwrap()),
+        ("FLOE_RUNTIME_DIR", run.to_str().unwrap()),
+        ("FLOE_TEST_BLIND_PROC", "1"),
+    ];
+    let folder = |name: &str, extra: &[&str]| {
+        let (src, repo) = (d.path().join(name).join("src"), d.path().join(name).join("repo"));
+        std::fs::create_dir_all(&src).unwrap();
+        let mut args = vec!["add", src.to_str().unwrap(), repo.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = floe_env(&args, &env);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        (src, repo)
+    };
+    let (held_src, held_repo) = folder("held", &[]);
+    let (live_src, live_repo) = folder("live", &["--live", "--live-every", "1"]);
+    // quiet 0.5 s, a record every 1.5 s: the quiet period alone would take the
+    // held file record by record
+    let _daemon = spawn_daemon(&env, "0.5", "2");
+    wait_until("the daemon", || status(&env).as_array().is_some_and(|s| s.len() == 2));
+    let mut loggers = Loggers(vec![
+        start_logger(&held_src.join("logger.nc"), "NETCDF3_CLASSIC", "8", "1.5"),
+        start_logger(&live_src.join("logger.nc"), "NETCDF3_64BIT_OFFSET", "8", "1.5"),
+    ]);
+    let mut live_while_open = 0;
+    while loggers.0.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        assert_eq!(provenance_files(&held_repo).len(), 0, "part of the held file was taken");
+        if loggers.0[1].try_wait().unwrap().is_none() {
+            live_while_open = provenance_files(&live_repo).len();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for c in &mut loggers.0 {
+        assert!(c.wait().unwrap().success());
+    }
+    let total = |repo: &std::path::Path| -> u64 {
+        provenance_files(repo).iter().map(|p| p["records"]["time"].as_u64().unwrap_or(0)).sum()
+    };
+    wait_until("both files complete", || total(&held_repo) == 8 && total(&live_repo) == 8);
+    assert_eq!(provenance_files(&held_repo).len(), 1, "the held file in one commit");
+    assert!(live_while_open >= 2, "records arrived while the live logger wrote: {live_while_open}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(total(&live_repo), 8, "exactly once");
+    assert_repo_equals(&held_repo, &files(&held_src, "nc"), &[]);
+    assert_repo_equals(&live_repo, &files(&live_src, "nc"), &[]);
 }

@@ -35,6 +35,8 @@ export interface FolderConfig {
   patterns: string[];
   append_dims: string[];
   paused: boolean;
+  /** Follow open NetCDF-3 files live, a take at most every this many seconds. */
+  live_every_secs?: number | null;
 }
 
 export interface LoginField {
@@ -51,6 +53,7 @@ export interface NewFolder {
   group: string;
   patterns: string[];
   append_dims: string[];
+  live_every_secs: number | null;
   login: Record<string, string>;
   check: boolean;
 }

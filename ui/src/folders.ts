@@ -192,6 +192,18 @@ function addForm(): HTMLElement {
     h("input", { id: "new-dim", placeholder: "time" }),
     "Empty: the files' unlimited dimension.",
   );
+  const live = h("input", { type: "checkbox", id: "new-live" }) as HTMLInputElement;
+  const liveField = h(
+    "div",
+    { class: "field" },
+    h("label", { for: "new-live" }, live, " Follow open logger files live"),
+    h(
+      "small",
+      { id: "new-live-hint" },
+      "NetCDF-3 files a logger keeps open: their records are synced every 30 s while it writes.",
+    ),
+  );
+  live.setAttribute("aria-describedby", "new-live-hint");
   const submit = h("button", { type: "submit", id: "add-folder", class: "primary" }, "Test connection and add");
 
   const url = (): string => {
@@ -238,7 +250,7 @@ function addForm(): HTMLElement {
     whereField,
     prefixField,
     login,
-    h("details", {}, h("summary", {}, "More settings"), branchField, dimField),
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField),
     h("div", { class: "row" }, submit),
     msg,
   );
@@ -260,6 +272,7 @@ function addForm(): HTMLElement {
         group: "/",
         patterns: [],
         append_dims: dim.value.trim() ? [dim.value.trim()] : [],
+        live_every_secs: live.checked ? 30 : null,
         login: creds,
         check: true,
       });

@@ -28,6 +28,10 @@ pub struct NewFolder {
     pub append_dims: Vec<String>,
     #[serde(default)]
     pub commit: Cadence,
+    /// Follow NetCDF-3 files live, taking their settled records at most every this
+    /// many seconds while the logger has them open (none: when complete).
+    #[serde(default)]
+    pub live_every_secs: Option<f64>,
     /// The destination's login (`AWS_ACCESS_KEY_ID`, …), kept in the OS keychain;
     /// empty to use what the keychain or the environment already has.
     #[serde(default)]
@@ -98,6 +102,7 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         append_dims: new.append_dims,
         paused: false,
         commit: new.commit,
+        live_every_secs: new.live_every_secs,
     })?;
     let mut checks = Vec::new();
     if new.check {

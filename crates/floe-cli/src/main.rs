@@ -115,6 +115,13 @@ enum Command {
         /// Wait at most this many seconds in all for recent files to be quiet.
         #[arg(long, default_value_t = 60.0)]
         wait_max: f64,
+        /// Follow NetCDF-3 files live: take the records a logger has written (and
+        /// that have settled) while it still has the file open; the rest follow.
+        #[arg(long)]
+        live: bool,
+        /// With --live: take a file's new records at most every this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        live_every: f64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -144,6 +151,13 @@ enum Command {
         /// Never more than this many MB of source files in one commit.
         #[arg(long, default_value_t = 1024.0)]
         commit_max_mb: f64,
+        /// Follow NetCDF-3 files live: take the records a logger has written (and
+        /// that have settled) while it still has the file open; the rest follow.
+        #[arg(long)]
+        live: bool,
+        /// With --live: take a file's new records at most every this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        live_every: f64,
     },
     /// Run every registered folder in the foreground: watch, sync, retry (Ctrl-C stops).
     Daemon {
@@ -363,9 +377,12 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             quiet,
             no_wait,
             wait_max,
+            live,
+            live_every,
             json,
         } => {
             let mut opts = IngestOptions::new(folder, repo_url(&repo)?);
+            opts.live = live.then(|| Duration::from_secs_f64(live_every.max(0.0)));
             opts.wait_quiet = (!no_wait).then(|| Duration::from_secs_f64(wait_max.max(0.0)));
             opts.branch = branch;
             opts.settings = settings(&group, append_dim, chunk_mib, appends_per_chunk);
@@ -431,6 +448,8 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             commit_mb,
             commit_max_wait,
             commit_max_mb,
+            live,
+            live_every,
         } => {
             let mb = |x: f64| (x.max(0.0) * 1e6) as u64;
             let path = Config::default_path().map_err(config_err)?;
@@ -447,6 +466,7 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                     max_wait_secs: commit_max_wait,
                     max_commit_bytes: mb(commit_max_mb),
                 },
+                live_every_secs: live.then_some(live_every),
                 login: Default::default(),
                 check: false,
             };
@@ -578,10 +598,15 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 println!("    {}", c.message);
                 if let Some(p) = &c.provenance {
                     for f in &p.files {
+                        // a file taken in steps (it grew, or is followed live): which
+                        // of its records this step took
                         let recs = f
                             .records
                             .iter()
-                            .map(|(d, n)| format!("{n} {d}"))
+                            .map(|(d, n)| match f.from.get(d) {
+                                Some(k) => format!("{n} {d} (its records {k}..{})", k + n),
+                                None => format!("{n} {d}"),
+                            })
                             .collect::<Vec<_>>()
                             .join(", ");
                         println!(

@@ -30,6 +30,18 @@ pub struct FileProvenance {
     pub records: BTreeMap<String, u64>,
     /// Index of the first appended record, per append dimension.
     pub offsets: BTreeMap<String, u64>,
+    /// Records of the source this commit left out because an earlier commit took
+    /// them, per append dimension: a file that grew after ingest (or is followed
+    /// live) is taken in steps, and step `k` took the file's records
+    /// `from[d] .. from[d] + records[d]` (empty: from the first record).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub from: BTreeMap<String, u64>,
+    /// BLAKE3 digest of the values of every record variable over the records taken
+    /// from this file so far (`0 .. from + records`), as the source stores them. A
+    /// later version of the file whose first records give the same digest only grew;
+    /// any other is refused. Absent in provenance of earlier Floe builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_blake3: Option<String>,
 }
 
 /// Everything Floe records in one commit.
@@ -75,11 +87,23 @@ mod tests {
                 group: "/".into(),
                 records: BTreeMap::from([("time".into(), 96)]),
                 offsets: BTreeMap::from([("time".into(), 0)]),
+                from: BTreeMap::new(),
+                records_blake3: Some("cd".into()),
             }],
         };
         let meta = BTreeMap::from([(PROVENANCE_KEY.to_string(), p.to_value())]);
         assert_eq!(CommitProvenance::from_metadata(&meta).unwrap(), p);
         assert_eq!(p.records_along("time"), 96);
         assert!(CommitProvenance::from_metadata(&BTreeMap::new()).is_none());
+    }
+
+    #[test]
+    fn provenance_written_before_the_growth_fields_still_reads() {
+        let old = serde_json::json!({"floe_version": "0.1.0", "files": [{
+            "source": "a.nc", "size": 1, "mtime": "", "blake3": "ab", "format": "netcdf4",
+            "group": "/", "records": {"time": 3}, "offsets": {"time": 0}}]});
+        let meta = BTreeMap::from([(PROVENANCE_KEY.to_string(), old)]);
+        let p = CommitProvenance::from_metadata(&meta).unwrap();
+        assert!(p.files[0].from.is_empty() && p.files[0].records_blake3.is_none());
     }
 }

@@ -27,6 +27,11 @@ pub struct FolderConfig {
     /// When to commit.
     #[serde(default)]
     pub commit: Cadence,
+    /// Follow NetCDF-3 files live: while a logger still has one open, take its
+    /// settled records at most every this many seconds (absent: take a file once
+    /// it is complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_every_secs: Option<f64>,
 }
 
 /// A folder's commit cadence. A commit is made once `files` complete files are
@@ -157,6 +162,9 @@ impl Config {
                 "a commit needs at least 1 file and 1 byte: give --commit-files 1 or more".into(),
             ));
         }
+        if folder.live_every_secs.is_some_and(|s| s.is_nan() || s < 0.0) {
+            return Err(ConfigError::Invalid("--live-every must be 0 seconds or more".into()));
+        }
         if folder.commit.max_wait_secs.is_nan() || folder.commit.max_wait_secs < 0.0 {
             return Err(ConfigError::Invalid("--commit-max-wait must be 0 seconds or more".into()));
         }
@@ -197,6 +205,7 @@ mod tests {
             append_dims: vec![],
             paused: false,
             commit: Cadence::default(),
+            live_every_secs: None,
         }
     }
 

@@ -25,7 +25,8 @@ use floe_store::throttle::Throttle;
 
 use crate::config::{Config, FolderConfig};
 use crate::state::{Backoff, FolderState, Input, step};
-use crate::watch::{Change, watch};
+use crate::watch::{Change, Write, watch};
+use floe_source::complete::WrittenNotClosed;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -375,8 +376,23 @@ async fn folder_task(
         }
     };
     let watch_tx = tx.clone();
-    let _watcher = match watch(&path, opts.debounce, opts.rescan_every, move |c: Change| {
-        if !matches!(c, Change::Error(_)) {
+    // files written and not closed since, as the events tell (writers that /proc
+    // does not show us: another user's, another container's)
+    let writes: Arc<WrittenNotClosed> = Arc::default();
+    let marks = writes.clone();
+    let _watcher = match watch(&path, opts.debounce, opts.rescan_every, move |c: Change| match c {
+        Change::Writes(w) => {
+            let now = std::time::Instant::now();
+            for (p, kind) in w {
+                match kind {
+                    Write::Data => marks.written(&p, now),
+                    Write::Closed => marks.closed(&p),
+                }
+            }
+        }
+        // events may have been lost: what they said no longer holds
+        Change::Error(_) => marks.forget_all(),
+        Change::Paths(_) | Change::Rescan => {
             let _ = watch_tx.send(Msg::Change);
         }
     }) {
@@ -420,6 +436,8 @@ async fn folder_task(
             o.quiet = opts.quiet;
             o.hashes = Some(hashes.clone());
             o.stop = Some(stop.clone());
+            o.open_by_events = Some(writes.clone());
+            o.live = folder.live_every_secs.map(|s| Duration::from_secs_f64(s.max(0.0)));
             let started = Instant::now();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());

@@ -10,19 +10,51 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use floe_source::complete::is_temporary_name;
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode, EventKind};
+use notify_debouncer_full::notify::event::{
+    AccessKind, AccessMode, CreateKind, EventKind, ModifyKind,
+};
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Who is writing what, in event order (sent before the `Paths` of the same
+    /// events): the completeness check counts a file written and not closed since
+    /// as still being written.
+    Writes(Vec<(PathBuf, Write)>),
     /// These paths were created, written, renamed or removed (temporary names left out).
     Paths(Vec<PathBuf>),
     /// Time for a full rescan.
     Rescan,
     /// The watcher itself failed (the periodic rescans go on).
     Error(String),
+}
+
+/// One write event of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Created or data written: a writer has it open.
+    Data,
+    /// Closed after writing, or removed: no writer of ours to wait for.
+    Closed,
+}
+
+/// What an event says about a file's writer, if anything.
+fn write_event(kind: &EventKind) -> Option<Write> {
+    match kind {
+        EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_)) => {
+            Some(Write::Data)
+        }
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Remove(_) => {
+            Some(Write::Closed)
+        }
+        EventKind::Access(_)
+        | EventKind::Any
+        | EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Other => None,
+    }
 }
 
 /// Why a folder cannot be watched.
@@ -93,6 +125,14 @@ where
     let mut debouncer =
         new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
             Ok(evs) => {
+                let writes: Vec<(PathBuf, Write)> = evs
+                    .iter()
+                    .filter_map(|e| write_event(&e.kind).map(|w| (e, w)))
+                    .flat_map(|(e, w)| e.paths.iter().map(move |p| (p.clone(), w)))
+                    .collect();
+                if !writes.is_empty() {
+                    events(Change::Writes(writes));
+                }
                 let mut paths: Vec<PathBuf> = evs
                     .iter()
                     .filter(|e| changes_content(&e.kind))
@@ -138,6 +178,17 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
+    fn until(ok: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     fn wait_for(seen: &Arc<Mutex<Vec<Change>>>, what: impl Fn(&Change) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -168,6 +219,31 @@ mod tests {
         std::fs::rename(d.path().join("a.nc.part"), d.path().join("a.nc")).unwrap();
         let b = d.path().join("2024/b.nc");
         let a = d.path().join("a.nc");
+        // a file written and closed: data, then closed, in that order
+        let writes_of = |p: &Path| -> Vec<Write> {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Writes(w) => Some(w.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .filter(|(x, _)| x == p)
+                .map(|(_, w)| w)
+                .collect()
+        };
+        assert!(until(|| writes_of(&b).last() == Some(&Write::Closed)), "{seen:?}");
+        assert!(writes_of(&b).contains(&Write::Data), "{seen:?}");
+        // one held open after writing: data, and no close yet
+        let held = d.path().join("held.nc");
+        let mut f = std::fs::File::create(&held).unwrap();
+        std::io::Write::write_all(&mut f, b"header").unwrap();
+        assert!(until(|| writes_of(&held).contains(&Write::Data)), "{seen:?}");
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(!writes_of(&held).contains(&Write::Closed), "{seen:?}");
+        drop(f);
+        assert!(until(|| writes_of(&held).last() == Some(&Write::Closed)), "{seen:?}");
         assert!(wait_for(&seen, |c| matches!(c, Change::Paths(p) if p.contains(&b))), "{seen:?}");
         assert!(wait_for(&seen, |c| matches!(c, Change::Paths(p) if p.contains(&a))), "{seen:?}");
         let tmp = d.path().join("a.nc.part");

@@ -32,6 +32,10 @@ pub struct Evidence {
     pub locked_by_writer: bool,
     /// A process of this machine has the file open with write access (its pid).
     pub open_for_write_by: Option<u32>,
+    /// The file-system events say it was written and not closed since (the
+    /// daemon's watcher sees writers that `/proc` does not show, e.g. another
+    /// user's).
+    pub open_by_events: bool,
     /// NetCDF-3 header says the file should be this long (None: not NetCDF-3, or unknown).
     pub classic_expected_len: Option<u64>,
     /// NetCDF-3 header in streaming mode (record count not yet written).
@@ -40,6 +44,59 @@ pub struct Evidence {
     pub len: u64,
     /// Last modification.
     pub mtime: Option<SystemTime>,
+}
+
+/// Files the file-system events say were written and not closed since: fed by a
+/// watcher (`written` on every data change, `closed` on close-after-write,
+/// `forget` on removal), asked by the completeness check. A mark older than
+/// [`WrittenNotClosed::STALE`] without a new write is dropped: a close event can be
+/// lost (an overflowing event queue), and the quiet period and the other checks
+/// still stand then.
+#[derive(Debug, Default)]
+pub struct WrittenNotClosed {
+    marks: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
+}
+
+impl WrittenNotClosed {
+    /// A logger writes at least every few minutes; an hour without a write and
+    /// without a close is a lost event, not a writer.
+    pub const STALE: Duration = Duration::from_secs(3600);
+
+    fn marks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::path::PathBuf, std::time::Instant>>
+    {
+        self.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn written(&self, path: &Path, at: std::time::Instant) {
+        self.marks().insert(path.to_path_buf(), at);
+    }
+
+    pub fn closed(&self, path: &Path) {
+        self.marks().remove(path);
+    }
+
+    /// Every mark (the events were lost: a rescan starts from nothing).
+    pub fn forget_all(&self) {
+        self.marks().clear();
+    }
+
+    pub fn is_open(&self, path: &Path, now: std::time::Instant) -> bool {
+        let mut marks = self.marks();
+        marks.retain(|_, at| now.duration_since(*at) < Self::STALE);
+        marks.contains_key(path)
+    }
+}
+
+impl Evidence {
+    /// A NetCDF-3 file whose header is complete and whose bytes cover every record
+    /// the header counts: the records it announces can be read while the writer
+    /// appends more (what `--live` takes, once they have settled).
+    pub fn records_on_disk(&self) -> bool {
+        !self.classic_streaming
+            && self.classic_expected_len.is_some_and(|n| n != u64::MAX && self.len >= n)
+    }
 }
 
 /// The verdict on one file.
@@ -81,6 +138,11 @@ pub fn decide(e: &Evidence, now: SystemTime, quiet: Duration) -> Completeness {
     }
     if let Some(pid) = e.open_for_write_by {
         return Completeness::Writing(format!("process {pid} has it open for writing"));
+    }
+    if e.open_by_events {
+        return Completeness::Writing(
+            "it was written and has not been closed since (file-system events)".into(),
+        );
     }
     if e.classic_streaming {
         return Completeness::Writing("its NetCDF-3 header has no record count yet".into());
@@ -269,8 +331,15 @@ pub struct OpenForWrite(std::collections::HashMap<(u64, u64), u32>);
 
 impl OpenForWrite {
     /// One look at every process's open files (one pass, however many candidates).
+    ///
+    /// Test hook: with `FLOE_TEST_BLIND_PROC=1` the look finds nothing, as for a
+    /// writer this machine's `/proc` does not show (another user's process, another
+    /// machine's over a share); the tests of the other evidence use it.
     pub fn scan() -> OpenForWrite {
         let mut found = std::collections::HashMap::new();
+        if std::env::var_os("FLOE_TEST_BLIND_PROC").is_some_and(|v| v == "1") {
+            return OpenForWrite(found);
+        }
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::MetadataExt;
@@ -497,6 +566,7 @@ mod tests {
             Evidence { hdf5_open_for_write: true, ..base.clone() },
             Evidence { locked_by_writer: true, ..base.clone() },
             Evidence { open_for_write_by: Some(4242), ..base.clone() },
+            Evidence { open_by_events: true, ..base.clone() },
             Evidence { classic_streaming: true, ..base.clone() },
             Evidence { classic_expected_len: Some(101), ..base.clone() },
         ];
@@ -514,5 +584,35 @@ mod tests {
         let exact = Evidence { classic_expected_len: Some(100), ..base.clone() };
         assert_eq!(decide(&exact, t(200), quiet), Completeness::Complete);
         assert!(matches!(decide(&base, t(50), quiet), Completeness::Recent { .. }));
+    }
+
+    #[test]
+    fn written_and_not_closed_until_closed_or_stale() {
+        let w = WrittenNotClosed::default();
+        let t0 = std::time::Instant::now();
+        let (a, b) = (Path::new("/d/a.nc"), Path::new("/d/b.nc"));
+        w.written(a, t0);
+        w.written(b, t0);
+        assert!(w.is_open(a, t0) && w.is_open(b, t0));
+        w.closed(a);
+        assert!(!w.is_open(a, t0) && w.is_open(b, t0));
+        // a later write renews the mark; an hour without one drops it
+        w.written(b, t0 + Duration::from_secs(3000));
+        assert!(w.is_open(b, t0 + Duration::from_secs(3700)));
+        assert!(!w.is_open(b, t0 + Duration::from_secs(6700)));
+        w.written(a, t0);
+        w.forget_all();
+        assert!(!w.is_open(a, t0));
+    }
+
+    #[test]
+    fn records_are_on_disk_once_a_classic_header_is_covered() {
+        let base = Evidence { len: 100, ..Default::default() };
+        assert!(!base.records_on_disk(), "not NetCDF-3");
+        let covered = Evidence { classic_expected_len: Some(100), ..base.clone() };
+        assert!(covered.records_on_disk());
+        assert!(!Evidence { len: 99, ..covered.clone() }.records_on_disk());
+        assert!(!Evidence { classic_streaming: true, ..covered.clone() }.records_on_disk());
+        assert!(!Evidence { classic_expected_len: Some(u64::MAX), ..base }.records_on_disk());
     }
 }

@@ -11,7 +11,8 @@ pub mod complete;
 mod error;
 mod model;
 mod netcdf;
-mod skip;
+pub mod records;
+mod window;
 mod zarr;
 
 use std::path::Path;
@@ -21,7 +22,7 @@ pub use model::{
     DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, decode_fill_value,
     encode_fill_value,
 };
-pub use skip::Skip;
+pub use window::Window;
 
 /// A source file opened for reading.
 pub trait SourceReader: Send + Sync {

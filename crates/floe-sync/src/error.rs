@@ -13,9 +13,9 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "{file}: already ingested with other content (hash {old} then, {new} now); Floe never overwrites committed records: rename the file if it is new data, or restore the original"
+        "{file}: already ingested with other content ({how}; hash {old} then, {new} now); Floe never overwrites committed records (a file that only grew by new records is taken again): rename the file if it is new data, or restore the original"
     )]
-    ChangedSinceIngest { file: String, old: String, new: String },
+    ChangedSinceIngest { file: String, how: String, old: String, new: String },
     #[error(
         "{file}: static variable `{path}` differs from what the repository holds; the repository was left unchanged. If the change is real (e.g. a recalibrated instrument), send this file to another branch or group (--branch / --group)"
     )]

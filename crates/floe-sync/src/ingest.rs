@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use floe_core::{CommitProvenance, FLOE_VERSION, FileProvenance, RepoUrl};
 use floe_plan::{ArrayAction, ArrayOp, Coords, Plan, RepoState, Settings, cftime};
 use floe_source::complete::{self, Completeness};
+use floe_source::records::{self, Counts};
 use floe_source::{Data, Dataset, SourceError, SourceReader};
 use floe_store::{Repo, StoreError, Writer};
 use futures::StreamExt;
@@ -69,6 +70,13 @@ pub struct IngestOptions {
     pub hashes: Option<std::sync::Arc<HashMemo>>,
     /// Set by someone else (the daemon's pause) to stop after the current commit.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Follow NetCDF-3 files live: while a writer still has one open, take the
+    /// records on disk that have settled, at most once per this period per file
+    /// (`None`: a file is taken once it is complete).
+    pub live: Option<Duration>,
+    /// Paths the file-system events say were written and not closed since (the
+    /// daemon's watcher): not complete, whatever else the evidence says.
+    pub open_by_events: Option<std::sync::Arc<complete::WrittenNotClosed>>,
 }
 
 /// A backlog's commits close once they hold this many source bytes (64 MB, by default).
@@ -101,6 +109,8 @@ impl IngestOptions {
             slab_bytes: 32 << 20,
             hashes: None,
             stop: None,
+            live: None,
+            open_by_events: None,
         }
     }
 }
@@ -139,11 +149,45 @@ struct Pending {
     mtime: String,
     /// When the file was last written (it has been complete since about then).
     modified: Option<SystemTime>,
-    /// Records taken from it by earlier syncs (a growing Zarr store), per dimension.
-    skip: BTreeMap<String, u64>,
+    /// Records taken from it by earlier syncs (a file or Zarr store that grew), per
+    /// dimension.
+    skip: Counts,
+    /// Records to take up to (what the digest covers; a writer may add more).
+    upto: Option<Counts>,
+    /// Digest of its records `0 .. upto` (see `floe_source::records`).
+    digest: Option<String>,
+    /// Taken live: its writer still has it open.
+    live: bool,
     hash: String,
     sort_key: f64,
 }
+
+/// How a candidate is taken: complete, or followed live while its writer appends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Take {
+    Complete,
+    /// Still being written (the reason says how Floe knows); its settled records
+    /// are taken.
+    Live(String),
+}
+
+/// What the new-file phase makes of one candidate.
+#[derive(Debug)]
+enum Decision {
+    Take(Box<Pending>),
+    /// Nothing in it that the branch does not hold.
+    Already,
+    /// A file followed live with nothing to take now.
+    Wait(String),
+    /// A file followed live whose last take is too recent: due in this long.
+    Hold(Duration),
+    Refuse(IngestError),
+}
+
+/// How long a live take waits to read the newest records again: what is the same
+/// both times has settled (a writer flushes a record and then its record count,
+/// or the other way round).
+const LIVE_SETTLE: Duration = Duration::from_millis(250);
 
 /// A file opened and planned: its reader, its plan, and the new last value of each
 /// record coordinate it appends to.
@@ -226,9 +270,11 @@ const CONFLICT_REPLAYS: usize = 5;
 struct Known {
     /// The newest provenance of each source path.
     files: BTreeMap<String, FileProvenance>,
-    /// Records taken from each source so far, per dimension (a growing Zarr store is
+    /// Records taken from each source so far, per dimension (a file that grew is
     /// taken in several steps).
-    records: BTreeMap<String, BTreeMap<String, u64>>,
+    records: BTreeMap<String, Counts>,
+    /// When a commit last took records from each source.
+    taken_at: BTreeMap<String, SystemTime>,
     /// The snapshot this was read at.
     tip: Option<String>,
 }
@@ -248,8 +294,10 @@ async fn ingested_here(
     };
     let mut known = Known { tip: history.first().map(|c| c.id.clone()), ..Known::default() };
     for c in history.into_iter().rev() {
+        let time = SystemTime::from(c.time);
         for f in c.provenance.into_iter().flat_map(|p| p.files) {
             if f.group == group {
+                known.taken_at.insert(f.source.clone(), time);
                 let total = known.records.entry(f.source.clone()).or_default();
                 for (d, n) in &f.records {
                     *total.entry(d.clone()).or_default() += n;
@@ -261,17 +309,25 @@ async fn ingested_here(
     Ok(known)
 }
 
-/// Open a source, without the records an earlier sync took from it.
+/// Open a source, without the records an earlier sync took from it, and with no
+/// more than `upto` (what its digest covers).
 fn open_source(
     path: &std::path::Path,
-    skip: &BTreeMap<String, u64>,
+    skip: &Counts,
+    upto: Option<&Counts>,
 ) -> Result<Box<dyn SourceReader>, SourceError> {
     let reader = floe_source::open(path)?;
-    Ok(if skip.values().all(|n| *n == 0) {
+    Ok(if skip.values().all(|n| *n == 0) && upto.is_none() {
         reader
     } else {
-        Box::new(floe_source::Skip::new(reader, skip.clone()))
+        Box::new(floe_source::Window::new(reader, skip.clone(), upto))
     })
+}
+
+/// `12 time, 3 profile`: a record count for a message.
+fn show_counts(c: &Counts) -> String {
+    let parts: Vec<String> = c.iter().map(|(d, n)| format!("{n} `{d}`")).collect();
+    if parts.is_empty() { "no".into() } else { parts.join(", ") }
 }
 
 /// Group files (in data-time order) into commits: a batch closes when it is full
@@ -329,7 +385,7 @@ impl Ingest<'_> {
         let now = self.clock.now();
 
         // 2. open the repository (created on first write, split along the first file's append dims)
-        let first_dims = complete_files.iter().find_map(|(c, _)| {
+        let first_dims = complete_files.iter().find_map(|(c, _, _)| {
             floe_source::open(&c.path)
                 .ok()
                 .and_then(|r| floe_plan::append_dims(r.dataset(), &o.settings).ok())
@@ -376,122 +432,43 @@ impl Ingest<'_> {
             None => Known::default(),
         };
         let mut seen_tip = known_here.tip.clone();
-        let ingested = &known_here.files;
         // the same bytes under another name are a re-send, not new records (a
         // first record equal to the branch's last is allowed, so order alone
         // would not catch a one-record file copied in twice)
-        let hashes_here: std::collections::BTreeSet<&str> =
-            ingested.values().map(|f| f.blake3.as_str()).collect();
+        let hashes_here: std::collections::HashSet<&str> =
+            known_here.files.values().map(|f| f.blake3.as_str()).collect();
 
-        // 3. already ingested? order by data time
+        // 3. what is new in each file; order by data time
         let mut pending = Vec::new();
-        for (c, e) in complete_files {
-            let remembered = o.hashes.as_ref().and_then(|m| {
-                let m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                m.get(&c.path)
-                    .filter(|(len, mtime, _)| *len == e.len && *mtime == e.mtime)
-                    .map(|x| x.2.clone())
-            });
-            let hashed = match remembered {
-                Some(h) => Ok(h),
-                None => scan::hash(&c.path),
-            };
-            if let (Some(m), Ok(h)) = (&o.hashes, &hashed) {
-                m.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(c.path.clone(), (e.len, e.mtime, h.clone()));
-            }
-            let hash = match hashed {
-                Ok(h) => h,
-                Err(err) => {
-                    self.reject(
-                        &mut report,
-                        &c.rel,
-                        IngestError::Source(SourceError::io(&c.path, err)),
-                    );
-                    continue;
-                }
-            };
-            let mut skip = BTreeMap::new();
-            if !ingested.contains_key(&c.rel) && hashes_here.contains(hash.as_str()) {
-                report.already_ingested.push(c.rel.clone());
-                continue;
-            }
-            if let Some(prev) = ingested.get(&c.rel) {
-                if prev.blake3 == hash {
-                    report.already_ingested.push(c.rel.clone());
-                    continue;
-                }
-                // a Zarr store that grew: take the records it holds beyond those
-                // taken before (the record order check still guards the rest)
-                let taken = known_here.records.get(&c.rel).cloned().unwrap_or_default();
-                let grown = if c.is_dir {
-                    floe_source::open(&c.path).ok().map(|r| {
-                        let dims =
-                            floe_plan::append_dims(r.dataset(), &o.settings).unwrap_or_default();
-                        let size = |d: &String| {
-                            r.dataset()
-                                .groups
-                                .iter()
-                                .flat_map(|g| &g.dims)
-                                .find(|x| &x.name == d)
-                                .map_or(0, |x| x.size)
-                        };
-                        let shrank =
-                            dims.iter().any(|d| size(d) < taken.get(d).copied().unwrap_or(0));
-                        let more =
-                            dims.iter().any(|d| size(d) > taken.get(d).copied().unwrap_or(0));
-                        (shrank, more)
-                    })
-                } else {
-                    None
+        for (c, e, take) in complete_files {
+            let decision = self.decide(&c, &e, &take, &known_here, &hashes_here, now).await;
+            if let Take::Live(reason) = &take {
+                let now_live = match &decision {
+                    Decision::Take(_) => Some("its settled records are taken live".to_string()),
+                    Decision::Wait(why) => {
+                        Some(format!("followed live, nothing to take now: {why}"))
+                    }
+                    Decision::Hold(due) => {
+                        Some(format!("followed live, next take in {:.0} s", due.as_secs_f64()))
+                    }
+                    Decision::Already | Decision::Refuse(_) => None,
                 };
-                match grown {
-                    Some((false, true)) => skip = taken,
-                    Some((false, false)) => {
-                        // same records, other bytes (metadata touched): nothing to add
-                        report.already_ingested.push(c.rel.clone());
-                        continue;
-                    }
-                    _ => {
-                        let err = IngestError::ChangedSinceIngest {
-                            file: c.rel.clone(),
-                            old: short(&prev.blake3),
-                            new: short(&hash),
-                        };
-                        self.reject(&mut report, &c.rel, err);
-                        continue;
-                    }
+                if let Some(live) = now_live {
+                    let reason = format!("{reason}; {live}");
+                    report.waiting.push(Waiting { file: c.rel.clone(), reason });
                 }
             }
-            let key = match open_source(&c.path, &skip) {
-                Ok(reader) => {
-                    let dims =
-                        floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
-                    match read_coords(reader.as_ref(), &dims) {
-                        Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
-                        Err(err) => {
-                            self.reject(&mut report, &c.rel, err.into());
-                            continue;
-                        }
-                    }
+            match decision {
+                Decision::Take(p) => pending.push(*p),
+                Decision::Already => report.already_ingested.push(c.rel.clone()),
+                Decision::Wait(_) => {}
+                Decision::Hold(due) => {
+                    report.held.push(c.rel.clone());
+                    let due = due.as_secs_f64();
+                    report.held_due_in = Some(report.held_due_in.map_or(due, |d| d.min(due)));
                 }
-                Err(err) => {
-                    self.reject(&mut report, &c.rel, err.into());
-                    continue;
-                }
-            };
-            let size = if c.is_dir { dir_size(&c.path) } else { e.len };
-            let mtime = e.mtime.map(rfc3339).unwrap_or_default();
-            pending.push(Pending {
-                cand: c,
-                size,
-                mtime,
-                modified: e.mtime,
-                hash,
-                sort_key: key,
-                skip,
-            });
+                Decision::Refuse(err) => self.reject(&mut report, &c.rel, err),
+            }
         }
         pending.sort_by(|a, b| {
             a.sort_key.total_cmp(&b.sort_key).then_with(|| a.cand.rel.cmp(&b.cand.rel))
@@ -506,13 +483,16 @@ impl Ingest<'_> {
         if let Some(wait) = o.max_wait
             && let Some(last) = batches.last()
             && !full(last, o)
+            // a live take keeps its own pace (`live`): it is never held
+            && !last.iter().any(|p| p.live)
         {
             // not enough for a commit yet: hold them until more arrive or they are due
             let oldest = last.iter().filter_map(|p| p.modified).min().unwrap_or(now);
             let waited = now.duration_since(oldest).unwrap_or_default();
             if waited < wait {
-                report.held_due_in = Some((wait - waited).as_secs_f64());
-                report.held = last.iter().map(|p| p.cand.rel.clone()).collect();
+                let due = (wait - waited).as_secs_f64();
+                report.held_due_in = Some(report.held_due_in.map_or(due, |d| d.min(due)));
+                report.held.extend(last.iter().map(|p| p.cand.rel.clone()));
                 batches.pop();
             }
         }
@@ -536,6 +516,7 @@ impl Ingest<'_> {
                         report.ingested.push(Ingested {
                             file: p.cand.rel.clone(),
                             records: plan.records,
+                            from: p.skip.clone(),
                             bytes: p.size,
                             commit: None,
                         });
@@ -673,6 +654,7 @@ impl Ingest<'_> {
                         report.ingested.push(Ingested {
                             file: p.cand.rel,
                             records: f.records,
+                            from: f.from,
                             bytes: p.size,
                             commit: Some(id.clone()),
                         });
@@ -686,6 +668,160 @@ impl Ingest<'_> {
         Ok(report)
     }
 
+    /// The file's BLAKE3 hash (remembered by path while its size and time stay).
+    fn file_hash(&self, c: &Candidate, e: &complete::Evidence) -> std::io::Result<String> {
+        let o = &self.opts;
+        let lock = |m: &'_ HashMemo| {
+            m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&c.path).cloned()
+        };
+        if let Some((len, mtime, h)) = o.hashes.as_deref().and_then(lock)
+            && len == e.len
+            && mtime == e.mtime
+        {
+            return Ok(h);
+        }
+        let h = scan::hash(&c.path)?;
+        if let Some(m) = &o.hashes {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(c.path.clone(), (e.len, e.mtime, h.clone()));
+        }
+        Ok(h)
+    }
+
+    /// Phase 3 for one file: is anything in it new to the branch, and which records.
+    ///
+    /// A file seen before whose bytes changed is taken again only if it grew: its
+    /// first records (those taken before) give the digest recorded then, and it
+    /// holds more. A file followed live is read twice, [`LIVE_SETTLE`] apart, and
+    /// only the records that read the same both times are taken.
+    async fn decide(
+        &self,
+        c: &Candidate,
+        e: &complete::Evidence,
+        take: &Take,
+        known: &Known,
+        hashes_here: &std::collections::HashSet<&str>,
+        now: SystemTime,
+    ) -> Decision {
+        let o = &self.opts;
+        let live = matches!(take, Take::Live(_));
+        let hash = match self.file_hash(c, e) {
+            Ok(h) => h,
+            Err(err) => return Decision::Refuse(SourceError::io(&c.path, err).into()),
+        };
+        let prev = known.files.get(&c.rel);
+        let unchanged = match prev {
+            Some(p) => p.blake3 == hash,
+            None => hashes_here.contains(hash.as_str()),
+        };
+        if unchanged {
+            return if live { Decision::Wait("no new bytes".into()) } else { Decision::Already };
+        }
+        if live && let (Some(every), Some(at)) = (o.live, known.taken_at.get(&c.rel)) {
+            let since = now.duration_since(*at).unwrap_or_default();
+            if since < every {
+                return Decision::Hold(every - since);
+            }
+        }
+        let reader = match floe_source::open(&c.path) {
+            Ok(r) => r,
+            Err(err) if live => return Decision::Wait(err.to_string()),
+            Err(err) => return Decision::Refuse(err.into()),
+        };
+        let dims = floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
+        let there = records::counts(reader.dataset(), &dims);
+        let taken = known.records.get(&c.rel).cloned().unwrap_or_default();
+        let changed = |how: String| {
+            Decision::Refuse(IngestError::ChangedSinceIngest {
+                file: c.rel.clone(),
+                how,
+                old: short(prev.map_or("", |p| p.blake3.as_str())),
+                new: short(&hash),
+            })
+        };
+        if let Some(p) = prev {
+            if dims.is_empty() {
+                // (a Zarr store's metadata touched, as Floe has always read it)
+                return if c.is_dir {
+                    Decision::Already
+                } else {
+                    changed("it has no record dimension, so it was stored whole".into())
+                };
+            }
+            if records::fewer(&there, &taken) {
+                return changed(format!(
+                    "it holds {} records, {} were ingested",
+                    show_counts(&there),
+                    show_counts(&taken)
+                ));
+            }
+            if p.records_blake3.is_none() && !c.is_dir {
+                return changed(
+                    "it was ingested by an earlier Floe build, which kept no digest of its records to tell growth from change".into(),
+                );
+            }
+        }
+        // one pass: the digest of the records taken before, and of all there are
+        let digests =
+            match records::digests(reader.as_ref(), &dims, &[&taken, &there], o.slab_bytes) {
+                Ok(d) => d,
+                Err(err) if live => return Decision::Wait(err.to_string()),
+                Err(err) => return Decision::Refuse(err.into()),
+            };
+        if let Some(old) = prev.and_then(|p| p.records_blake3.as_ref())
+            && *old != digests[0]
+        {
+            return changed(format!(
+                "its first {} records differ from those ingested",
+                show_counts(&taken)
+            ));
+        }
+        if prev.is_some() && !records::fewer(&taken, &there) {
+            // same records, other bytes (metadata touched): nothing to add
+            return if live { Decision::Wait("no new records".into()) } else { Decision::Already };
+        }
+        if live {
+            if there.values().all(|n| *n == 0) {
+                return Decision::Wait("no records yet".into());
+            }
+            tokio::time::sleep(LIVE_SETTLE).await;
+            let again = floe_source::open(&c.path).and_then(|r| {
+                let now_there = records::counts(r.dataset(), &dims);
+                if records::fewer(&now_there, &there) {
+                    return Ok(None);
+                }
+                records::digests(r.as_ref(), &dims, &[&there], o.slab_bytes)
+                    .map(|d| d.into_iter().next())
+            });
+            if !matches!(&again, Ok(Some(d)) if *d == digests[1]) {
+                return Decision::Wait("its newest records are still being written".into());
+            }
+        }
+        let upto = (!dims.is_empty()).then(|| there.clone());
+        let sort_key = {
+            let reader = floe_source::Window::new(reader, taken.clone(), upto.as_ref());
+            let dims = floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
+            match read_coords(&reader, &dims) {
+                Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
+                Err(err) => return Decision::Refuse(err.into()),
+            }
+        };
+        let size = if c.is_dir { dir_size(&c.path) } else { e.len };
+        Decision::Take(Box::new(Pending {
+            cand: c.clone(),
+            size,
+            mtime: e.mtime.map(rfc3339).unwrap_or_default(),
+            modified: e.mtime,
+            skip: taken,
+            upto,
+            digest: digests.into_iter().nth(1),
+            live,
+            hash,
+            sort_key,
+        }))
+    }
+
     /// Phase 1: which files are complete. Files that are merely recent (nothing
     /// says a writer still has them) are waited for when `wait_quiet` allows it,
     /// so a one-shot sync of files just copied in finishes its job; a file that
@@ -695,7 +831,7 @@ impl Ingest<'_> {
         &self,
         candidates: Vec<Candidate>,
         report: &mut Report,
-    ) -> Vec<(Candidate, complete::Evidence)> {
+    ) -> Vec<(Candidate, complete::Evidence, Take)> {
         let o = &self.opts;
         let started = self.clock.now();
         let mut complete_files = Vec::new();
@@ -708,7 +844,13 @@ impl Ingest<'_> {
             let writers = complete::OpenForWrite::scan();
             for c in todo {
                 let evidence = match evidence(&c, &writers) {
-                    Ok(e) => e,
+                    Ok(mut e) => {
+                        e.open_by_events = o
+                            .open_by_events
+                            .as_ref()
+                            .is_some_and(|w| w.is_open(&c.path, std::time::Instant::now()));
+                        e
+                    }
                     Err(err) => {
                         let err = IngestError::Source(SourceError::io(&c.path, err));
                         self.reject(report, &c.rel, err);
@@ -717,7 +859,12 @@ impl Ingest<'_> {
                 };
                 let verdict = complete::decide(&evidence, now, o.quiet);
                 match verdict {
-                    Completeness::Complete => complete_files.push((c, evidence)),
+                    Completeness::Complete => complete_files.push((c, evidence, Take::Complete)),
+                    // followed live: what is on disk and settled is taken now
+                    other if o.live.is_some() && evidence.records_on_disk() => {
+                        let reason = other.reason().unwrap_or_default();
+                        complete_files.push((c, evidence, Take::Live(reason)));
+                    }
                     Completeness::Recent { age, quiet }
                         if o.wait_quiet
                             .is_some_and(|max| waited + quiet.saturating_sub(age) <= max) =>
@@ -755,7 +902,8 @@ impl Ingest<'_> {
 
     /// Open and plan one file against `state` (no writes).
     fn plan_file(&self, p: &Pending, state: &RepoState) -> Result<PlannedFile, FileFailure> {
-        let reader = open_source(&p.cand.path, &p.skip).map_err(IngestError::from)?;
+        let reader =
+            open_source(&p.cand.path, &p.skip, p.upto.as_ref()).map_err(IngestError::from)?;
         let (plan, coords) = plan_source(reader.as_ref(), &p.cand.rel, state, &self.opts.settings)?;
         // new last value of each record coordinate, as the repository stores it
         let mut last = BTreeMap::new();
@@ -862,6 +1010,8 @@ impl Ingest<'_> {
             group,
             records: plan.records.clone(),
             offsets: plan.offsets.clone(),
+            from: p.skip.iter().filter(|(_, n)| **n > 0).map(|(d, n)| (d.clone(), *n)).collect(),
+            records_blake3: p.digest.clone(),
         }))
     }
 
@@ -1059,6 +1209,9 @@ mod tests {
                 mtime: String::new(),
                 modified: None,
                 skip: BTreeMap::new(),
+                upto: None,
+                digest: None,
+                live: false,
                 hash: String::new(),
                 sort_key: i as f64,
             })

@@ -9,6 +9,10 @@ use serde::Serialize;
 pub struct Ingested {
     pub file: String,
     pub records: BTreeMap<String, u64>,
+    /// The file's records before these, taken by earlier syncs (it grew, or is
+    /// followed live), per dimension.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub from: BTreeMap<String, u64>,
     pub bytes: u64,
     pub commit: Option<String>,
 }

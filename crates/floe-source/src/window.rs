@@ -1,46 +1,52 @@
-//! A view of a source without its first records: what a growing Zarr store holds
-//! beyond what an earlier sync already took.
+//! A view of a source's records `from .. upto` along its append dimensions: what a
+//! file that grew holds beyond what an earlier sync already took, and no more than
+//! a live take has seen settle (a writer may be appending while Floe reads).
 
 use std::collections::BTreeMap;
 
 use crate::{Data, Dataset, SourceError, SourceReader};
 
-/// `inner` with the first `skip[d]` records along each dimension `d` left out:
-/// dimension sizes and variable shapes shrink, reads are shifted.
-pub struct Skip {
+/// `inner` with the first `skip[d]` records along each dimension `d` left out, and
+/// (with `upto`) none from record `upto[d]` on: dimension sizes and variable shapes
+/// shrink, reads are shifted.
+pub struct Window {
     inner: Box<dyn SourceReader>,
     skip: BTreeMap<String, u64>,
     dataset: Dataset,
 }
 
-impl std::fmt::Debug for Skip {
+impl std::fmt::Debug for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Skip").field("skip", &self.skip).finish_non_exhaustive()
+        f.debug_struct("Window").field("skip", &self.skip).finish_non_exhaustive()
     }
 }
 
-impl Skip {
-    pub fn new(inner: Box<dyn SourceReader>, skip: BTreeMap<String, u64>) -> Skip {
+impl Window {
+    pub fn new(
+        inner: Box<dyn SourceReader>,
+        skip: BTreeMap<String, u64>,
+        upto: Option<&BTreeMap<String, u64>>,
+    ) -> Window {
         let mut dataset = inner.dataset().clone();
+        let size = |name: &str, n: u64| {
+            let end = upto.and_then(|u| u.get(name)).map_or(n, |u| n.min(*u));
+            end.saturating_sub(skip.get(name).copied().unwrap_or(0))
+        };
         for g in &mut dataset.groups {
             for d in &mut g.dims {
-                if let Some(k) = skip.get(&d.name) {
-                    d.size = d.size.saturating_sub(*k);
-                }
+                d.size = size(&d.name, d.size);
             }
             for v in &mut g.variables {
-                for (i, name) in v.dims.iter().enumerate() {
-                    if let (Some(k), Some(n)) = (skip.get(name), v.shape.get_mut(i)) {
-                        *n = n.saturating_sub(*k);
-                    }
+                for (name, n) in v.dims.iter().zip(v.shape.iter_mut()) {
+                    *n = size(name, *n);
                 }
             }
         }
-        Skip { inner, skip, dataset }
+        Window { inner, skip, dataset }
     }
 }
 
-impl SourceReader for Skip {
+impl SourceReader for Window {
     fn dataset(&self) -> &Dataset {
         &self.dataset
     }
@@ -111,10 +117,18 @@ mod tests {
                 }],
             }],
         };
-        let s = Skip::new(Box::new(Counting(ds)), BTreeMap::from([("time".into(), 7)]));
+        let s =
+            Window::new(Box::new(Counting(ds.clone())), BTreeMap::from([("time".into(), 7)]), None);
         assert_eq!(s.dataset().groups[0].dims[0].size, 3);
         assert_eq!(s.dataset().groups[0].variables[0].shape, vec![3]);
         assert_eq!(s.read("/", "time", &[0], &[3]).unwrap(), Data::Fixed(vec![7, 8, 9]));
         assert_eq!(s.read("/", "time", &[1], &[1]).unwrap(), Data::Fixed(vec![8]));
+        // records 4..6 only: what a live take saw settle
+        let upto = BTreeMap::from([("time".to_string(), 6)]);
+        let w =
+            Window::new(Box::new(Counting(ds)), BTreeMap::from([("time".into(), 4)]), Some(&upto));
+        assert_eq!(w.dataset().groups[0].dims[0].size, 2);
+        assert_eq!(w.dataset().groups[0].variables[0].shape, vec![2]);
+        assert_eq!(w.read("/", "time", &[0], &[2]).unwrap(), Data::Fixed(vec![4, 5]));
     }
 }
