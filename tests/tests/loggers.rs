@@ -229,12 +229,13 @@ fn followed_live_a_loggers_records_arrive_while_it_writes_and_the_end_is_exactly
 }
 
 #[test]
-fn the_daemon_waits_for_a_logger_proc_cannot_see_and_follows_a_live_one() {
+fn the_daemon_waits_for_loggers_proc_cannot_see_and_follows_live_ones() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("config.toml");
     let run = d.path().join("run");
-    // the /proc look finds nothing: only the file-system events tell that the
-    // logger still writes (as for another user's logger)
+    // the /proc look finds nothing: only the file-system events (and, for HDF5,
+    // the superblock flag) tell that the loggers still write, as for another
+    // user's loggers
     let env = [
         ("FLOE_CONFIG", cfg.to_str().unwrap()),
         ("FLOE_RUNTIME_DIR", run.to_str().unwrap()),
@@ -249,35 +250,57 @@ fn the_daemon_waits_for_a_logger_proc_cannot_see_and_follows_a_live_one() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         (src, repo)
     };
-    let (held_src, held_repo) = folder("held", &[]);
-    let (live_src, live_repo) = folder("live", &["--live", "--live-every", "1"]);
-    // quiet 0.5 s, a record every 1.5 s: the quiet period alone would take the
-    // held file record by record
+    // every writer in a folder of its own, taken when closed; two NetCDF-3 ones
+    // also in live folders
+    let mut folders = Vec::new();
+    for f in FORMATS {
+        folders.push((*f, false, folder(f, &[])));
+    }
+    for f in ["NETCDF3_CLASSIC", "NETCDF3_64BIT_DATA"] {
+        folders.push((f, true, folder(&format!("live-{f}"), &["--live", "--live-every", "1"])));
+    }
+    // quiet 0.5 s, a record every second: the quiet period alone would take the
+    // held files record by record
     let _daemon = spawn_daemon(&env, "0.5", "2");
-    wait_until("the daemon", || status(&env).as_array().is_some_and(|s| s.len() == 2));
-    let mut loggers = Loggers(vec![
-        start_logger(&held_src.join("logger.nc"), "NETCDF3_CLASSIC", "8", "1.5"),
-        start_logger(&live_src.join("logger.nc"), "NETCDF3_64BIT_OFFSET", "8", "1.5"),
-    ]);
-    let mut live_while_open = 0;
+    wait_until("the daemon", || status(&env).as_array().is_some_and(|s| s.len() == folders.len()));
+    let mut loggers = Loggers(
+        folders
+            .iter()
+            .map(|(f, _, (src, _))| start_logger(&src.join("logger.nc"), f, RECORDS, "1"))
+            .collect(),
+    );
+    let mut live_while_open = vec![0; folders.len()];
     while loggers.0.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
-        assert_eq!(provenance_files(&held_repo).len(), 0, "part of the held file was taken");
-        if loggers.0[1].try_wait().unwrap().is_none() {
-            live_while_open = provenance_files(&live_repo).len();
+        for (i, (f, live, (_, repo))) in folders.iter().enumerate() {
+            let prov = provenance_files(repo);
+            if *live {
+                if loggers.0[i].try_wait().unwrap().is_none() {
+                    live_while_open[i] = prov.len();
+                }
+            } else {
+                // whatever is taken is the whole file (its logger may have closed it)
+                for p in &prov {
+                    assert_eq!(p["records"]["time"], 20, "{f}: part of a file was taken: {prov:?}");
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(300));
     }
     for c in &mut loggers.0 {
-        assert!(c.wait().unwrap().success());
+        assert!(c.wait().unwrap().success(), "a logger failed");
     }
     let total = |repo: &std::path::Path| -> u64 {
         provenance_files(repo).iter().map(|p| p["records"]["time"].as_u64().unwrap_or(0)).sum()
     };
-    wait_until("both files complete", || total(&held_repo) == 8 && total(&live_repo) == 8);
-    assert_eq!(provenance_files(&held_repo).len(), 1, "the held file in one commit");
-    assert!(live_while_open >= 2, "records arrived while the live logger wrote: {live_while_open}");
+    wait_until("every file complete", || folders.iter().all(|(_, _, (_, r))| total(r) == 20));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(total(&live_repo), 8, "exactly once");
-    assert_repo_equals(&held_repo, &files(&held_src, "nc"), &[]);
-    assert_repo_equals(&live_repo, &files(&live_src, "nc"), &[]);
+    for (i, (f, live, (src, repo))) in folders.iter().enumerate() {
+        assert_eq!(total(repo), 20, "{f}: exactly once");
+        if *live {
+            assert!(live_while_open[i] >= 3, "{f}: {} live takes while open", live_while_open[i]);
+        } else {
+            assert_eq!(provenance_files(repo).len(), 1, "{f}: one commit");
+        }
+        assert_repo_equals(repo, &files(src, "nc"), &[]);
+    }
 }
