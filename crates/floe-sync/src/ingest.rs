@@ -184,6 +184,123 @@ enum Decision {
     Refuse(IngestError),
 }
 
+impl Decision {
+    /// What a file followed live gets said of it (`None`: nothing to add).
+    fn live_note(&self) -> Option<String> {
+        match self {
+            Decision::Take(_) => Some("its settled records are taken live".into()),
+            Decision::Wait(why) => Some(format!("followed live, nothing to take now: {why}")),
+            Decision::Hold(due) => {
+                Some(format!("followed live, next take in {:.0} s", due.as_secs_f64()))
+            }
+            Decision::Already | Decision::Refuse(_) => None,
+        }
+    }
+}
+
+/// What the new-file phase sees of one file.
+struct Seen<'a> {
+    c: &'a Candidate,
+    /// The newest provenance of a file of that name, if the branch has one.
+    prev: Option<&'a FileProvenance>,
+    hash: String,
+    dims: Vec<String>,
+    /// Records it holds now.
+    there: Counts,
+    /// Records taken from it before.
+    taken: Counts,
+}
+
+/// A candidate found complete (or followed live), with its evidence.
+type Found = (Candidate, complete::Evidence, Take);
+
+/// What a batch's writes came to.
+enum Written {
+    /// The files written, with their provenance (possibly none).
+    Files(Vec<(Pending, FileProvenance)>),
+    /// A file failed half way: the session is spoiled, start the batch again.
+    Restart,
+}
+
+/// The repository a run writes to and what it knows of the branch there.
+struct Target {
+    /// `None` only in a dry run against a repository that does not exist yet.
+    repo: Option<Repo>,
+    /// Our group's path in the repository.
+    group: String,
+    /// The first complete file's append dimensions (a hint for new arrays).
+    first_dims: Option<Vec<String>>,
+    /// What the branch held of our group when the run started.
+    known: Known,
+    tip: BranchTip,
+    /// The first batch's writer, opened while the history was read.
+    first_writer: Option<Result<Writer, StoreError>>,
+}
+
+/// Where the branch is, as far as this run knows, and what it holds: the snapshot
+/// a writer can start from without asking the storage (on a long link each round
+/// trip counts), what other writers ingested as of the snapshot we last read, and
+/// the repository state right after our own last commit.
+#[derive(Debug, Default)]
+struct BranchTip {
+    /// The branch's tip when this run knows it: it created the repository, or
+    /// made the last commit.
+    ours: Option<String>,
+    /// The snapshot whose provenance `there` was read from.
+    seen: Option<String>,
+    /// What was ingested into our group as of `seen`, by whoever wrote it.
+    there: BTreeMap<String, FileProvenance>,
+    /// The repository state after our last commit, with that commit's id.
+    state: Option<(String, RepoState)>,
+}
+
+impl BranchTip {
+    fn start(ours: Option<String>, seen: Option<String>) -> BranchTip {
+        BranchTip { ours, seen, ..BranchTip::default() }
+    }
+
+    /// The tip, if this run knows it without asking.
+    fn known(&self) -> Option<&str> {
+        self.ours.as_deref()
+    }
+
+    /// Whether a session starting at `base` starts where we have not looked.
+    fn moved(&self, base: &str) -> bool {
+        self.seen.as_deref() != Some(base)
+    }
+
+    /// What the branch holds as of a snapshot we just read.
+    fn learn(&mut self, known: Known) {
+        self.seen = known.tip;
+        self.there = known.files;
+    }
+
+    /// Whether the branch holds these very bytes of `file` already.
+    fn holds(&self, file: &str, hash: &str) -> bool {
+        self.there.get(file).is_some_and(|f| f.blake3 == hash)
+    }
+
+    /// The state after our own commit, when a session starts right there: the
+    /// branch then holds exactly what we advanced it to.
+    fn state_at(&mut self, base: &str) -> Option<RepoState> {
+        match self.state.take() {
+            Some((id, st)) if id == base => Some(st),
+            _ => None,
+        }
+    }
+
+    fn committed(&mut self, id: &str, state: RepoState) {
+        self.state = Some((id.to_string(), state));
+        self.seen = Some(id.to_string());
+        self.ours = Some(id.to_string());
+    }
+
+    /// Someone else moved the branch: forget all we thought we knew of it.
+    fn conflicted(&mut self) {
+        *self = BranchTip::default();
+    }
+}
+
 /// How long a live take waits to read the newest records again: what is the same
 /// both times has settled (a writer flushes a record and then its record count,
 /// or the other way round).
@@ -354,6 +471,9 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Ingest<'_> {
+    /// One sync of the folder, in its phases: find the complete files, open the
+    /// target, decide what is new and in which order, hold what the cadence holds,
+    /// then commit the batches (or, in a dry run, plan them).
     pub async fn run(&self) -> Result<Report, IngestError> {
         let started = Instant::now();
         let o = &self.opts;
@@ -363,20 +483,40 @@ impl Ingest<'_> {
             dry_run: o.dry_run,
             ..Report::default()
         };
-        let folder_label = o.folder.display().to_string();
+        let candidates = self.scan_folder()?;
+        let found = self.find_complete(candidates, &mut report).await;
+        let now = self.clock.now();
+        if let Some(mut target) = self.open_target(&found).await? {
+            let pending = self.order_new(found, &target.known, now, &mut report).await;
+            let batches = self.hold_for_cadence(batches(pending, o), now, &mut report);
+            if o.dry_run {
+                self.plan_batches(&target, batches, &mut report).await?;
+            } else {
+                self.commit_batches(&mut target, batches, &mut report).await?;
+            }
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Phase 0: the folder's files and Zarr stores that match the patterns.
+    fn scan_folder(&self) -> Result<Vec<Candidate>, IngestError> {
+        let o = &self.opts;
+        let label = o.folder.display().to_string();
         if !o.folder.is_dir() {
-            return Err(IngestError::Folder(folder_label));
+            return Err(IngestError::Folder(label));
         }
         let patterns = scan::patterns(&o.patterns)
-            .map_err(|e| IngestError::Folder(format!("{folder_label} (pattern: {e})")))?;
-        let candidates = scan::scan(&o.folder, &patterns)
-            .map_err(|_| IngestError::Folder(folder_label.clone()))?;
+            .map_err(|e| IngestError::Folder(format!("{label} (pattern: {e})")))?;
+        scan::scan(&o.folder, &patterns).map_err(|_| IngestError::Folder(label))
+    }
 
-        let complete_files = self.find_complete(candidates, &mut report).await;
-        let now = self.clock.now();
-
-        // 2. open the repository (created on first write, split along the first file's append dims)
-        let first_dims = complete_files.iter().find_map(|(c, _, _)| {
+    /// Phase 2: the repository (created on the first write, its manifests split
+    /// along the first file's append dimensions) and what the branch holds of our
+    /// group. `None`: nothing to do (nothing complete to write).
+    async fn open_target(&self, found: &[Found]) -> Result<Option<Target>, IngestError> {
+        let o = &self.opts;
+        let first_dims = found.iter().find_map(|(c, _, _)| {
             floe_source::open(&c.path)
                 .ok()
                 .and_then(|r| floe_plan::append_dims(r.dataset(), &o.settings).ok())
@@ -388,9 +528,8 @@ impl Ingest<'_> {
                 Err(e) => return Err(e.into()),
             }
         } else {
-            if complete_files.is_empty() {
-                report.seconds = started.elapsed().as_secs_f64();
-                return Ok(report);
+            if found.is_empty() {
+                return Ok(None);
             }
             let mut r = Repo::open_for_write(&o.repo, first_dims.as_deref().unwrap_or(&[])).await?;
             r.set_throttle(o.throttle.clone());
@@ -399,55 +538,52 @@ impl Ingest<'_> {
             }
             Some(r)
         };
-        let our_group = floe_plan::target_group(&o.settings.group, "/");
-        // The snapshot we know to be the branch's tip: a writer can start there
-        // without asking the storage (on a long link each round trip counts).
-        let mut ours = repo
+        let group = floe_plan::target_group(&o.settings.group, "/");
+        // a repository this run created holds nothing: its tip is known without asking
+        let created = repo
             .as_ref()
             .filter(|r| r.created() && o.branch == "main")
             .map(|_| Repo::initial_snapshot());
-        // the first batch's writer, opened while the history is read (its errors
-        // count only if there is something to write)
         let mut first_writer = None;
-        let known_here = match &repo {
-            Some(_) if ours.is_some() => Known { tip: ours.clone(), ..Known::default() },
+        let known = match &repo {
+            Some(_) if created.is_some() => Known { tip: created.clone(), ..Known::default() },
             Some(r) if !o.dry_run => {
-                let (known, writer) = tokio::join!(
-                    ingested_here(r, &o.branch, &our_group, None),
-                    r.writer(&o.branch)
-                );
+                // the first batch's writer, opened while the history is read (its
+                // errors count only if there is something to write)
+                let (known, writer) =
+                    tokio::join!(ingested_here(r, &o.branch, &group, None), r.writer(&o.branch));
                 first_writer = Some(writer);
                 known?
             }
-            Some(r) => ingested_here(r, &o.branch, &our_group, None).await?,
+            Some(r) => ingested_here(r, &o.branch, &group, None).await?,
             None => Known::default(),
         };
-        let mut seen_tip = known_here.tip.clone();
+        let tip = BranchTip::start(created, known.tip.clone());
+        Ok(Some(Target { repo, group, first_dims, known, tip, first_writer }))
+    }
+
+    /// Phase 3: what is new in each file, in data-time order (files that are
+    /// followed live are listed as waiting, with what was taken of them).
+    async fn order_new(
+        &self,
+        found: Vec<Found>,
+        known: &Known,
+        now: SystemTime,
+        report: &mut Report,
+    ) -> Vec<Pending> {
         // the same bytes under another name are a re-send, not new records (a
         // first record equal to the branch's last is allowed, so order alone
         // would not catch a one-record file copied in twice)
         let hashes_here: std::collections::HashSet<&str> =
-            known_here.files.values().map(|f| f.blake3.as_str()).collect();
-
-        // 3. what is new in each file; order by data time
+            known.files.values().map(|f| f.blake3.as_str()).collect();
         let mut pending = Vec::new();
-        for (c, e, take) in complete_files {
-            let decision = self.decide(&c, &e, &take, &known_here, &hashes_here, now).await;
-            if let Take::Live(reason) = &take {
-                let now_live = match &decision {
-                    Decision::Take(_) => Some("its settled records are taken live".to_string()),
-                    Decision::Wait(why) => {
-                        Some(format!("followed live, nothing to take now: {why}"))
-                    }
-                    Decision::Hold(due) => {
-                        Some(format!("followed live, next take in {:.0} s", due.as_secs_f64()))
-                    }
-                    Decision::Already | Decision::Refuse(_) => None,
-                };
-                if let Some(live) = now_live {
-                    let reason = format!("{reason}; {live}");
-                    report.waiting.push(Waiting { file: c.rel.clone(), reason });
-                }
+        for (c, e, take) in found {
+            let decision = self.decide(&c, &e, &take, known, &hashes_here, now).await;
+            if let Take::Live(reason) = &take
+                && let Some(live) = decision.live_note()
+            {
+                let reason = format!("{reason}; {live}");
+                report.waiting.push(Waiting { file: c.rel.clone(), reason });
             }
             match decision {
                 Decision::Take(p) => pending.push(*p),
@@ -458,7 +594,7 @@ impl Ingest<'_> {
                     let due = due.as_secs_f64();
                     report.held_due_in = Some(report.held_due_in.map_or(due, |d| d.min(due)));
                 }
-                Decision::Refuse(err) => self.reject(&mut report, &c.rel, err),
+                Decision::Refuse(err) => self.reject(report, &c.rel, err),
             }
         }
         pending.sort_by(|a, b| {
@@ -468,16 +604,24 @@ impl Ingest<'_> {
             files: pending.len(),
             bytes: pending.iter().map(|p| p.size).sum(),
         });
+        pending
+    }
 
-        // 4. batches: plan, write, commit
-        let mut batches = batches(pending, o);
+    /// The folder's commit cadence: a last batch that is not full waits until its
+    /// oldest file has been complete `max_wait` (a live take keeps its own pace,
+    /// `live`, and is never held).
+    fn hold_for_cadence(
+        &self,
+        mut batches: Vec<Vec<Pending>>,
+        now: SystemTime,
+        report: &mut Report,
+    ) -> Vec<Vec<Pending>> {
+        let o = &self.opts;
         if let Some(wait) = o.max_wait
             && let Some(last) = batches.last()
             && !full(last, o)
-            // a live take keeps its own pace (`live`): it is never held
             && !last.iter().any(|p| p.live)
         {
-            // not enough for a commit yet: hold them until more arrive or they are due
             let oldest = last.iter().filter_map(|p| p.modified).min().unwrap_or(now);
             let waited = now.duration_since(oldest).unwrap_or_default();
             if waited < wait {
@@ -487,176 +631,205 @@ impl Ingest<'_> {
                 batches.pop();
             }
         }
+        batches
+    }
 
-        if o.dry_run {
-            let mut state = match &repo {
-                Some(r) => {
-                    r.writer(&o.branch)
-                        .await?
-                        .state(&o.settings.group, &first_dims.clone().unwrap_or_default())
-                        .await?
+    /// Phase 4 of a dry run: plan every file against the branch, writing nothing.
+    async fn plan_batches(
+        &self,
+        target: &Target,
+        batches: Vec<Vec<Pending>>,
+        report: &mut Report,
+    ) -> Result<(), IngestError> {
+        let o = &self.opts;
+        let dims = target.first_dims.clone().unwrap_or_default();
+        let mut state = match &target.repo {
+            Some(r) => r.writer(&o.branch).await?.state(&o.settings.group, &dims).await?,
+            None => RepoState::default(),
+        };
+        for p in batches.into_iter().flatten() {
+            match self.plan_file(&p, &state, false) {
+                Ok(PlannedFile { plan, last, .. }) => {
+                    state.advance(&plan, &last);
+                    add_records(&mut report.records, &plan.records);
+                    report.bytes += p.size;
+                    report.ingested.push(Ingested {
+                        file: p.cand.rel.clone(),
+                        records: plan.records,
+                        from: p.skip.clone(),
+                        bytes: p.size,
+                        commit: None,
+                    });
                 }
-                None => RepoState::default(),
-            };
-            for p in batches.into_iter().flatten() {
-                match self.plan_file(&p, &state, false) {
-                    Ok(PlannedFile { plan, last, .. }) => {
-                        state.advance(&plan, &last);
-                        add_records(&mut report.records, &plan.records);
-                        report.bytes += p.size;
-                        report.ingested.push(Ingested {
-                            file: p.cand.rel.clone(),
-                            records: plan.records,
-                            from: p.skip.clone(),
-                            bytes: p.size,
-                            commit: None,
-                        });
-                    }
-                    Err(f) => self.reject(&mut report, &p.cand.rel, f.error),
-                }
+                Err(f) => self.reject(report, &p.cand.rel, f.error),
             }
-            report.seconds = started.elapsed().as_secs_f64();
-            return Ok(report);
         }
+        Ok(())
+    }
 
-        let repo = repo.ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
-        let mut known: Option<(String, RepoState)> = None;
-        // what other writers ingested into our group, as of `seen_tip`
-        let mut there: BTreeMap<String, FileProvenance> = BTreeMap::new();
-        for mut batch in batches {
-            if o.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
-                break; // asked to stop: what is committed stays, the rest waits
-            }
-            let mut conflicts = 0;
-            loop {
-                let mut writer = match (first_writer.take(), &ours) {
-                    (Some(w), _) => w?,
-                    (None, Some(tip)) => repo.writer_at(&o.branch, tip)?,
-                    (None, None) => repo.writer(&o.branch).await?,
-                };
-                let base = writer.base_snapshot().await;
-                if seen_tip.as_deref() != Some(base.as_str()) {
-                    // someone else committed since we looked: learn what they ingested
-                    // (as of the very snapshot this session starts from)
-                    let k = ingested_here(&repo, &o.branch, &our_group, Some(&base)).await?;
-                    seen_tip = k.tip;
-                    there = k.files;
-                }
-                batch.retain(|p| {
-                    let done = there.get(&p.cand.rel).is_some_and(|f| f.blake3 == p.hash);
-                    if done {
-                        report.already_ingested.push(p.cand.rel.clone());
-                    }
-                    !done
-                });
-                if batch.is_empty() {
-                    break;
-                }
-                let dims_hint = first_dims.clone().unwrap_or_default();
-                // After our own commit the branch holds exactly what we advanced the
-                // state to: reuse it then, read it from the repository otherwise.
-                let mut state = match known.take() {
-                    Some((id, st)) if id == base => st,
-                    _ => writer.state(&o.settings.group, &dims_hint).await?,
-                };
-                let mut done: Vec<(Pending, FileProvenance)> = Vec::new();
-                let mut restart = false;
-                let mut rejected_idx = Vec::new();
-                for (i, p) in batch.iter().enumerate() {
-                    let t = Instant::now();
-                    let outcome = self.ingest_file(&mut writer, &mut state, p).await;
-                    tracing::debug!(seconds = t.elapsed().as_secs_f64(), file = %p.cand.rel, "write");
-                    match outcome {
-                        Ok(Some(prov)) => done.push((p.clone(), prov)),
-                        // a file without records, identical to what the target holds
-                        Ok(None) => report.already_ingested.push(p.cand.rel.clone()),
-                        Err(f) => {
-                            if !f.error.is_per_file() {
-                                return Err(f.error);
-                            }
-                            self.reject(&mut report, &p.cand.rel, f.error);
-                            rejected_idx.push(i);
-                            if f.wrote {
-                                // the session holds part of this file: throw it away and
-                                // redo the batch without the file
-                                restart = true;
-                                break;
-                            }
-                        }
-                    }
-                }
-                for i in rejected_idx.into_iter().rev() {
-                    batch.remove(i);
-                }
-                if restart {
-                    drop(writer);
-                    continue;
-                }
-                if !done.is_empty() {
-                    let message = match done.as_slice() {
-                        [(p, _)] => format!("floe: ingest {}", p.cand.rel),
-                        [(a, _), .., (b, _)] => format!(
-                            "floe: ingest {} files ({} .. {})",
-                            done.len(),
-                            a.cand.rel,
-                            b.cand.rel
-                        ),
-                        [] => String::new(),
-                    };
-                    let prov = CommitProvenance {
-                        floe_version: FLOE_VERSION.to_string(),
-                        files: done.iter().map(|(_, f)| f.clone()).collect(),
-                    };
-                    writer.finish_uploads().await?;
-                    crash_point(report.commits.len() + 1);
-                    let t = Instant::now();
-                    let id = match writer.commit(&message, &prov).await {
-                        Ok(id) => id,
-                        Err(StoreError::Conflict(_)) if conflicts + 1 < CONFLICT_REPLAYS => {
-                            // Another writer moved the branch and Icechunk could not
-                            // rebase onto it (both appended to the same arrays). Our
-                            // sources are still here: replay the batch on the new tip,
-                            // minus anything the other writer has ingested meanwhile.
-                            conflicts += 1;
-                            tracing::info!(branch = %o.branch, attempt = conflicts, "commit conflict: replaying the batch on the new tip");
-                            known = None;
-                            ours = None;
-                            seen_tip = None; // re-read what the other writer ingested
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    tracing::debug!(
-                        seconds = t.elapsed().as_secs_f64(),
-                        files = done.len(),
-                        "commit"
-                    );
-                    known = Some((id.clone(), state));
-                    seen_tip = Some(id.clone());
-                    ours = Some(id.clone());
-                    (self.progress)(&Progress::Committed { id: id.clone(), files: done.len() });
-                    for (p, f) in done {
-                        add_records(&mut report.records, &f.records);
-                        report.bytes += p.size;
-                        (self.progress)(&Progress::FileDone {
-                            file: p.cand.rel.clone(),
-                            bytes: p.size,
-                        });
-                        report.ingested.push(Ingested {
-                            file: p.cand.rel,
-                            records: f.records,
-                            from: f.from,
-                            bytes: p.size,
-                            commit: Some(id.clone()),
-                        });
-                    }
-                    report.commits.push(id);
-                }
+    /// Phase 4: write and commit each batch, until asked to stop (what is
+    /// committed stays, the rest waits for the next run).
+    async fn commit_batches(
+        &self,
+        target: &mut Target,
+        batches: Vec<Vec<Pending>>,
+        report: &mut Report,
+    ) -> Result<(), IngestError> {
+        for batch in batches {
+            if self.opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
                 break;
             }
+            self.commit_batch(target, batch, report).await?;
         }
-        report.seconds = started.elapsed().as_secs_f64();
-        Ok(report)
+        Ok(())
+    }
+
+    /// One batch into one commit. A commit conflict (another writer appended to
+    /// the same arrays and Icechunk could not rebase) replays the batch on the new
+    /// tip, minus what the other writer ingested meanwhile: our sources are still
+    /// here.
+    async fn commit_batch(
+        &self,
+        target: &mut Target,
+        mut batch: Vec<Pending>,
+        report: &mut Report,
+    ) -> Result<(), IngestError> {
+        let o = &self.opts;
+        let repo = target.repo.as_ref().ok_or_else(|| StoreError::NotFound(o.repo.to_string()))?;
+        let mut conflicts = 0;
+        loop {
+            let mut writer = match (target.first_writer.take(), target.tip.known()) {
+                (Some(w), _) => w?,
+                (None, Some(tip)) => repo.writer_at(&o.branch, tip)?,
+                (None, None) => repo.writer(&o.branch).await?,
+            };
+            let base = writer.base_snapshot().await;
+            if target.tip.moved(&base) {
+                // someone else committed since we looked: learn what they ingested
+                // (as of the very snapshot this session starts from)
+                target.tip.learn(ingested_here(repo, &o.branch, &target.group, Some(&base)).await?);
+            }
+            batch.retain(|p| {
+                let there = target.tip.holds(&p.cand.rel, &p.hash);
+                if there {
+                    report.already_ingested.push(p.cand.rel.clone());
+                }
+                !there
+            });
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut state = match target.tip.state_at(&base) {
+                Some(st) => st,
+                None => {
+                    let dims = target.first_dims.clone().unwrap_or_default();
+                    writer.state(&o.settings.group, &dims).await?
+                }
+            };
+            let done = match self.write_batch(&mut writer, &mut state, &mut batch, report).await? {
+                Written::Files(done) => done,
+                Written::Restart => continue,
+            };
+            if done.is_empty() {
+                return Ok(());
+            }
+            match self.commit(writer, &done, report.commits.len() + 1).await {
+                Ok(id) => {
+                    target.tip.committed(&id, state);
+                    self.committed(id, done, report);
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) if conflicts + 1 < CONFLICT_REPLAYS => {
+                    conflicts += 1;
+                    tracing::info!(branch = %o.branch, attempt = conflicts, "commit conflict: replaying the batch on the new tip");
+                    target.tip.conflicted();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Write every file of the batch into the session. A file refused before it
+    /// wrote anything leaves the batch; one refused half way sends the batch back
+    /// to a fresh session without it (`Restart`).
+    async fn write_batch(
+        &self,
+        writer: &mut Writer,
+        state: &mut RepoState,
+        batch: &mut Vec<Pending>,
+        report: &mut Report,
+    ) -> Result<Written, IngestError> {
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        let mut restart = false;
+        for (i, p) in batch.iter().enumerate() {
+            let t = Instant::now();
+            let outcome = self.ingest_file(writer, state, p).await;
+            tracing::debug!(seconds = t.elapsed().as_secs_f64(), file = %p.cand.rel, "write");
+            match outcome {
+                Ok(Some(prov)) => done.push((p.clone(), prov)),
+                // a file without records, identical to what the target holds
+                Ok(None) => report.already_ingested.push(p.cand.rel.clone()),
+                Err(f) if !f.error.is_per_file() => return Err(f.error),
+                Err(f) => {
+                    self.reject(report, &p.cand.rel, f.error);
+                    refused.push(i);
+                    if f.wrote {
+                        restart = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for i in refused.into_iter().rev() {
+            batch.remove(i);
+        }
+        Ok(if restart { Written::Restart } else { Written::Files(done) })
+    }
+
+    /// Commit what the session holds, with the provenance of every file in it.
+    async fn commit(
+        &self,
+        writer: Writer,
+        done: &[(Pending, FileProvenance)],
+        commit_number: usize,
+    ) -> Result<String, StoreError> {
+        let message = match done {
+            [(p, _)] => format!("floe: ingest {}", p.cand.rel),
+            [(a, _), .., (b, _)] => {
+                format!("floe: ingest {} files ({} .. {})", done.len(), a.cand.rel, b.cand.rel)
+            }
+            [] => String::new(),
+        };
+        let prov = CommitProvenance {
+            floe_version: FLOE_VERSION.to_string(),
+            files: done.iter().map(|(_, f)| f.clone()).collect(),
+        };
+        writer.finish_uploads().await?;
+        crash_point(commit_number);
+        let t = Instant::now();
+        let id = writer.commit(&message, &prov).await?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), files = done.len(), "commit");
+        Ok(id)
+    }
+
+    /// Report a commit and the files it took.
+    fn committed(&self, id: String, done: Vec<(Pending, FileProvenance)>, report: &mut Report) {
+        (self.progress)(&Progress::Committed { id: id.clone(), files: done.len() });
+        for (p, f) in done {
+            add_records(&mut report.records, &f.records);
+            report.bytes += p.size;
+            (self.progress)(&Progress::FileDone { file: p.cand.rel.clone(), bytes: p.size });
+            report.ingested.push(Ingested {
+                file: p.cand.rel,
+                records: f.records,
+                from: f.from,
+                bytes: p.size,
+                commit: Some(id.clone()),
+            });
+        }
+        report.commits.push(id);
     }
 
     /// The file's BLAKE3 hash (remembered by path while its size and time stay).
@@ -723,96 +896,135 @@ impl Ingest<'_> {
         let dims = floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
         let there = records::counts(reader.dataset(), &dims);
         let taken = known.records.get(&c.rel).cloned().unwrap_or_default();
+        let seen = Seen { c, prev, hash, dims, there, taken };
+        let digest = match self.what_grew(&seen, reader.as_ref(), live) {
+            Ok(d) => d,
+            Err(decision) => return decision,
+        };
+        if live && let Some(wait) = self.unsettled(&seen, digest.as_deref()).await {
+            return wait;
+        }
+        self.pending(seen, e, reader, digest, live)
+    }
+
+    /// For a file seen before: whether it only grew (its first records give the
+    /// digest recorded then, and it holds more), else what to do with it. Returns
+    /// the digest of all its records when it had to take it (a new file's is taken
+    /// while it is copied).
+    fn what_grew(
+        &self,
+        f: &Seen<'_>,
+        reader: &dyn SourceReader,
+        live: bool,
+    ) -> Result<Option<String>, Decision> {
         let changed = |how: String| {
             Decision::Refuse(IngestError::ChangedSinceIngest {
-                file: c.rel.clone(),
+                file: f.c.rel.clone(),
                 how,
-                old: short(prev.map_or("", |p| p.blake3.as_str())),
-                new: short(&hash),
+                old: short(f.prev.map_or("", |p| p.blake3.as_str())),
+                new: short(&f.hash),
             })
         };
-        if let Some(p) = prev {
-            if dims.is_empty() {
+        if let Some(p) = f.prev {
+            if f.dims.is_empty() {
                 // (a Zarr store's metadata touched, as Floe has always read it)
-                return if c.is_dir {
+                return Err(if f.c.is_dir {
                     Decision::Already
                 } else {
                     changed("it has no record dimension, so it was stored whole".into())
-                };
+                });
             }
-            if records::fewer(&there, &taken) {
-                return changed(format!(
+            if records::fewer(&f.there, &f.taken) {
+                return Err(changed(format!(
                     "it holds {} records, {} were ingested",
-                    show_counts(&there),
-                    show_counts(&taken)
+                    show_counts(&f.there),
+                    show_counts(&f.taken)
+                )));
+            }
+            if p.records_blake3.is_none() && !f.c.is_dir {
+                return Err(changed(
+                    "it was ingested by an earlier Floe build, which kept no digest of its records to tell growth from change".into(),
                 ));
             }
-            if p.records_blake3.is_none() && !c.is_dir {
-                return changed(
-                    "it was ingested by an earlier Floe build, which kept no digest of its records to tell growth from change".into(),
-                );
-            }
         }
-        // one pass: the digest of the records taken before, and of all there are (a
-        // new file's is taken while it is copied)
-        let digests = if prev.is_some() || live {
-            match records::digests(reader.as_ref(), &dims, &[&taken, &there], o.slab_bytes) {
-                Ok(d) => d,
-                Err(err) if live => return Decision::Wait(err.to_string()),
-                Err(err) => return Decision::Refuse(err.into()),
-            }
-        } else {
-            Vec::new()
+        if f.prev.is_none() && !live {
+            return Ok(None);
+        }
+        // one pass: the digest of the records taken before, and of all there are
+        let marks = [&f.taken, &f.there];
+        let digests = match records::digests(reader, &f.dims, &marks, self.opts.slab_bytes) {
+            Ok(d) => d,
+            Err(err) if live => return Err(Decision::Wait(err.to_string())),
+            Err(err) => return Err(Decision::Refuse(err.into())),
         };
-        if let Some(old) = prev.and_then(|p| p.records_blake3.as_ref())
-            && *old != digests[0]
+        if let Some(old) = f.prev.and_then(|p| p.records_blake3.as_ref())
+            && Some(old) != digests.first()
         {
-            return changed(format!(
+            return Err(changed(format!(
                 "its first {} records differ from those ingested",
-                show_counts(&taken)
-            ));
+                show_counts(&f.taken)
+            )));
         }
-        if prev.is_some() && !records::fewer(&taken, &there) {
+        if f.prev.is_some() && !records::fewer(&f.taken, &f.there) {
             // same records, other bytes (metadata touched): nothing to add
-            return if live { Decision::Wait("no new records".into()) } else { Decision::Already };
-        }
-        if live {
-            if there.values().all(|n| *n == 0) {
-                return Decision::Wait("no records yet".into());
-            }
-            tokio::time::sleep(LIVE_SETTLE).await;
-            let again = floe_source::open(&c.path).and_then(|r| {
-                let now_there = records::counts(r.dataset(), &dims);
-                if records::fewer(&now_there, &there) {
-                    return Ok(None);
-                }
-                records::digests(r.as_ref(), &dims, &[&there], o.slab_bytes)
-                    .map(|d| d.into_iter().next())
+            return Err(if live {
+                Decision::Wait("no new records".into())
+            } else {
+                Decision::Already
             });
-            if !matches!(&again, Ok(Some(d)) if Some(d) == digests.get(1)) {
-                return Decision::Wait("its newest records are still being written".into());
-            }
         }
-        let upto = (!dims.is_empty()).then(|| there.clone());
-        let sort_key = {
-            let reader = floe_source::Window::new(reader, taken.clone(), upto.as_ref());
-            let dims = floe_plan::append_dims(reader.dataset(), &o.settings).unwrap_or_default();
-            match read_coords(&reader, &dims) {
-                Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
-                Err(err) => return Decision::Refuse(err.into()),
+        Ok(digests.into_iter().nth(1))
+    }
+
+    /// For a file followed live: `None` when its records read the same again
+    /// [`LIVE_SETTLE`] later (what reads the same both times has settled), else why
+    /// nothing is taken now.
+    async fn unsettled(&self, f: &Seen<'_>, digest: Option<&str>) -> Option<Decision> {
+        if f.there.values().all(|n| *n == 0) {
+            return Some(Decision::Wait("no records yet".into()));
+        }
+        tokio::time::sleep(LIVE_SETTLE).await;
+        let again = floe_source::open(&f.c.path).and_then(|r| {
+            if records::fewer(&records::counts(r.dataset(), &f.dims), &f.there) {
+                return Ok(None);
             }
+            records::digests(r.as_ref(), &f.dims, &[&f.there], self.opts.slab_bytes)
+                .map(|d| d.into_iter().next())
+        });
+        match again {
+            Ok(Some(d)) if Some(d.as_str()) == digest => None,
+            _ => Some(Decision::Wait("its newest records are still being written".into())),
+        }
+    }
+
+    /// The file's records `taken .. there` on their way in, with their data time.
+    fn pending(
+        &self,
+        f: Seen<'_>,
+        e: &complete::Evidence,
+        reader: Box<dyn SourceReader>,
+        digest: Option<String>,
+        live: bool,
+    ) -> Decision {
+        let upto = (!f.dims.is_empty()).then(|| f.there.clone());
+        let reader = floe_source::Window::new(reader, f.taken.clone(), upto.as_ref());
+        let dims =
+            floe_plan::append_dims(reader.dataset(), &self.opts.settings).unwrap_or_default();
+        let sort_key = match read_coords(&reader, &dims) {
+            Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
+            Err(err) => return Decision::Refuse(err.into()),
         };
-        let size = if c.is_dir { dir_size(&c.path) } else { e.len };
+        let size = if f.c.is_dir { dir_size(&f.c.path) } else { e.len };
         Decision::Take(Box::new(Pending {
-            cand: c.clone(),
+            cand: f.c.clone(),
             size,
             mtime: e.mtime.map(rfc3339).unwrap_or_default(),
             modified: e.mtime,
-            skip: taken,
+            skip: f.taken,
             upto,
-            digest: digests.into_iter().nth(1),
+            digest,
             live,
-            hash,
+            hash: f.hash,
             sort_key,
         }))
     }
@@ -822,11 +1034,7 @@ impl Ingest<'_> {
     /// so a one-shot sync of files just copied in finishes its job; a file that
     /// changes meanwhile starts its quiet period again, up to the bound. The rest
     /// are reported as waiting, with the reason.
-    async fn find_complete(
-        &self,
-        candidates: Vec<Candidate>,
-        report: &mut Report,
-    ) -> Vec<(Candidate, complete::Evidence, Take)> {
+    async fn find_complete(&self, candidates: Vec<Candidate>, report: &mut Report) -> Vec<Found> {
         let o = &self.opts;
         let started = self.clock.now();
         let mut complete_files = Vec::new();
@@ -1257,5 +1465,260 @@ mod tests {
         assert_eq!(lens(&batches(pending(&[1_800_000; 24]), &o)), vec![16, 8]);
         o.batch_files = 1;
         assert_eq!(lens(&batches(pending(&[10; 3]), &o)), vec![1, 1, 1]);
+    }
+
+    /// A NetCDF-3 (CDF-1) logger file: `time(time)` float64 seconds since 2024 and
+    /// `temp(time)` float32, `times.len()` records; `numrecs` as the header says
+    /// (a writer updates it after the data, or before).
+    fn classic(path: &std::path::Path, times: &[f64], numrecs: usize) {
+        fn name(out: &mut Vec<u8>, n: &str) {
+            out.extend((n.len() as u32).to_be_bytes());
+            out.extend(n.as_bytes());
+            out.resize(out.len().div_ceil(4) * 4, 0);
+        }
+        let units = "seconds since 2024-01-01";
+        let mut h = b"CDF\x01".to_vec();
+        h.extend((numrecs as u32).to_be_bytes());
+        h.extend([0, 0, 0, 0x0A, 0, 0, 0, 1]);
+        name(&mut h, "time");
+        h.extend(0u32.to_be_bytes()); // unlimited
+        h.extend([0; 8]); // no global attributes
+        h.extend([0, 0, 0, 0x0B, 0, 0, 0, 2]);
+        let mut begins = Vec::new();
+        for (var, ty, size) in [("time", 6u32, 8u32), ("temp", 5, 4)] {
+            name(&mut h, var);
+            h.extend(1u32.to_be_bytes());
+            h.extend(0u32.to_be_bytes());
+            if var == "time" {
+                h.extend([0, 0, 0, 0x0C, 0, 0, 0, 1]);
+                name(&mut h, "units");
+                h.extend(2u32.to_be_bytes());
+                name(&mut h, units);
+            } else {
+                h.extend([0; 8]);
+            }
+            h.extend(ty.to_be_bytes());
+            h.extend(size.to_be_bytes());
+            begins.push(h.len());
+            h.extend(0u32.to_be_bytes());
+        }
+        let start = h.len() as u32;
+        h[begins[0]..begins[0] + 4].copy_from_slice(&start.to_be_bytes());
+        h[begins[1]..begins[1] + 4].copy_from_slice(&(start + 8).to_be_bytes());
+        for t in times {
+            h.extend(t.to_be_bytes());
+            h.extend((20.0 + *t as f32 / 10.0).to_be_bytes());
+        }
+        std::fs::write(path, h).unwrap();
+    }
+
+    /// A clock that says what the test wants.
+    struct At(SystemTime);
+
+    impl Clock for At {
+        fn now(&self) -> SystemTime {
+            self.0
+        }
+    }
+
+    fn ingest<'a>(o: IngestOptions, clock: &'a At) -> Ingest<'a> {
+        Ingest { opts: o, clock, progress: &|_| {} }
+    }
+
+    fn options(folder: &std::path::Path) -> IngestOptions {
+        let mut o =
+            IngestOptions::new(folder.to_path_buf(), RepoUrl::Local(folder.join("../repo")));
+        o.quiet = Duration::from_secs(2);
+        o
+    }
+
+    fn candidate(dir: &std::path::Path, rel: &str) -> Candidate {
+        Candidate { rel: rel.into(), path: dir.join(rel), is_dir: false }
+    }
+
+    fn in_an_hour() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(3600)
+    }
+
+    #[tokio::test]
+    async fn finding_complete_files_waits_for_recent_ones_and_follows_live_ones() {
+        let d = tempfile::tempdir().unwrap();
+        classic(&d.path().join("done.nc"), &[0.0, 1.0], 2);
+        // its header counts 3 records, the bytes hold 2: being written
+        classic(&d.path().join("short.nc"), &[0.0, 1.0], 3);
+        let c = |rel| candidate(d.path(), rel);
+        let mut o = options(d.path());
+        let later = At(in_an_hour());
+        let mut report = Report::default();
+        let found = ingest(o.clone(), &later)
+            .find_complete(vec![c("done.nc"), c("short.nc")], &mut report)
+            .await;
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0.rel.as_str(), &found[0].2), ("done.nc", &Take::Complete));
+        assert_eq!(report.waiting.len(), 1);
+        assert!(report.waiting[0].reason.contains("NetCDF-3 header announces"), "{report:?}");
+        // just written, and no waiting allowed: listed as recent
+        let now = At(SystemTime::now());
+        let mut report = Report::default();
+        let found = ingest(o.clone(), &now).find_complete(vec![c("done.nc")], &mut report).await;
+        assert!(found.is_empty());
+        assert!(report.waiting[0].reason.contains("quiet period"), "{report:?}");
+        // followed live: the recent file whose records are on disk is taken live
+        o.live = Some(Duration::from_secs(30));
+        let mut report = Report::default();
+        let found =
+            ingest(o, &now).find_complete(vec![c("done.nc"), c("short.nc")], &mut report).await;
+        assert_eq!(found.len(), 1, "{report:?}");
+        assert!(matches!(&found[0].2, Take::Live(r) if r.contains("quiet period")));
+    }
+
+    fn provenance(
+        source: &str,
+        blake3: &str,
+        records: u64,
+        digest: Option<String>,
+    ) -> FileProvenance {
+        FileProvenance {
+            source: source.into(),
+            size: 0,
+            mtime: String::new(),
+            blake3: blake3.into(),
+            format: "netcdf3-classic".into(),
+            group: "/".into(),
+            records: BTreeMap::from([("time".into(), records)]),
+            offsets: BTreeMap::from([("time".into(), 0)]),
+            from: BTreeMap::new(),
+            records_blake3: digest,
+        }
+    }
+
+    fn digest_of(path: &std::path::Path, records: u64) -> String {
+        let r = floe_source::open(path).unwrap();
+        let upto = BTreeMap::from([("time".to_string(), records)]);
+        records::digests(r.as_ref(), &["time".to_string()], &[&upto], 1 << 20).unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn what_is_new_grown_files_give_their_new_records_changed_ones_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        // taken before with 3 records, and since then: grown to 5, changed, the same
+        classic(&dir.join("grown.nc"), &[0.0, 1.0, 2.0], 3);
+        classic(&dir.join("changed.nc"), &[10.0, 11.0, 12.0], 3);
+        classic(&dir.join("same.nc"), &[20.0, 21.0], 2);
+        let mut known = Known::default();
+        for (f, n) in [("grown.nc", 3), ("changed.nc", 3), ("same.nc", 2)] {
+            let hash = scan::hash(&dir.join(f)).unwrap();
+            known.files.insert(f.into(), provenance(f, &hash, n, Some(digest_of(&dir.join(f), n))));
+            known.records.insert(f.into(), BTreeMap::from([("time".into(), n)]));
+        }
+        classic(&dir.join("grown.nc"), &[0.0, 1.0, 2.0, 3.0, 4.0], 5);
+        classic(&dir.join("changed.nc"), &[10.0, 11.5, 12.0, 13.0], 4);
+        // new files, out of name order in time; and one resent under another name
+        classic(&dir.join("b.nc"), &[100.0], 1);
+        classic(&dir.join("a.nc"), &[200.0], 1);
+        std::fs::copy(dir.join("same.nc"), dir.join("resent.nc")).unwrap();
+        let later = At(in_an_hour());
+        let run = ingest(options(dir), &later);
+        let mut report = Report::default();
+        let names = ["a.nc", "b.nc", "changed.nc", "grown.nc", "resent.nc", "same.nc"];
+        let mut found = Vec::new();
+        for n in names {
+            let c = candidate(dir, n);
+            let e = complete::inspect(&c.path, &complete::OpenForWrite::default()).unwrap();
+            found.push((c, e, Take::Complete));
+        }
+        let pending = run.order_new(found, &known, later.0, &mut report).await;
+        let order: Vec<(&str, u64)> = pending
+            .iter()
+            .map(|p| (p.cand.rel.as_str(), p.skip.get("time").copied().unwrap_or(0)))
+            .collect();
+        // in data-time order; the grown file from its 4th record
+        assert_eq!(order, vec![("grown.nc", 3), ("b.nc", 0), ("a.nc", 0)]);
+        assert_eq!(pending[0].upto, Some(BTreeMap::from([("time".into(), 5)])));
+        assert!(pending[0].digest.is_some(), "a grown file's digest is taken up front");
+        assert!(pending[1].digest.is_none(), "a new file's is taken while it is copied");
+        assert_eq!(report.already_ingested, vec!["resent.nc", "same.nc"]);
+        assert_eq!(report.rejected.len(), 1, "{report:?}");
+        assert_eq!(report.rejected[0].code, floe_core::ErrorCode::ChangedSinceIngest);
+        assert!(report.rejected[0].message.contains("first 3 `time` records differ"), "{report:?}");
+    }
+
+    #[test]
+    fn the_cadence_holds_a_last_batch_that_is_not_full_until_it_is_due() {
+        let d = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let mut o = options(d.path());
+        o.batch_files = 3;
+        o.max_wait = Some(Duration::from_secs(60));
+        let at = At(now);
+        let run = ingest(o, &at);
+        let aged = |secs: u64, live: bool| {
+            let mut p = pending(&[10]).remove(0);
+            p.modified = Some(now - Duration::from_secs(secs));
+            p.live = live;
+            p
+        };
+        // a full batch goes, the last one (2 of 3 files, 10 s old) waits 50 s more
+        let mut report = Report::default();
+        let kept = run.hold_for_cadence(
+            vec![vec![aged(5, false); 3], vec![aged(10, false), aged(5, false)]],
+            now,
+            &mut report,
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(report.held.len(), 2);
+        assert!((report.held_due_in.unwrap() - 50.0).abs() < 0.01);
+        // due: it goes; a live take is never held
+        let mut report = Report::default();
+        assert_eq!(run.hold_for_cadence(vec![vec![aged(61, false)]], now, &mut report).len(), 1);
+        assert_eq!(run.hold_for_cadence(vec![vec![aged(1, true)]], now, &mut report).len(), 1);
+        assert!(report.held.is_empty());
+    }
+
+    #[test]
+    fn the_branch_tip_is_known_after_our_commit_and_forgotten_after_a_conflict() {
+        let mut tip = BranchTip::start(Some("created".into()), Some("created".into()));
+        assert_eq!(tip.known(), Some("created"));
+        assert!(!tip.moved("created") && tip.moved("other"));
+        // someone else's commit: learn what it holds
+        let mut k = Known { tip: Some("other".into()), ..Known::default() };
+        k.files.insert("a.nc".into(), provenance("a.nc", "h1", 1, None));
+        tip.learn(k);
+        assert!(!tip.moved("other"));
+        assert!(tip.holds("a.nc", "h1") && !tip.holds("a.nc", "h2") && !tip.holds("b.nc", "h1"));
+        // our commit: the state is reused once, by a session starting right there
+        tip.committed("ours", RepoState::default());
+        assert_eq!(tip.known(), Some("ours"));
+        assert!(!tip.moved("ours"));
+        assert!(tip.state_at("elsewhere").is_none(), "only at our own commit");
+        tip.committed("ours2", RepoState::default());
+        assert!(tip.state_at("ours2").is_some());
+        assert!(tip.state_at("ours2").is_none(), "taken once");
+        tip.conflicted();
+        assert_eq!(tip.known(), None);
+        assert!(tip.moved("ours2"), "after a conflict every base is news");
+    }
+
+    #[tokio::test]
+    async fn a_run_commits_once_and_a_second_run_finds_it_all_ingested() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        classic(&src.join("a.nc"), &[0.0, 1.0], 2);
+        classic(&src.join("b.nc"), &[2.0, 3.0], 2);
+        let later = At(in_an_hour());
+        let report = ingest(options(&src), &later).run().await.unwrap();
+        assert_eq!((report.ingested.len(), report.commits.len()), (2, 1), "{report:?}");
+        assert_eq!(report.records.get("time"), Some(&4));
+        let again = ingest(options(&src), &later).run().await.unwrap();
+        assert!(again.commits.is_empty(), "{again:?}");
+        assert_eq!(again.already_ingested, vec!["a.nc", "b.nc"]);
+        // grown: the new records follow, from the third
+        classic(&src.join("b.nc"), &[2.0, 3.0, 4.0], 3);
+        let grown = ingest(options(&src), &later).run().await.unwrap();
+        assert_eq!(grown.ingested.len(), 1, "{grown:?}");
+        assert_eq!(grown.ingested[0].from.get("time"), Some(&2));
+        assert_eq!(grown.ingested[0].records.get("time"), Some(&1));
     }
 }
