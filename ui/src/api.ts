@@ -2,6 +2,7 @@
 // typed functions; failures arrive as FloeError {code, message}.
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { asErrorCode, type ErrorCode } from "./codes";
 
 export interface FolderView {
   path: string;
@@ -107,7 +108,7 @@ export interface MountView {
 /** A failure as the Rust side reports it. */
 export class FloeError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
@@ -120,7 +121,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   } catch (e) {
     if (e && typeof e === "object" && "message" in e) {
       const o = e as { code?: string; message: string };
-      throw new FloeError(o.code ?? "internal", o.message);
+      throw new FloeError(asErrorCode(o.code), o.message);
     }
     throw new FloeError("internal", String(e));
   }
@@ -157,6 +158,6 @@ export function onStatus(f: (s: StatusView) => void): void {
 /** The engine could not be reached or started. */
 export function onStatusError(f: (e: FloeError) => void): void {
   void listen<{ code: string; message: string }>("status-error", (e) =>
-    f(new FloeError(e.payload.code, e.payload.message)),
+    f(new FloeError(asErrorCode(e.payload.code), e.payload.message)),
   );
 }

@@ -244,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), "[[folder]\n").unwrap();
         let e = Host::new(opts(dir.path())).ensure().await.unwrap_err();
-        assert_eq!(e.code, "usage");
+        assert_eq!(e.code, floe_core::ErrorCode::Usage);
         assert!(e.message.contains("fix or remove the file"), "{}", e.message);
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// What the CLI prints and the GUI shows: `{code, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -21,31 +21,14 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code: code.as_str(), message: message.into() }
-    }
-
-    /// The code as an [`ErrorCode`].
-    pub fn error_code(&self) -> ErrorCode {
-        ALL.iter().copied().find(|c| c.as_str() == self.code).unwrap_or(ErrorCode::Internal)
+        ApiError { code, message: message.into() }
     }
 
     /// The code as the CLI's exit status.
     pub fn exit_code(&self) -> i32 {
-        self.error_code().exit_code()
+        self.code.exit_code()
     }
 }
-
-const ALL: [ErrorCode; 9] = [
-    ErrorCode::Usage,
-    ErrorCode::BadSource,
-    ErrorCode::SchemaDrift,
-    ErrorCode::RecordOrder,
-    ErrorCode::ChangedSinceIngest,
-    ErrorCode::Repository,
-    ErrorCode::Conflict,
-    ErrorCode::Storage,
-    ErrorCode::Internal,
-];
 
 impl From<floe_store::StoreError> for ApiError {
     fn from(e: floe_store::StoreError) -> Self {
@@ -116,7 +99,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_to_its_exit_status() {
-        for c in ALL {
+        for c in ErrorCode::ALL {
             assert_eq!(ApiError::new(c, "x").exit_code(), c.exit_code());
         }
     }
@@ -126,5 +109,17 @@ mod tests {
         let e = ApiError::new(ErrorCode::Storage, "cannot reach it");
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v, serde_json::json!({"code": "storage", "message": "cannot reach it"}));
+    }
+
+    /// The UI's list of codes (`ui/src/codes.ts`) is the Rust enum's.
+    #[test]
+    fn the_ui_knows_every_code_and_no_other() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ui/src/codes.ts");
+        let text = std::fs::read_to_string(path).unwrap();
+        let list = text.split("ERROR_CODES = [").nth(1).and_then(|t| t.split(']').next()).unwrap();
+        let ui: Vec<&str> =
+            list.split(',').map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty()).collect();
+        let rust: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(ui, rust, "update ui/src/codes.ts to the codes of floe_core::ErrorCode");
     }
 }

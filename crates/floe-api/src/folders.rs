@@ -190,7 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cfg, sock) = (dir.path().join("c.toml"), dir.path().join("s.sock"));
         let e = add(&cfg, &sock, new(&dir.path().join("missing"), "/tmp/r")).await.unwrap_err();
-        assert_eq!(e.code, "usage");
+        assert_eq!(e.code, ErrorCode::Usage);
         assert!(e.message.contains("does not exist"));
         let mut n = new(dir.path(), "/tmp/r");
         n.login.insert("AWS_ACCESS_KEY_ID".into(), "k".into());

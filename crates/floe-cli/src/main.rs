@@ -282,7 +282,7 @@ impl<E: std::fmt::Display> From<(ErrorCode, E)> for Failure {
 
 impl From<floe_api::ApiError> for Failure {
     fn from(e: floe_api::ApiError) -> Self {
-        Failure(e.error_code(), e.message)
+        Failure(e.code, e.message)
     }
 }
 

@@ -32,6 +32,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the UI's `ui/src/codes.ts` lists the same,
+    /// checked by a test in floe-api).
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::Usage,
+        ErrorCode::BadSource,
+        ErrorCode::SchemaDrift,
+        ErrorCode::RecordOrder,
+        ErrorCode::ChangedSinceIngest,
+        ErrorCode::Repository,
+        ErrorCode::Conflict,
+        ErrorCode::Storage,
+        ErrorCode::Internal,
+    ];
+
     /// The code as text, as it appears in `--json` output and the GUI.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,5 +83,34 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Its place in [`ErrorCode::ALL`]; no catch-all arm, so a new code does not
+    /// compile until it has a place (and the test below fails until it is listed).
+    fn place(c: ErrorCode) -> usize {
+        match c {
+            ErrorCode::Usage => 0,
+            ErrorCode::BadSource => 1,
+            ErrorCode::SchemaDrift => 2,
+            ErrorCode::RecordOrder => 3,
+            ErrorCode::ChangedSinceIngest => 4,
+            ErrorCode::Repository => 5,
+            ErrorCode::Conflict => 6,
+            ErrorCode::Storage => 7,
+            ErrorCode::Internal => 8,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_code_once_and_serializes_as_its_text() {
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(place(*c), i);
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
+        }
     }
 }
