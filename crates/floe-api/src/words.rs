@@ -1,7 +1,9 @@
 //! What a folder's state means, in words for the people at the instrument, and the
 //! one overall state the tray icon shows. Pure functions of the daemon's status.
 
+use floe_core::ErrorCode;
 use floe_engine::daemon::FolderStatus;
+use floe_engine::state::FolderState;
 use serde::Serialize;
 
 /// The whole engine at a glance (the tray icon).
@@ -72,67 +74,62 @@ fn files(n: u64) -> String {
 }
 
 /// The advice that goes with a stopped folder, by error code.
-fn remedy(code: &str) -> &'static str {
+fn remedy(code: ErrorCode) -> &'static str {
     match code {
-        "storage" => {
+        ErrorCode::Storage => {
             "Check the destination's login (Folders → remove and add it again with the right key) and that the bucket or container exists."
         }
-        "conflict" => {
+        ErrorCode::Conflict => {
             "Another computer wrote the same data to this branch. Sync this folder to its own branch, then resume."
         }
-        "repository" => {
+        ErrorCode::Repository => {
             "The repository could not be opened or written. Check the destination, then resume."
         }
-        "usage" => "A setting of this folder is wrong. Remove the folder and add it again.",
-        "schema_drift" | "record_order" | "changed_since_ingest" | "bad_source" => {
-            "The file was set aside; the other files keep flowing."
+        ErrorCode::Usage => {
+            "A setting of this folder is wrong. Remove the folder and add it again."
         }
-        "internal" => "This is a bug in Floe; please report it with the log.",
-        _ => "Check the folder's settings, then resume.",
+        ErrorCode::SchemaDrift
+        | ErrorCode::RecordOrder
+        | ErrorCode::ChangedSinceIngest
+        | ErrorCode::BadSource => "The file was set aside; the other files keep flowing.",
+        ErrorCode::Internal => "This is a bug in Floe; please report it with the log.",
     }
 }
 
 /// Describe one folder.
 pub fn describe(s: &FolderStatus) -> FolderView {
-    let state = s.state["state"].as_str().unwrap_or("unknown").to_string();
-    let message = s.state["message"].as_str().unwrap_or_default();
+    let state = s.state.name().to_string();
     let pending = format!("{} ({}) to upload", files(s.files_pending), bytes(s.bytes_pending));
     let done = match &s.last_commit {
         Some(_) => format!("{} synced since start", files(s.files_ingested)),
         None => "Nothing new synced since start".to_string(),
     };
-    let (headline, detail, problem) = match state.as_str() {
-        "idle" => ("Up to date".to_string(), done.clone(), None),
-        "scanning" => ("Checking for new files".to_string(), done.clone(), None),
-        "waiting" => {
-            let n = s.state["files"].as_u64().unwrap_or(0);
-            (
-                format!("Waiting for {} to finish", files(n)),
-                "The instrument is still writing; Floe uploads a file once it is complete."
-                    .to_string(),
-                None,
-            )
-        }
-        "syncing" => (
+    let (headline, detail, problem) = match &s.state {
+        FolderState::Idle => ("Up to date".to_string(), done.clone(), None),
+        FolderState::Scanning => ("Checking for new files".to_string(), done.clone(), None),
+        FolderState::Waiting { files: n } => (
+            format!("Waiting for {} to finish", files(*n)),
+            "The instrument is still writing; Floe uploads a file once it is complete.".to_string(),
+            None,
+        ),
+        FolderState::Syncing { .. } => (
             format!("Uploading {}", files(s.files_pending)),
             format!("{pending}; {:.1} MB/s", s.throughput / 1e6),
             None,
         ),
-        "paused" => ("Paused".to_string(), "Resume to continue syncing.".to_string(), None),
-        "offline" => (
+        FolderState::Paused => {
+            ("Paused".to_string(), "Resume to continue syncing.".to_string(), None)
+        }
+        FolderState::Offline { message, .. } => (
             "Can't reach the storage".to_string(),
             "Floe keeps the files and retries on its own; nothing is lost.".to_string(),
             Some(format!("The storage did not answer: {message}")),
         ),
-        "error" => {
-            let code = s.state["code"].as_str().unwrap_or("internal");
-            (
-                "Stopped".to_string(),
-                "This folder is not syncing until the problem is fixed.".to_string(),
-                Some(format!("{message}. {}", remedy(code))),
-            )
-        }
-        other => (other.to_string(), String::new(), None),
+        FolderState::Error { code, message } => (
+            "Stopped".to_string(),
+            "This folder is not syncing until the problem is fixed.".to_string(),
+            Some(format!("{message}. {}", remedy(*code))),
+        ),
     };
     // a file set aside is worth knowing even while everything else flows
     let problem = problem.or_else(|| {
@@ -182,7 +179,7 @@ mod tests {
             path: "/data/ctd".into(),
             repo: "s3://lab/ctd".into(),
             branch: "main".into(),
-            state,
+            state: serde_json::from_value(state).unwrap(),
             files_pending: 3,
             bytes_pending: 12_500_000,
             files_ingested: 7,

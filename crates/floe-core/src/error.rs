@@ -1,14 +1,14 @@
 //! Stable error codes. Every failure Floe reports maps onto one of these by an
 //! explicit table (no catch-all arm), and each code maps onto a CLI exit code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Exit code of a run that finished everything it could but left files that are
 /// provably still being written (listed as waiting): run again later.
 pub const EXIT_WORK_REMAINS: i32 = 6;
 
 /// A stable, machine-readable failure class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The command line or a setting is wrong.

@@ -44,7 +44,7 @@ pub struct FolderStatus {
     pub path: PathBuf,
     pub repo: String,
     pub branch: String,
-    pub state: serde_json::Value,
+    pub state: FolderState,
     pub files_pending: u64,
     pub bytes_pending: u64,
     pub files_ingested: u64,
@@ -306,10 +306,6 @@ pub async fn request(socket: &Path, req: &Request) -> Result<Reply, DaemonError>
     serde_json::from_str(&line).map_err(|e| sock_err(std::io::Error::other(e)))
 }
 
-fn state_json(s: &FolderState) -> serde_json::Value {
-    serde_json::to_value(s).unwrap_or_default()
-}
-
 /// What the folders of one daemon share: how many may sync at once, and the upload limit.
 #[derive(Debug, Clone)]
 struct Limits {
@@ -338,7 +334,7 @@ async fn folder_task(
         path: path.clone(),
         repo: folder.repo.clone(),
         branch: folder.branch.clone(),
-        state: state_json(&initial),
+        state: initial.clone(),
         files_pending: 0,
         bytes_pending: 0,
         files_ingested: 0,
@@ -363,7 +359,7 @@ async fn folder_task(
             if next != *m {
                 tracing::info!(folder = %path.display(), from = ?*m, to = ?next, "transition");
                 let mut st = lock(&status);
-                st.state = state_json(&next);
+                st.state = next.clone();
                 if let FolderState::Syncing { files, bytes } = next {
                     st.files_pending = files;
                     st.bytes_pending = bytes;

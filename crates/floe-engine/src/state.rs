@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use floe_core::ErrorCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a sync folder is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum FolderState {
     /// Everything complete has been ingested.
@@ -28,6 +28,21 @@ pub enum FolderState {
     Offline { attempt: u32, message: String },
     /// Stopped until the user acts (bad credentials, missing bucket, conflict…).
     Error { code: ErrorCode, message: String },
+}
+
+impl FolderState {
+    /// The state's name, as serialized (`idle`, `syncing`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FolderState::Idle => "idle",
+            FolderState::Scanning => "scanning",
+            FolderState::Waiting { .. } => "waiting",
+            FolderState::Syncing { .. } => "syncing",
+            FolderState::Paused => "paused",
+            FolderState::Offline { .. } => "offline",
+            FolderState::Error { .. } => "error",
+        }
+    }
 }
 
 /// What can happen to a folder.
