@@ -218,3 +218,75 @@ fn usage_errors_say_what_to_do() {
     assert_eq!(code, 0, "{report}");
     assert!(report["records"]["time"].as_u64().unwrap() > 0, "{report}");
 }
+
+/// A small tmpfs, unmounted when dropped (also when the test fails).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at.to_str().unwrap()])
+            .status()
+            .expect("mount (util-linux) makes a small disk; the tests run as root");
+        assert!(ok.success(), "mounting a tmpfs needs root");
+        SmallDisk(at.to_path_buf())
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}"), self.0.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_and_a_folder_floe_may_not_write_say_where_why_and_what_to_do() {
+    let (d, src, _, good) = setup(24);
+    // 24 files (2 MB) into a repository on a 200 kB disk
+    let disk = SmallDisk::mount(&d.path().join("disk"), "200k");
+    let repo = disk.0.join("repo");
+    let r = floe(&["sync", src.to_str().unwrap(), repo.to_str().unwrap(), "--quiet", "0"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{}: no space left on the disk", repo.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("free space there"), "{}", r.stderr);
+    assert!(!r.stderr.contains("context:"), "no span trace for users: {}", r.stderr);
+    assert_eq!(files(&src, "nc"), good, "the sources stay where they are");
+    // with space, the next run takes everything, once
+    disk.grow("64m");
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_repo_equals(&repo, &good, &[]);
+
+    // a repository folder this user may not write: as `nobody`
+    let locked = d.path().join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for p in [d.path(), src.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let target = locked.join("repo");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(floe_bin())
+        .args(["sync", src.to_str().unwrap(), target.to_str().unwrap(), "--quiet", "0"])
+        .env_remove("USER")
+        .output()
+        .expect("setpriv (util-linux) runs floe as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("{}: permission denied", target.display())), "{stderr}");
+    assert!(stderr.contains("user `nobody`") && stderr.contains("permissions"), "{stderr}");
+}

@@ -229,3 +229,50 @@ fn folders_added_or_removed_while_the_daemon_runs_take_effect_at_once() {
     let r = floe_env(&["status"], &env);
     assert!(r.stdout.contains("Up to date") || r.stdout.contains("Checking"), "{}", r.stdout);
 }
+
+#[test]
+fn the_daemon_waits_out_a_full_disk_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage) = (d.path().join("in"), d.path().join("stage"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let disk = d.path().join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mount = |opts: &str| {
+        let mut c = Command::new("mount");
+        c.args(["-t", "tmpfs", "-o", opts, "tmpfs", disk.to_str().unwrap()]);
+        assert!(c.status().unwrap().success(), "mounting a tmpfs needs root");
+    };
+    mount("size=200k");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    let repo = disk.join("repo");
+    let cfg = d.path().join("config.toml");
+    let run = d.path().join("run");
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let r = floe_env(
+        &["add", watched.to_str().unwrap(), repo.to_str().unwrap(), "--commit-files", "24"],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    drop_files(&stage, &watched, &["--files", "24"]);
+    let _daemon = spawn_daemon(&env, "0.3", "5");
+    wait_until("the full disk in the status", || {
+        let s = status(&env);
+        s[0]["state"]["state"] == "offline" && s[0]["state"]["cause"] == "disk_full"
+    });
+    let words = floe_env(&["status"], &env);
+    assert!(words.stdout.contains("The disk is full"), "{}", words.stdout);
+    // space again: the retry takes everything
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=64m", disk.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    wait_until("the files after the retry", || status(&env)[0]["files_ingested"] == 24);
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+}

@@ -3,7 +3,7 @@
 
 use floe_core::ErrorCode;
 use floe_engine::daemon::FolderStatus;
-use floe_engine::state::FolderState;
+use floe_engine::state::{FolderState, Stall};
 use serde::Serialize;
 
 /// The whole engine at a glance (the tray icon).
@@ -120,10 +120,21 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         FolderState::Paused => {
             ("Paused".to_string(), "Resume to continue syncing.".to_string(), None)
         }
-        FolderState::Offline { message, .. } => (
+        FolderState::Offline { message, cause: Stall::Unreachable, .. } => (
             "Can't reach the storage".to_string(),
             "Floe keeps the files and retries on its own; nothing is lost.".to_string(),
             Some(format!("The storage did not answer: {message}")),
+        ),
+        FolderState::Offline { message, cause: Stall::Busy, .. } => (
+            "Waiting for another writer".to_string(),
+            "Another Floe process is writing to this repository; Floe retries on its own."
+                .to_string(),
+            Some(message.clone()),
+        ),
+        FolderState::Offline { message, cause: Stall::DiskFull, .. } => (
+            "The disk is full".to_string(),
+            "Floe keeps the files and retries once there is space; nothing is lost.".to_string(),
+            Some(message.clone()),
         ),
         FolderState::Error { code, message } => (
             "Stopped".to_string(),
@@ -204,6 +215,10 @@ mod tests {
             describe(&status(json!({"state": "offline", "attempt": 2, "message": "timed out"})));
         assert!(v.needs_attention);
         assert!(v.problem.unwrap().contains("timed out"));
+        let v = describe(&status(json!({"state": "offline", "attempt": 1, "cause": "disk_full",
+            "message": "/data/repo: no space left on the disk that holds it"})));
+        assert_eq!(v.headline, "The disk is full");
+        assert!(v.needs_attention && v.problem.unwrap().contains("no space left"));
         let v = describe(&status(
             json!({"state": "error", "code": "storage", "message": "the key was refused"}),
         ));

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use floe_store::throttle::Throttle;
 
 use crate::config::{Config, FolderConfig};
-use crate::state::{Backoff, FolderState, Input, step};
+use crate::state::{Backoff, FolderState, Input, Stall, step};
 use crate::watch::{Change, Write, watch};
 use floe_source::complete::WrittenNotClosed;
 
@@ -116,11 +116,18 @@ enum Msg {
     Resume,
 }
 
-/// Failures that retrying fixes (the folder goes offline and retries). A commit
-/// conflict is not one: the ingest already replayed it on the other writer's
-/// commits several times, so the folder stops with the reason.
-fn is_transient(e: &IngestError) -> bool {
-    matches!(e, IngestError::Store(StoreError::Unreachable { .. } | StoreError::Busy(_)))
+/// Failures that retrying fixes (the folder goes offline and retries): storage
+/// out of reach, another writer's lock, a full disk (someone frees space; the
+/// status says which it is). A commit conflict is not one: the ingest already
+/// replayed it on the other writer's commits several times, so the folder stops
+/// with the reason.
+fn transient(e: &IngestError) -> Option<Stall> {
+    match e {
+        IngestError::Store(StoreError::Unreachable { .. }) => Some(Stall::Unreachable),
+        IngestError::Store(StoreError::Busy(_)) => Some(Stall::Busy),
+        IngestError::Store(StoreError::DiskFull { .. }) => Some(Stall::DiskFull),
+        _ => None,
+    }
 }
 
 /// Run until `shutdown` resolves.
@@ -500,8 +507,8 @@ async fn folder_task(
                     }
                     retry_at = None;
                 }
-                Err(e) if is_transient(&e) => {
-                    apply(Input::Transient { message: e.to_string() });
+                Err(e) if let Some(cause) = transient(&e) => {
+                    apply(Input::Transient { message: e.to_string(), cause });
                     lock(&status).last_error = Some(e.to_string());
                     let attempt = match lock(&machine).clone() {
                         FolderState::Offline { attempt, .. } => attempt,

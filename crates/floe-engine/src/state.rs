@@ -24,8 +24,14 @@ pub enum FolderState {
     Syncing { files: u64, bytes: u64 },
     /// Stopped by the user.
     Paused,
-    /// Storage unreachable or failing transiently; retry number `attempt` is due later.
-    Offline { attempt: u32, message: String },
+    /// Storage unreachable or failing transiently (or its disk full); retry number
+    /// `attempt` is due later.
+    Offline {
+        attempt: u32,
+        message: String,
+        #[serde(default)]
+        cause: Stall,
+    },
     /// Stopped until the user acts (bad credentials, missing bucket, conflict…).
     Error { code: ErrorCode, message: String },
 }
@@ -43,6 +49,19 @@ impl FolderState {
             FolderState::Error { .. } => "error",
         }
     }
+}
+
+/// Why a folder waits to retry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stall {
+    /// The storage does not answer (network, endpoint, throttling).
+    #[default]
+    Unreachable,
+    /// Another writer holds the repository.
+    Busy,
+    /// The disk under the repository is full.
+    DiskFull,
 }
 
 /// What can happen to a folder.
@@ -64,6 +83,7 @@ pub enum Input {
     /// A storage failure that retrying can fix (network, throttling, 5xx).
     Transient {
         message: String,
+        cause: Stall,
     },
     /// A failure retrying cannot fix.
     Fatal {
@@ -99,10 +119,14 @@ pub fn step(state: &FolderState, input: &Input) -> FolderState {
         (S::Error { .. }, _) => state.clone(),
 
         // transient failures: offline, counting attempts; the timer brings it back
-        (S::Offline { attempt, .. }, I::Transient { message }) => {
-            S::Offline { attempt: attempt.saturating_add(1), message: message.clone() }
+        (S::Offline { attempt, .. }, I::Transient { message, cause }) => S::Offline {
+            attempt: attempt.saturating_add(1),
+            message: message.clone(),
+            cause: *cause,
+        },
+        (_, I::Transient { message, cause }) => {
+            S::Offline { attempt: 1, message: message.clone(), cause: *cause }
         }
-        (_, I::Transient { message }) => S::Offline { attempt: 1, message: message.clone() },
         (S::Offline { .. }, I::RetryDue) => S::Scanning,
         (S::Offline { .. }, _) => state.clone(),
 
@@ -162,7 +186,7 @@ mod tests {
             S::Waiting { files: 2 },
             S::Syncing { files: 3, bytes: 30 },
             S::Paused,
-            S::Offline { attempt: 2, message: "down".into() },
+            S::Offline { attempt: 2, message: "down".into(), cause: Stall::Unreachable },
             S::Error { code: ErrorCode::Storage, message: "bad key".into() },
         ]
     }
@@ -176,7 +200,7 @@ mod tests {
             I::Scanned { ready: 0, bytes: 0, waiting: 0 },
             I::Committed { files: 1, bytes: 10 },
             I::Committed { files: 0, bytes: 0 },
-            I::Transient { message: "timeout".into() },
+            I::Transient { message: "timeout".into(), cause: Stall::Unreachable },
             I::Fatal { code: ErrorCode::Storage, message: "denied".into() },
             I::RetryDue,
             I::Pause,
@@ -234,7 +258,13 @@ mod tests {
     fn outages_count_attempts_and_come_back() {
         let mut s = FolderState::Syncing { files: 1, bytes: 1 };
         for n in 1..=3 {
-            s = step(&s, &Input::Transient { message: "connection refused".into() });
+            s = step(
+                &s,
+                &Input::Transient {
+                    message: "connection refused".into(),
+                    cause: Stall::Unreachable,
+                },
+            );
             assert!(matches!(s, FolderState::Offline { attempt, .. } if attempt == n));
         }
         assert_eq!(step(&s, &Input::Changed), s, "events wait for the retry timer");

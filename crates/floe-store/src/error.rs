@@ -28,6 +28,14 @@ pub enum StoreError {
     )]
     Unreachable { repo: String, detail: String },
     #[error(
+        "{repo}: no space left on the disk that holds it ({detail}); free space there (`df -h` shows what is left), then run again: nothing was committed half way, and the files stay where they are"
+    )]
+    DiskFull { repo: String, detail: String },
+    #[error(
+        "{repo}: permission denied ({detail}); Floe runs as user `{user}`, who cannot write there: fix the folder's owner or permissions (`ls -ld` shows them), or run Floe as a user who can"
+    )]
+    NoPermission { repo: String, user: String, detail: String },
+    #[error(
         "another Floe process is writing to {0}; wait for it to finish (local repositories take one writer at a time)"
     )]
     Busy(String),
@@ -51,7 +59,8 @@ impl StoreError {
             | StoreError::Array { .. } => ErrorCode::Repository,
             StoreError::MissingBucket(_) | StoreError::Credentials { .. } => ErrorCode::Storage,
             StoreError::Unreachable { .. } => ErrorCode::Storage,
-            StoreError::Busy(_) => ErrorCode::Repository,
+            StoreError::Busy(_) | StoreError::NoPermission { .. } => ErrorCode::Repository,
+            StoreError::DiskFull { .. } => ErrorCode::Storage,
             StoreError::Conflict(_) => ErrorCode::Conflict,
         }
     }

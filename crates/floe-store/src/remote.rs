@@ -156,7 +156,106 @@ pub async fn storage(
     }
 }
 
-/// Turn a storage failure into the error a user can act on.
+/// Turn a storage failure into the error a user can act on, from the kinds of the
+/// errors in its chain: an I/O error's kind (disk full, permission, connection),
+/// object_store's variants (HTTP 401/403 as `Unauthenticated`/`PermissionDenied`)
+/// and its HTTP client's error kind (connect, timeout). What the chain does not
+/// classify falls back to [`classify`].
+pub fn classify_error(label: &str, e: &(dyn std::error::Error + 'static)) -> StoreError {
+    let detail = message(e);
+    let local = !label.contains("://");
+    std::iter::successors(Some(e), |c| c.source())
+        .find_map(|cause| by_kind(label, local, cause, &detail))
+        .unwrap_or_else(|| classify(label, detail))
+}
+
+/// Who this process runs as: `$USER`, else the name `/etc/passwd` gives the owner
+/// of `/proc/self` (a service started without a login shell has no `$USER`).
+fn current_user() -> String {
+    if let Ok(u) = std::env::var("USER")
+        && !u.is_empty()
+    {
+        return u;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+                t.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.get(2) == Some(&uid.to_string().as_str())).then(|| f[0].to_string())
+                })
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    "this user".into()
+}
+
+/// An error's own words: Icechunk appends a span trace ("context: ...") that says
+/// nothing to a user.
+pub fn message(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.split_once("\n\ncontext:") {
+        Some((head, _)) => head.trim_end().to_string(),
+        None => text,
+    }
+}
+
+fn by_kind(
+    label: &str,
+    local: bool,
+    cause: &(dyn std::error::Error + 'static),
+    detail: &str,
+) -> Option<StoreError> {
+    let (repo, detail) = (label.to_string(), detail.to_string());
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind as K;
+        return match io.kind() {
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+                Some(StoreError::DiskFull { repo, detail })
+            }
+            K::PermissionDenied | K::ReadOnlyFilesystem if local => {
+                Some(StoreError::NoPermission { repo, user: current_user(), detail })
+            }
+            K::PermissionDenied => Some(StoreError::Credentials { repo, detail }),
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::TimedOut
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable => Some(StoreError::Unreachable { repo, detail }),
+            _ => None,
+        };
+    }
+    if let Some(os) = cause.downcast_ref::<object_store::Error>() {
+        return match os {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => {
+                Some(StoreError::Credentials { repo, detail })
+            }
+            _ => None,
+        };
+    }
+    if let Some(http) = cause.downcast_ref::<object_store::client::HttpError>() {
+        use object_store::client::HttpErrorKind as H;
+        return match http.kind() {
+            H::Connect | H::Timeout | H::Interrupted | H::Request => {
+                Some(StoreError::Unreachable { repo, detail })
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The same from an error's text alone, for the failures that reach Floe only as
+/// text (the zarrs store interface passes Icechunk's errors on as strings): the
+/// storage protocols' own error codes (`NoSuchBucket`, `AuthenticationFailed`, ...)
+/// and the HTTP client's words for a failed connection.
 pub fn classify(label: &str, detail: String) -> StoreError {
     let lower = detail.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));

@@ -58,8 +58,8 @@ fn init_zarrs() {
     });
 }
 
-fn repo_err(label: &str, e: impl std::fmt::Display) -> StoreError {
-    crate::remote::classify(label, e.to_string())
+fn repo_err(label: &str, e: impl std::error::Error + 'static) -> StoreError {
+    crate::remote::classify_error(label, &e)
 }
 
 fn splitting(dims: &[String]) -> RepositoryConfig {
@@ -274,8 +274,9 @@ impl Repo {
 
     /// The history that leads to one snapshot (by id), newest first.
     pub async fn history_at(&self, snapshot: &str) -> Result<Vec<CommitInfo>, StoreError> {
-        let id = icechunk::format::SnapshotId::try_from(snapshot)
-            .map_err(|e| repo_err(&self.label, format!("snapshot id {snapshot}: {e}")))?;
+        let id = icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| {
+            crate::remote::classify(&self.label, format!("snapshot id {snapshot}: {e}"))
+        })?;
         self.ancestry(&VersionInfo::SnapshotId(id)).await
     }
 
@@ -325,8 +326,9 @@ impl Repo {
     /// tip (and for the repository's status) first. Should the branch have moved
     /// meanwhile, the commit rebases or reports a conflict, as for any session.
     pub fn writer_at(&self, branch: &str, snapshot: &str) -> Result<Writer, StoreError> {
-        let id = icechunk::format::SnapshotId::try_from(snapshot)
-            .map_err(|e| repo_err(&self.label, format!("snapshot id {snapshot}: {e}")))?;
+        let id = icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| {
+            crate::remote::classify(&self.label, format!("snapshot id {snapshot}: {e}"))
+        })?;
         let r = &self.inner;
         let containers = r.config().virtual_chunk_containers().cloned();
         let resolver = icechunk::virtual_chunks::VirtualChunkResolver::new(

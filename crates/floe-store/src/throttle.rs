@@ -57,15 +57,39 @@ impl Throttle {
 }
 
 /// A zarrs store that charges writes to a [`Throttle`] (reads pass untouched).
-#[derive(Debug)]
+///
+/// With [`Throttled::direct`], writes go straight to the Icechunk store, so that a
+/// failure keeps its kind: zarrs passes storage errors on as text, and a full disk
+/// would read as a failed array. The failure, classified, waits in
+/// [`Throttled::take_failure`] for the writer that sees the text.
 pub struct Throttled<S> {
     inner: Arc<S>,
     throttle: Option<Arc<Throttle>>,
+    direct: Option<(icechunk::Store, String)>,
+    failure: std::sync::Mutex<Option<crate::StoreError>>,
+}
+
+impl<S> std::fmt::Debug for Throttled<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttled").field("throttle", &self.throttle).finish_non_exhaustive()
+    }
 }
 
 impl<S> Throttled<S> {
     pub fn new(inner: Arc<S>, throttle: Option<Arc<Throttle>>) -> Self {
-        Throttled { inner, throttle }
+        Throttled { inner, throttle, direct: None, failure: std::sync::Mutex::new(None) }
+    }
+
+    /// Write through `store` (the same session as `inner`), failures classified
+    /// for the repository `label`.
+    pub fn direct(mut self, store: icechunk::Store, label: &str) -> Self {
+        self.direct = Some((store, label.to_string()));
+        self
+    }
+
+    /// The classified failure of the last write that failed, if any.
+    pub fn take_failure(&self) -> Option<crate::StoreError> {
+        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     async fn charge(&self, bytes: usize) {
@@ -102,7 +126,15 @@ impl<S: AsyncReadableStorageTraits> AsyncReadableStorageTraits for Throttled<S> 
 impl<S: AsyncWritableStorageTraits> AsyncWritableStorageTraits for Throttled<S> {
     async fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
         self.charge(value.len()).await;
-        self.inner.set(key, value).await
+        let Some((store, label)) = &self.direct else {
+            return self.inner.set(key, value).await;
+        };
+        store.set(key.as_str(), value).await.map_err(|e| {
+            let text = crate::remote::message(&e);
+            *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(crate::remote::classify_error(label, &e));
+            StorageError::Other(text)
+        })
     }
 
     async fn set_partial_many<'a>(

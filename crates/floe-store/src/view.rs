@@ -65,7 +65,7 @@ impl Repo {
             .inner
             .readonly_session(&icechunk::repository::VersionInfo::BranchTipRef(branch.into()))
             .await
-            .map_err(|e| crate::remote::classify(&self.label, e.to_string()))?;
+            .map_err(|e| crate::remote::classify_error(&self.label, &e))?;
         let base = session.snapshot_id().to_string();
         let inner = Writer::new(session, branch, &self.label, Default::default(), &base, None);
         Ok(View { inner })

@@ -157,6 +157,15 @@ fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// An array write failed: what the storage said, when our write failed with a
+/// kind (a full disk, a refused key), else [`array_err`].
+fn write_err(store: &Store, path: &str, e: impl std::fmt::Display) -> StoreError {
+    match store.take_failure() {
+        Some(StoreError::Repository { .. } | StoreError::Array { .. }) | None => array_err(path, e),
+        Some(storage) => storage,
+    }
+}
+
 impl Writer {
     pub(crate) fn new(
         session: icechunk::session::Session,
@@ -171,8 +180,10 @@ impl Writer {
             _ => HashMap::new(),
         };
         let store = Arc::new(AsyncIcechunkStore::new(session));
+        // the same session, written directly so that failures keep their kind
+        let direct = icechunk::Store::from_session_and_config(store.session(), 10);
         Writer {
-            throttled: Arc::new(Throttled::new(store.clone(), throttle)),
+            throttled: Arc::new(Throttled::new(store.clone(), throttle).direct(direct, label)),
             store,
             branch: branch.to_string(),
             label: label.to_string(),
@@ -182,6 +193,11 @@ impl Writer {
             uploads: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(UPLOAD_BUDGET >> 10)),
         }
+    }
+
+    /// An array write failed: see [`write_err`].
+    fn failed(&self, path: &str, e: impl std::fmt::Display) -> StoreError {
+        write_err(&self.throttled, path, e)
     }
 
     async fn get_json(&self, path: &str) -> Result<Option<Value>, StoreError> {
@@ -269,14 +285,14 @@ impl Writer {
     pub async fn put_group(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))
+        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| self.failed(path, e))
     }
 
     /// Write (create or resize) an array's `zarr.json`.
     pub async fn put_array(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let body = serde_json::to_vec(metadata).map_err(|e| array_err(path, e))?;
-        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| array_err(path, e))?;
+        self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| self.failed(path, e))?;
         self.cache().remove(path);
         Ok(())
     }
@@ -324,13 +340,14 @@ impl Writer {
             .await
             .map_err(|e| array_err(path, e))?;
         let p = path.to_string();
+        let store = self.throttled.clone();
         let handle = tokio::spawn(async move {
             let result = match place {
                 Place::Chunk(idx) => array.async_store_chunk(&idx, bytes).await,
                 Place::Chunks(subset) => array.async_store_array_subset(&subset, bytes).await,
             };
             drop(permit);
-            result.map_err(|e| array_err(&p, e))
+            result.map_err(|e| write_err(&store, &p, e))
         });
         lock(&self.uploads).entry(path.to_string()).or_default().push(handle);
         Ok(())
@@ -439,7 +456,7 @@ impl Writer {
             }
             Data::Strings(strings) => array.async_store_array_subset(&subset, strings).await,
         };
-        result.map_err(|e| array_err(path, e))
+        result.map_err(|e| self.failed(path, e))
     }
 
     /// Append records along the first axis: `start[0]` is the array's old length and
@@ -695,7 +712,7 @@ impl Writer {
                 SessionErrorKind::Conflict { .. } | SessionErrorKind::RebaseFailed { .. } => {
                     Err(StoreError::Conflict(self.branch.clone()))
                 }
-                _ => Err(crate::remote::classify(&self.label, e.to_string())),
+                _ => Err(crate::remote::classify_error(&self.label, &e)),
             },
         }
     }
