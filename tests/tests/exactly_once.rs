@@ -141,3 +141,46 @@ fn branch_and_group_targets() {
     assert_eq!(log_json(&repo, "lab2").len(), 2, "one batch commit on lab2");
     assert_repo_equals(&repo, &files(&src, "nc"), &["--branch", "lab2", "--group", "site_a"]);
 }
+
+#[test]
+fn ctrl_c_stops_after_the_commit_under_way_and_says_what_remains() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    make(&src, &["--files", "60"]);
+    let mut child = std::process::Command::new(floe_bin())
+        .args([
+            "sync",
+            src.to_str().unwrap(),
+            repo.to_str().unwrap(),
+            "--quiet",
+            "0",
+            "--batch",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // a few commits in (one snapshot file per commit), press Ctrl-C
+    let snapshots = repo.join("snapshots");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&snapshots).map(|d| d.count()).unwrap_or(0) < 4 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no commits");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopping after the commit under way"), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("remain for the next run")).unwrap_or_default();
+    assert!(line.contains("file(s) committed in"), "{stderr}");
+    let committed = log_json(&repo, "main").len() - 1;
+    assert!(committed < 60, "it stopped before the end: {committed}");
+    // the next run takes the rest, exactly once
+    let (code, report) = sync_json(&src, &repo, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["ingested"].as_array().unwrap().len(), 60 - committed, "{report}");
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+}

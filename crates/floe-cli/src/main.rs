@@ -271,6 +271,10 @@ enum Command {
     },
 }
 
+/// Exit status of a `floe sync` stopped by Ctrl-C or SIGTERM (128 + SIGINT, as
+/// shells report an interrupted command).
+const EXIT_INTERRUPTED: i32 = 130;
+
 /// A failure that stops the command: its code and its message.
 struct Failure(ErrorCode, String);
 
@@ -383,6 +387,19 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
         } => {
             let mut opts = IngestOptions::new(folder, repo_url(&repo)?);
             opts.live = live.then(|| Duration::from_secs_f64(live_every.max(0.0)));
+            // Ctrl-C (or SIGTERM): stop after the commit under way; twice: at once
+            // (an Icechunk commit is atomic: nothing is half written either way)
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            opts.stop = Some(stop.clone());
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                eprintln!(
+                    "floe: stopping after the commit under way (press Ctrl-C again to stop at once)"
+                );
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                shutdown_signal().await;
+                std::process::exit(EXIT_INTERRUPTED);
+            });
             opts.wait_quiet = (!no_wait).then(|| Duration::from_secs_f64(wait_max.max(0.0)));
             opts.branch = branch;
             opts.settings = settings(&group, append_dim, chunk_mib, appends_per_chunk);
@@ -434,6 +451,15 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
                 println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
                 print!("{report}");
+            }
+            if !report.stopped_before.is_empty() {
+                eprintln!(
+                    "floe: stopped: {} file(s) committed in {} commit(s); {} file(s) remain for the next run",
+                    report.ingested.len(),
+                    report.commits.len(),
+                    report.stopped_before.len()
+                );
+                return Ok(EXIT_INTERRUPTED);
             }
             Ok(report.exit_code())
         }

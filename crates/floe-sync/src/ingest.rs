@@ -675,9 +675,12 @@ impl Ingest<'_> {
         batches: Vec<Vec<Pending>>,
         report: &mut Report,
     ) -> Result<(), IngestError> {
-        for batch in batches {
+        let mut batches = batches.into_iter();
+        while let Some(batch) = batches.next() {
             if self.opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
             {
+                let left = std::iter::once(batch).chain(batches).flatten();
+                report.stopped_before = left.map(|p| p.cand.rel).collect();
                 break;
             }
             self.commit_batch(target, batch, report).await?;

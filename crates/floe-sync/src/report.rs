@@ -46,6 +46,10 @@ pub struct Report {
     /// When the held files are due even if no more arrive, seconds from now.
     pub held_due_in: Option<f64>,
     pub rejected: Vec<Rejected>,
+    /// Files left for a later run because the run was asked to stop (Ctrl-C, the
+    /// daemon's pause) after the commit under way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped_before: Vec<String>,
     pub commits: Vec<String>,
     pub records: BTreeMap<String, u64>,
     pub bytes: u64,
