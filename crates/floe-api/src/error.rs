@@ -36,6 +36,18 @@ impl From<floe_store::StoreError> for ApiError {
     }
 }
 
+impl From<floe_sync::IngestError> for ApiError {
+    fn from(e: floe_sync::IngestError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<floe_source::SourceError> for ApiError {
+    fn from(e: floe_source::SourceError) -> Self {
+        ApiError::new(ErrorCode::BadSource, e.to_string())
+    }
+}
+
 impl From<floe_engine::config::ConfigError> for ApiError {
     fn from(e: floe_engine::config::ConfigError) -> Self {
         use floe_engine::config::ConfigError as C;

@@ -10,12 +10,18 @@
 //! - [`words`]: folder states in words a lab technician understands; the overall state.
 //! - [`history`]: a branch's commits with their provenance; a variable's latest records.
 //! - [`mounts`]: mount, list and unmount repositories; open a folder in the file manager.
+//! - [`sync`]: a one-shot sync of a folder; [`inspect`]: what a sync would do with a
+//!   file; [`doctor`]: check a destination; [`login`]: keep or forget its login.
 
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod folders;
 pub mod history;
+pub mod inspect;
+pub mod login;
 pub mod mounts;
+pub mod sync;
 pub mod words;
 
 pub use error::ApiError;

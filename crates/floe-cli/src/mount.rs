@@ -8,30 +8,35 @@ use floe_core::{ErrorCode, RepoUrl};
 use floe_fuse::{MountSettings, Mounted};
 use floe_mount::VfsOptions;
 
-use crate::{Command, Failure};
+use crate::Failure;
+use crate::args::{MountArgs, UnmountArgs};
 
 /// Set in the detached child of `floe mount --background`.
 const CHILD_ENV: &str = "FLOE_MOUNT_CHILD";
 
-pub fn run(cmd: Command) -> Result<i32, Failure> {
-    match cmd {
-        Command::Unmount { mountpoint } => {
-            floe_fuse::unmount(&mountpoint).map_err(|m| Failure(ErrorCode::Usage, m))?;
-            println!("unmounted {}", mountpoint.display());
-            Ok(0)
-        }
-        Command::Mount {
-            repo,
-            mountpoint,
-            cache_dir,
-            cache_size,
-            memory_cache,
-            allow_other,
-            background,
-            refresh_secs,
-            timeout_secs,
-            readahead,
-        } => {
+/// `floe unmount`.
+pub fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
+    floe_fuse::unmount(&a.mountpoint).map_err(|m| Failure(ErrorCode::Usage, m))?;
+    println!("unmounted {}", a.mountpoint.display());
+    Ok(0)
+}
+
+/// `floe mount`.
+pub fn mount(a: MountArgs) -> Result<i32, Failure> {
+    let MountArgs {
+        repo,
+        mountpoint,
+        cache_dir,
+        cache_size,
+        memory_cache,
+        allow_other,
+        background,
+        refresh_secs,
+        timeout_secs,
+        readahead,
+    } = a;
+    {
+        {
             let url =
                 RepoUrl::parse(&repo).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))?;
             if background && std::env::var_os(CHILD_ENV).is_none() {
@@ -64,7 +69,6 @@ pub fn run(cmd: Command) -> Result<i32, Failure> {
             );
             wait(mounted)
         }
-        _ => Err(Failure(ErrorCode::Internal, "not a mount command".into())),
     }
 }
 

@@ -1,0 +1,228 @@
+//! The arguments of each subcommand, one struct each.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::parse_size;
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Folder the instrument writes into.
+    pub folder: PathBuf,
+    /// Repository: a local path (default kind), file://, s3://, az:// or gs://.
+    pub repo: String,
+    /// Branch to append to (created from main if missing).
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Group inside the repository that receives the files.
+    #[arg(long, default_value = "/")]
+    pub group: String,
+    /// Dimension to append along (repeatable); default: the file's unlimited dimensions.
+    #[arg(long = "append-dim")]
+    pub append_dim: Vec<String>,
+    /// File name pattern to ingest (repeatable); default: *.nc *.nc4 *.cdf *.h5 *.zarr …
+    #[arg(long)]
+    pub pattern: Vec<String>,
+    /// Show what would be ingested without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// At most this many files per commit when catching up on a backlog
+    /// (provenance stays per file); 1 makes one commit per file.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// A backlog's commit closes once it holds this many MB of source files.
+    #[arg(long, default_value_t = 64.0)]
+    pub batch_mb: f64,
+    /// Target chunk size in MiB (uncompressed), for arrays created by this run.
+    #[arg(long, default_value_t = 4.0)]
+    pub chunk_mib: f64,
+    /// At most this many files share a chunk along the append dimension (bounds
+    /// how often a chunk is rewritten), for arrays created by this run.
+    #[arg(long, default_value_t = 8)]
+    pub appends_per_chunk: u64,
+    /// Seconds a file must have been unchanged to count as complete.
+    #[arg(long, default_value_t = 2.0)]
+    pub quiet: f64,
+    /// Do not wait for files that changed moments ago: leave them for a later
+    /// run (for scripts that poll).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Wait at most this many seconds in all for recent files to be quiet.
+    #[arg(long, default_value_t = 60.0)]
+    pub wait_max: f64,
+    /// Follow NetCDF-3 files live: take the records a logger has written (and
+    /// that have settled) while it still has the file open; the rest follow.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: take a file's new records at most every this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub live_every: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    pub folder: PathBuf,
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    #[arg(long, default_value = "/")]
+    pub group: String,
+    #[arg(long)]
+    pub pattern: Vec<String>,
+    #[arg(long = "append-dim")]
+    pub append_dim: Vec<String>,
+    /// Commit once this many complete files are waiting (1: every file).
+    #[arg(long, default_value_t = 1)]
+    pub commit_files: usize,
+    /// ... or once this many MB of them are waiting.
+    #[arg(long)]
+    pub commit_mb: Option<f64>,
+    /// ... or at the latest when the oldest has waited this many seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub commit_max_wait: f64,
+    /// Never more than this many MB of source files in one commit.
+    #[arg(long, default_value_t = 1024.0)]
+    pub commit_max_mb: f64,
+    /// Follow NetCDF-3 files live: take the records a logger has written (and
+    /// that have settled) while it still has the file open; the rest follow.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: take a file's new records at most every this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub live_every: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Full rescans of every folder at this interval, in seconds (watchers miss events).
+    #[arg(long, default_value_t = 60.0)]
+    pub rescan: f64,
+    /// Seconds a file must have been unchanged to count as complete.
+    #[arg(long, default_value_t = 2.0)]
+    pub quiet: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    pub folder: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub folder: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    pub folder: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    pub repo: String,
+    /// Take them from this shell's AWS_* / AZURE_* / GOOGLE_* variables instead.
+    #[arg(long)]
+    pub from_env: bool,
+    /// Keep them without trying them against the destination first.
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    pub repo: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    pub repo: String,
+    /// MiB to upload (and delete again) to measure throughput; 0 skips it.
+    #[arg(long, default_value_t = 32)]
+    pub probe_mib: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    pub repo: String,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// At most this many commits (newest first).
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    pub repo: String,
+    pub mountpoint: PathBuf,
+    /// Keep fetched chunks in this folder too (bounded by --cache-size).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Size limit of --cache-dir (e.g. 10GiB, 500MB).
+    #[arg(long, default_value = "10GiB", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Memory for chunk bytes.
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    pub memory_cache: u64,
+    /// Let other users read the mount (root, or user_allow_other in /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Detach: mount, print where, and return.
+    #[arg(long)]
+    pub background: bool,
+    /// Seconds between re-reads of branch tips and of the branch and tag lists.
+    #[arg(long, default_value_t = 2.0)]
+    pub refresh_secs: f64,
+    /// Seconds a repository request may take before the read fails with EIO.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_secs: f64,
+    /// Chunk files fetched ahead of a sequential reader.
+    #[arg(long, default_value_t = 8)]
+    pub readahead: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub file: PathBuf,
+    /// Also say what a sync into this repository would do with the file.
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    #[arg(long = "append-dim")]
+    pub append_dim: Vec<String>,
+    #[arg(long, default_value = "/")]
+    pub group: String,
+    #[arg(long, default_value_t = 4.0)]
+    pub chunk_mib: f64,
+    #[arg(long, default_value_t = 8)]
+    pub appends_per_chunk: u64,
+    #[arg(long)]
+    pub json: bool,
+}
