@@ -24,6 +24,8 @@ pub fn errno(e: &MountError) -> Errno {
         MountError::IsADirectory => Errno::EISDIR,
         MountError::ReadOnly => Errno::EROFS,
         MountError::BadHandle => Errno::EBADF,
+        // a read-ahead's answer; a reader that got it could try again
+        MountError::FetchUnderWay => Errno::EAGAIN,
         MountError::Unavailable(_) => Errno::EIO,
     }
 }

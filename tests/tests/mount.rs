@@ -71,6 +71,9 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     let mut ids = snaps.clone();
     ids.sort();
     assert_eq!(listing(&m.path("snapshots")), ids);
+    // a snapshot id of the right shape that the repository does not hold: ENOENT
+    let missing = std::fs::metadata(m.path("snapshots/AAAAAAAAAAAAAAAAAAAA")).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound, "{missing}");
     let by_time = listing(&m.path("by-time"));
     assert_eq!(by_time.len(), snaps.len(), "one folder per commit of main");
     let old = &snaps[2];

@@ -12,6 +12,10 @@ pub enum MountError {
     ReadOnly,
     #[error("no such open file (stale handle)")]
     BadHandle,
+    /// Another reader is fetching this chunk already (what a read-ahead that must
+    /// not wait is told; a reader waits for that fetch instead).
+    #[error("the chunk is being fetched by another reader")]
+    FetchUnderWay,
     /// The repository could not answer (unreachable, timed out, damaged).
     #[error("repository unavailable: {0}")]
     Unavailable(String),

@@ -129,7 +129,7 @@ impl IcechunkBackend {
                     .await
                     .map(Arc::new)
                     .map_err(|e| {
-                        if e.to_string().contains("not found") {
+                        if is_not_found(&e) {
                             MountError::NotFound
                         } else {
                             unavailable(&self.label, "open snapshot", e)
@@ -138,6 +138,36 @@ impl IcechunkBackend {
             })
         })
     }
+}
+
+/// Whether Icechunk says the snapshot (or an object it needs) does not exist, from
+/// its error kinds.
+fn is_not_found(e: &icechunk::repository::RepositoryError) -> bool {
+    use icechunk::format::IcechunkFormatErrorKind;
+    use icechunk::refs::RefErrorKind;
+    use icechunk::repository::RepositoryErrorKind as K;
+    use icechunk::storage::StorageErrorKind;
+    let kind = matches!(
+        e.kind(),
+        K::SnapshotNotFound { .. }
+            | K::FormatError(IcechunkFormatErrorKind::SnapshotIdNotFound { .. })
+            | K::StorageError(StorageErrorKind::ObjectNotFound)
+            | K::Ref(RefErrorKind::RefNotFound(_))
+    );
+    // a snapshot file missing from the object store (local, S3, Azure): the object
+    // store's own NotFound (HTTP 404), under Icechunk's storage error
+    let missing_object =
+        std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source()).any(
+            |c| {
+                matches!(
+                    c.downcast_ref::<object_store::Error>(),
+                    Some(object_store::Error::NotFound { .. })
+                ) || c
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            },
+        );
+    kind || missing_object
 }
 
 impl Backend for IcechunkBackend {
@@ -180,11 +210,16 @@ impl Backend for IcechunkBackend {
         self.run("history", async {
             let stream = match self.repo.repository().ancestry(&VersionInfo::SnapshotId(id)).await {
                 Ok(s) => s,
-                Err(e) if e.to_string().contains("not found") => return Err(MountError::NotFound),
+                Err(e) if is_not_found(&e) => return Err(MountError::NotFound),
                 Err(e) => return Err(unavailable(&self.label, "history", e)),
             };
-            let infos: Vec<_> =
-                stream.try_collect().await.map_err(|e| unavailable(&self.label, "history", e))?;
+            let infos: Vec<_> = stream.try_collect().await.map_err(|e| {
+                if is_not_found(&e) {
+                    MountError::NotFound
+                } else {
+                    unavailable(&self.label, "history", e)
+                }
+            })?;
             Ok(infos
                 .into_iter()
                 .map(|s| Commit { id: s.id.to_string(), time: s.flushed_at })

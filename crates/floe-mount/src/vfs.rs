@@ -713,9 +713,6 @@ impl Vfs {
     }
 }
 
-/// What a zero-wait fetch answers when another thread is already fetching the chunk.
-const ALREADY_COMING: &str = "chunk fetch under way elsewhere";
-
 fn poisoned() -> MountError {
     MountError::Unavailable("internal lock poisoned".into())
 }
@@ -765,7 +762,7 @@ fn fetch_chunk_waiting(
             let _ = g.insert(bytes.clone());
             Ok(bytes)
         }
-        GuardResult::Timeout => Err(MountError::Unavailable(ALREADY_COMING.into())),
+        GuardResult::Timeout => Err(MountError::FetchUnderWay),
     }
 }
 
@@ -789,7 +786,7 @@ fn prefetch_worker(
             && !inner.chunks.contains_key(&file.id)
             && let Err(e) =
                 fetch_chunk_waiting(&inner, &snapshot, &array, &file, Some(Duration::ZERO))
-            && !matches!(&e, MountError::Unavailable(m) if m == ALREADY_COMING)
+            && e != MountError::FetchUnderWay
         {
             tracing::debug!(array, coords = ?file.coords, "read-ahead failed: {e}");
         }
