@@ -400,21 +400,70 @@ pub fn mount(
     fuser::spawn_mount(FloeFs { vfs, uid, gid }, mountpoint, &config)
 }
 
-/// Whether something is mounted at `mountpoint` (from /proc/self/mountinfo).
-pub fn is_mounted(mountpoint: &Path) -> bool {
-    let target = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    info.lines()
-        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(target.as_path()))
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mountpoint: PathBuf,
+    /// `fuse.floe` through fusermount3, plain `fuse` when root mounts directly.
+    pub fstype: String,
+    /// What was mounted: `floe:<repository>` for Floe's mounts.
+    pub source: String,
 }
 
-fn unescape_mountinfo(s: &str) -> PathBuf {
-    PathBuf::from(
-        s.replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\012", "\n")
-            .replace("\\134", "\\"),
-    )
+impl MountEntry {
+    /// The repository, for a Floe mount.
+    pub fn floe_repo(&self) -> Option<&str> {
+        let fuse = self.fstype == "fuse" || self.fstype.starts_with("fuse.");
+        self.source.strip_prefix("floe:").filter(|_| fuse)
+    }
+}
+
+/// The mounts in a mountinfo text (octal escapes such as `\040` undone).
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mountpoint = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let (fstype, source) = (r.next()?, r.next()?);
+            Some(MountEntry {
+                mountpoint: PathBuf::from(unescape_mountinfo(mountpoint)),
+                fstype: fstype.to_string(),
+                source: unescape_mountinfo(source),
+            })
+        })
+        .collect()
+}
+
+/// This mount namespace's mounts, now.
+pub fn mount_table() -> Vec<MountEntry> {
+    parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
+/// Whether something is mounted at `mountpoint`.
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let target = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    mount_table().iter().any(|m| m.mountpoint == target)
+}
+
+/// Undo mountinfo's octal escapes (`\040` is a space, `\134` a backslash).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A mount whose process died leaves "Transport endpoint is not connected":

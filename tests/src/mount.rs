@@ -16,12 +16,9 @@ pub struct Mount {
     cleanup: bool,
 }
 
-/// Whether `dir` is a mount point (from /proc/self/mountinfo).
+/// Whether `dir` is a mount point.
 pub fn is_mounted(dir: &Path) -> bool {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .any(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")).as_deref() == dir.to_str())
+    floe_fuse::is_mounted(dir)
 }
 
 /// A mount point whose name holds this is left alone by [`clean_dead_mounts`]: the
@@ -30,17 +27,14 @@ pub const KEEP_DEAD: &str = "keep-dead";
 
 /// Detach Floe mounts left dead by killed tests ("Transport endpoint is not connected").
 pub fn clean_dead_mounts() {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for l in info.lines() {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-").unwrap_or(f.len());
-        let source = f.get(sep + 2).copied().unwrap_or_default();
-        let Some(mp) = f.get(4) else { continue };
-        if source.starts_with("floe:")
+    for m in floe_fuse::mount_table() {
+        let mp = m.mountpoint.display().to_string();
+        if m.source.starts_with("floe:")
             && !mp.contains(KEEP_DEAD)
-            && std::fs::read_dir(mp).err().and_then(|e| e.raw_os_error()) == Some(ENOTCONN)
+            && std::fs::read_dir(&m.mountpoint).err().and_then(|e| e.raw_os_error())
+                == Some(ENOTCONN)
         {
-            let _ = Command::new("umount").args(["-l", mp]).status();
+            let _ = Command::new("umount").args(["-l", &mp]).status();
         }
     }
 }

@@ -147,7 +147,7 @@ fn ctrl_c_stops_after_the_commit_under_way_and_says_what_remains() {
     let d = tempfile::tempdir().unwrap();
     let (src, repo) = (d.path().join("src"), d.path().join("repo"));
     make(&src, &["--files", "60"]);
-    let mut child = std::process::Command::new(floe_bin())
+    let child = std::process::Command::new(floe_bin())
         .args([
             "sync",
             src.to_str().unwrap(),

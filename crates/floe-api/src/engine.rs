@@ -91,9 +91,7 @@ impl std::fmt::Debug for Host {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use floe_core::lock;
 
 impl Host {
     pub fn new(opts: DaemonOptions) -> Self {

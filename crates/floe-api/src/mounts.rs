@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use floe_core::{ErrorCode, RepoUrl};
+use floe_core::{ErrorCode, RepoUrl, lock};
 use floe_fuse::{MountSettings, Mounted};
 use serde::Serialize;
 
@@ -22,37 +22,13 @@ pub struct MountView {
     pub here: bool,
 }
 
-/// Undo the octal escapes of `/proc/self/mountinfo` (`\040` is a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Floe mounts in a mountinfo text: (mount point, repository).
 pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let mountpoint = left.split(' ').nth(4)?;
-            let mut r = right.split(' ');
-            let (fstype, source) = (r.next()?, r.next()?);
-            let repo = unescape(source).strip_prefix("floe:")?.to_string();
-            // "fuse.floe" through fusermount3; plain "fuse" when root mounts directly
-            (fstype == "fuse" || fstype.starts_with("fuse.")).then(|| (unescape(mountpoint), repo))
+    floe_fuse::parse_mountinfo(text)
+        .into_iter()
+        .filter_map(|m| {
+            let repo = m.floe_repo()?.to_string();
+            Some((m.mountpoint.display().to_string(), repo))
         })
         .collect()
 }
@@ -61,10 +37,6 @@ pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
 #[derive(Debug, Default, Clone)]
 pub struct Mounts {
     mine: Arc<Mutex<BTreeMap<PathBuf, Mounted>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Mounts {

@@ -10,5 +10,12 @@ pub use error::{EXIT_WORK_REMAINS, ErrorCode};
 pub use provenance::{CommitProvenance, FileProvenance, PROVENANCE_KEY};
 pub use url::{RepoUrl, RepoUrlError};
 
+/// Lock a mutex whatever a former holder did: the data Floe guards (maps of
+/// uploads, statuses, memos) stays consistent even if a holder panicked, and one
+/// panicked task must not take the engine down with it.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Version of Floe recorded in every commit.
 pub const FLOE_VERSION: &str = env!("CARGO_PKG_VERSION");

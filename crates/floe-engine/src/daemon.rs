@@ -103,9 +103,7 @@ pub fn default_socket() -> PathBuf {
 
 type Shared = Arc<Mutex<BTreeMap<PathBuf, FolderStatus>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use floe_core::lock;
 
 /// How the control socket reaches a folder task: its queue and its stop flag.
 type Control = (mpsc::UnboundedSender<Msg>, Arc<AtomicBool>);

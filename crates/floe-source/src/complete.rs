@@ -66,7 +66,7 @@ impl WrittenNotClosed {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::path::PathBuf, std::time::Instant>>
     {
-        self.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        floe_core::lock(&self.marks)
     }
 
     pub fn written(&self, path: &Path, at: std::time::Instant) {

@@ -16,6 +16,6 @@ pub mod view;
 mod writer;
 
 pub use error::StoreError;
-pub use repo::{CommitInfo, Repo};
+pub use repo::{CommitInfo, Holdings, Repo};
 pub use view::{Series, Variable, View};
 pub use writer::Writer;

@@ -284,33 +284,20 @@ impl Repo {
         let stream = self.inner.ancestry(version).await.map_err(|e| repo_err(&self.label, e))?;
         collect_history(stream, &self.label).await
     }
-    /// Every file Floe has committed to `branch`, by source path (the newest record
-    /// wins). This is what makes a restart exactly-once: the repository answers.
-    pub async fn ingested(
+    /// What Floe has ingested into `group` of `branch`, as of snapshot `at` (else
+    /// the branch's tip): the repository is the record, so a restart is
+    /// exactly-once without a journal of its own.
+    pub async fn holdings(
         &self,
         branch: &str,
-    ) -> Result<BTreeMap<String, floe_core::FileProvenance>, StoreError> {
-        let mut out = BTreeMap::new();
-        for c in self.history_or_empty(branch).await?.into_iter().rev() {
-            for f in c.provenance.into_iter().flat_map(|p| p.files) {
-                out.insert(f.source.clone(), f);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every file Floe has committed to `branch`, oldest first (all groups).
-    pub async fn ingested_all(
-        &self,
-        branch: &str,
-    ) -> Result<Vec<floe_core::FileProvenance>, StoreError> {
-        Ok(self
-            .history_or_empty(branch)
-            .await?
-            .into_iter()
-            .rev()
-            .flat_map(|c| c.provenance.into_iter().flat_map(|p| p.files))
-            .collect())
+        group: &str,
+        at: Option<&str>,
+    ) -> Result<Holdings, StoreError> {
+        let history = match at {
+            Some(snapshot) => self.history_at(snapshot).await?,
+            None => self.history_or_empty(branch).await?,
+        };
+        Ok(Holdings::fold(history, group))
     }
 
     /// A writable session on `branch`.
@@ -361,6 +348,41 @@ fn is_missing(e: &icechunk::repository::RepositoryError) -> bool {
     matches!(e.kind(), RepositoryErrorKind::RepositoryDoesntExist)
 }
 
+/// What Floe has ingested into one group of a branch, as of one snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct Holdings {
+    /// The newest provenance of each source path.
+    pub files: BTreeMap<String, floe_core::FileProvenance>,
+    /// Records taken from each source so far, per dimension (a file that grew is
+    /// taken in several steps).
+    pub records: BTreeMap<String, BTreeMap<String, u64>>,
+    /// When a commit last took records from each source.
+    pub taken_at: BTreeMap<String, std::time::SystemTime>,
+    /// The snapshot this was read at.
+    pub tip: Option<String>,
+}
+
+impl Holdings {
+    /// Fold a history (newest first, as Icechunk gives it) for `group`.
+    pub fn fold(history: Vec<CommitInfo>, group: &str) -> Holdings {
+        let mut h = Holdings { tip: history.first().map(|c| c.id.clone()), ..Holdings::default() };
+        for c in history.into_iter().rev() {
+            let time = std::time::SystemTime::from(c.time);
+            for f in c.provenance.into_iter().flat_map(|p| p.files) {
+                if f.group == group {
+                    h.taken_at.insert(f.source.clone(), time);
+                    let total = h.records.entry(f.source.clone()).or_default();
+                    for (d, n) in &f.records {
+                        *total.entry(d.clone()).or_default() += n;
+                    }
+                    h.files.insert(f.source.clone(), f);
+                }
+            }
+        }
+        h
+    }
+}
+
 /// Commit infos from an ancestry stream.
 async fn collect_history(
     stream: impl futures::Stream<
@@ -382,4 +404,55 @@ async fn collect_history(
             provenance: CommitProvenance::from_metadata(&s.metadata),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod holdings_tests {
+    use super::*;
+
+    fn commit(id: &str, secs: i64, files: &[(&str, &str, &str, u64)]) -> CommitInfo {
+        CommitInfo {
+            id: id.into(),
+            parent: None,
+            time: chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default(),
+            message: String::new(),
+            provenance: Some(floe_core::CommitProvenance {
+                floe_version: "t".into(),
+                files: files
+                    .iter()
+                    .map(|(source, group, hash, n)| floe_core::FileProvenance {
+                        source: (*source).into(),
+                        size: 0,
+                        mtime: String::new(),
+                        blake3: (*hash).into(),
+                        format: "netcdf4".into(),
+                        group: (*group).into(),
+                        records: BTreeMap::from([("time".into(), *n)]),
+                        offsets: BTreeMap::new(),
+                        from: BTreeMap::new(),
+                        records_blake3: None,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_branch_holds_the_newest_version_of_each_file_and_every_record_taken() {
+        // newest first, as Icechunk lists a history
+        let history = vec![
+            commit("C", 30, &[("a.nc", "/", "a2", 2)]),
+            commit("B", 20, &[("b.nc", "/other", "b1", 9)]),
+            commit("A", 10, &[("a.nc", "/", "a1", 3)]),
+        ];
+        let h = Holdings::fold(history, "/");
+        assert_eq!(h.tip.as_deref(), Some("C"));
+        assert_eq!(h.files["a.nc"].blake3, "a2", "the newest version");
+        assert_eq!(h.records["a.nc"]["time"], 5, "a file taken in two steps");
+        assert!(!h.files.contains_key("b.nc"), "another group's files are not ours");
+        assert_eq!(
+            h.taken_at["a.nc"],
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(30)
+        );
+    }
 }

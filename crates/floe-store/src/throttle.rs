@@ -89,7 +89,7 @@ impl<S> Throttled<S> {
 
     /// The classified failure of the last write that failed, if any.
     pub fn take_failure(&self) -> Option<crate::StoreError> {
-        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        floe_core::lock(&self.failure).take()
     }
 
     async fn charge(&self, bytes: usize) {
@@ -131,8 +131,7 @@ impl<S: AsyncWritableStorageTraits> AsyncWritableStorageTraits for Throttled<S> 
         };
         store.set(key.as_str(), value).await.map_err(|e| {
             let text = crate::remote::message(&e);
-            *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(crate::remote::classify_error(label, &e));
+            *floe_core::lock(&self.failure) = Some(crate::remote::classify_error(label, &e));
             StorageError::Other(text)
         })
     }

@@ -112,10 +112,7 @@ impl Values {
 /// Tails as of a snapshot id, shared by the sessions of one [`crate::Repo`].
 pub type SharedTails = Arc<Mutex<Option<(String, HashMap<String, Tail>)>>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // the guarded maps stay consistent even if a holder panicked
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use floe_core::lock;
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

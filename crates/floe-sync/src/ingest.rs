@@ -388,19 +388,9 @@ fn sort_key(ds: &Dataset, coords: &Coords, dims: &[String]) -> f64 {
 /// Replays of a batch after commit conflicts before giving up with a clear error.
 const CONFLICT_REPLAYS: usize = 5;
 
-/// What Floe has ingested into one group of a branch, as of one snapshot.
-#[derive(Debug, Default)]
-struct Known {
-    /// The newest provenance of each source path.
-    files: BTreeMap<String, FileProvenance>,
-    /// Records taken from each source so far, per dimension (a file that grew is
-    /// taken in several steps).
-    records: BTreeMap<String, Counts>,
-    /// When a commit last took records from each source.
-    taken_at: BTreeMap<String, SystemTime>,
-    /// The snapshot this was read at.
-    tip: Option<String>,
-}
+/// What Floe has ingested into our group of the branch (the fold of its history's
+/// provenance, by floe-store).
+type Known = floe_store::Holdings;
 
 /// What Floe has ingested into `group` of `branch` (as of snapshot `at`, else the
 /// tip). Other groups belong to other folders (another desktop, another instrument)
@@ -411,25 +401,7 @@ async fn ingested_here(
     group: &str,
     at: Option<&str>,
 ) -> Result<Known, StoreError> {
-    let history = match at {
-        Some(snapshot) => repo.history_at(snapshot).await?,
-        None => repo.history_or_empty(branch).await?,
-    };
-    let mut known = Known { tip: history.first().map(|c| c.id.clone()), ..Known::default() };
-    for c in history.into_iter().rev() {
-        let time = SystemTime::from(c.time);
-        for f in c.provenance.into_iter().flat_map(|p| p.files) {
-            if f.group == group {
-                known.taken_at.insert(f.source.clone(), time);
-                let total = known.records.entry(f.source.clone()).or_default();
-                for (d, n) in &f.records {
-                    *total.entry(d.clone()).or_default() += n;
-                }
-                known.files.insert(f.source.clone(), f);
-            }
-        }
-    }
-    Ok(known)
+    repo.holdings(branch, group, at).await
 }
 
 /// `12 time, 3 profile`: a record count for a message.
@@ -838,10 +810,8 @@ impl Ingest<'_> {
     /// The file's BLAKE3 hash (remembered by path while its size and time stay).
     fn file_hash(&self, c: &Candidate, e: &complete::Evidence) -> std::io::Result<String> {
         let o = &self.opts;
-        let lock = |m: &'_ HashMemo| {
-            m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&c.path).cloned()
-        };
-        if let Some((len, mtime, h)) = o.hashes.as_deref().and_then(lock)
+        let remembered = |m: &'_ HashMemo| floe_core::lock(m).get(&c.path).cloned();
+        if let Some((len, mtime, h)) = o.hashes.as_deref().and_then(remembered)
             && len == e.len
             && mtime == e.mtime
         {
@@ -849,9 +819,7 @@ impl Ingest<'_> {
         }
         let h = scan::hash(&c.path)?;
         if let Some(m) = &o.hashes {
-            m.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(c.path.clone(), (e.len, e.mtime, h.clone()));
+            floe_core::lock(m).insert(c.path.clone(), (e.len, e.mtime, h.clone()));
         }
         Ok(h)
     }
