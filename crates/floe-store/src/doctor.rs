@@ -103,9 +103,8 @@ pub async fn diagnose(url: &RepoUrl, probe_bytes: u64) -> Diagnosis {
 /// [`diagnose`] with a login that is not in the keychain yet (checked before it is
 /// kept), or the keychain's when `login` is `None`.
 pub async fn diagnose_with(url: &RepoUrl, login: Option<Login>, probe_bytes: u64) -> Diagnosis {
-    let label = url.to_string();
     let mut d = Diagnosis {
-        repo: label.clone(),
+        repo: url.to_string(),
         checks: Vec::new(),
         upload_bytes_per_sec: None,
         latency_ms: None,
@@ -113,185 +112,217 @@ pub async fn diagnose_with(url: &RepoUrl, login: Option<Login>, probe_bytes: u64
     };
     let (outcome, detail) = credential_source(url, login.as_ref()).await;
     d.checks.push(Check { name: "credentials", outcome, detail });
+    if let Err(e) = run_checks(&mut d, url, login, probe_bytes).await {
+        d.error = Some(e);
+    }
+    d
+}
 
+/// The checks after the credentials, in order; the first that fails (it says so in
+/// its line) stops the rest.
+async fn run_checks(
+    d: &mut Diagnosis,
+    url: &RepoUrl,
+    login: Option<Login>,
+    probe_bytes: u64,
+) -> Result<(), StoreError> {
     let storage = match crate::Repo::storage_with(url, login.clone()).await {
         Ok((s, _)) => s,
-        Err(e) => {
-            fail(&mut d.checks, "storage", &e);
-            d.error = Some(e);
-            return d;
-        }
+        Err(e) => return Err(failed(d, "storage", e)),
     };
-    let err = |e: &dyn std::fmt::Display| crate::remote::classify(&label, e.to_string());
-
-    // reachable, and is there a repository?
-    let t = Instant::now();
-    let exists = if let RepoUrl::Local(p) = url {
-        if p.exists() {
-            Repository::exists(storage.clone(), None).await.map_err(|e| err(&e))
-        } else {
-            Ok(false)
-        }
-    } else {
-        Repository::exists(storage.clone(), None).await.map_err(|e| err(&e))
-    };
-    match exists {
-        Ok(found) => {
-            let ms = t.elapsed().as_secs_f64() * 1e3;
-            d.latency_ms = Some(ms);
-            d.checks.push(Check {
-                name: "reachable",
-                outcome: Outcome::Ok,
-                detail: format!("answered in {ms:.0} ms"),
-            });
-            let detail = if found {
-                match crate::Repo::open_with(url, login.clone()).await {
-                    Ok(r) => match r.history("main").await {
-                        Ok(h) => format!(
-                            "Icechunk repository, main has {} commit(s), newest {}",
-                            h.len(),
-                            h.first().map(|c| c.time.to_rfc3339()).unwrap_or_default()
-                        ),
-                        Err(e) => format!("Icechunk repository ({e})"),
-                    },
-                    Err(e) => format!("Icechunk repository that does not open: {e}"),
-                }
-            } else {
-                "none yet: the first sync creates it".into()
-            };
-            d.checks.push(Check { name: "repository", outcome: Outcome::Ok, detail });
-        }
-        Err(e) => {
-            fail(&mut d.checks, "reachable", &e);
-            d.error = Some(e);
-            return d;
-        }
-    }
-    if url.is_local()
-        && let RepoUrl::Local(p) = url
+    let found = reachable(d, url, &storage).await?;
+    let detail = repository(url, login, found).await;
+    d.checks.push(Check { name: "repository", outcome: Outcome::Ok, detail });
+    if let RepoUrl::Local(p) = url
         && !p.exists()
     {
         // nothing to probe yet; the parent must be writable for the first sync
-        let parent = p.ancestors().skip(1).find(|a| a.exists());
-        let writable = parent.is_some_and(|a| {
-            let probe = a.join(format!(".floe-doctor-{}", std::process::id()));
-            let ok = std::fs::write(&probe, b"floe doctor").is_ok();
-            let _ = std::fs::remove_file(&probe);
-            ok
-        });
-        d.checks.push(Check {
-            name: "write",
-            outcome: if writable { Outcome::Ok } else { Outcome::Fail },
-            detail: match parent {
-                Some(a) if writable => format!("{} is writable", a.display()),
-                Some(a) => format!("{} is not writable: choose another place", a.display()),
-                None => "no existing parent directory".into(),
-            },
-        });
-        return d;
+        d.checks.push(parent_writable(p));
+        return Ok(());
     }
-
-    // may we write and delete? (what a sync needs)
+    let label = url.to_string();
     let settings = match storage.default_settings().await {
         Ok(s) => s,
-        Err(e) => {
-            let e = err(&e);
-            fail(&mut d.checks, "write", &e);
-            d.error = Some(e);
-            return d;
-        }
+        Err(e) => return Err(failed(d, "write", crate::remote::classify_error(&label, &e))),
     };
     let ctx = StorageContext::unattributed(&settings);
     let stamp = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let mut written = write_probe(d, &label, storage.as_ref(), &ctx, &stamp).await?;
+    if probe_bytes > 0 {
+        written.extend(upload_probe(d, storage.as_ref(), &ctx, &stamp, probe_bytes).await);
+    }
+    clean_up(d, storage.as_ref(), &ctx, written).await;
+    Ok(())
+}
+
+type DynStorage = dyn icechunk::Storage + Send + Sync;
+
+/// A failed check's line; the failure, to return.
+fn failed(d: &mut Diagnosis, name: &'static str, e: StoreError) -> StoreError {
+    fail(&mut d.checks, name, &e);
+    e
+}
+
+/// Does the destination answer (and how fast), and is there a repository?
+async fn reachable(
+    d: &mut Diagnosis,
+    url: &RepoUrl,
+    storage: &std::sync::Arc<DynStorage>,
+) -> Result<bool, StoreError> {
+    let t = Instant::now();
+    let exists = match url {
+        RepoUrl::Local(p) if !p.exists() => Ok(false),
+        _ => Repository::exists(storage.clone(), None)
+            .await
+            .map_err(|e| crate::remote::classify_error(&url.to_string(), &e)),
+    };
+    let found = match exists {
+        Ok(found) => found,
+        Err(e) => return Err(failed(d, "reachable", e)),
+    };
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    d.latency_ms = Some(ms);
+    let detail = format!("answered in {ms:.0} ms");
+    d.checks.push(Check { name: "reachable", outcome: Outcome::Ok, detail });
+    Ok(found)
+}
+
+/// What the repository holds, in a line.
+async fn repository(url: &RepoUrl, login: Option<Login>, found: bool) -> String {
+    if !found {
+        return "none yet: the first sync creates it".into();
+    }
+    match crate::Repo::open_with(url, login).await {
+        Ok(r) => match r.history("main").await {
+            Ok(h) => format!(
+                "Icechunk repository, main has {} commit(s), newest {}",
+                h.len(),
+                h.first().map(|c| c.time.to_rfc3339()).unwrap_or_default()
+            ),
+            Err(e) => format!("Icechunk repository ({e})"),
+        },
+        Err(e) => format!("Icechunk repository that does not open: {e}"),
+    }
+}
+
+/// Where a local repository does not exist yet: can its nearest parent be written?
+fn parent_writable(p: &std::path::Path) -> Check {
+    let parent = p.ancestors().skip(1).find(|a| a.exists());
+    let writable = parent.is_some_and(|a| {
+        let probe = a.join(format!(".floe-doctor-{}", std::process::id()));
+        let ok = std::fs::write(&probe, b"floe doctor").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    });
+    Check {
+        name: "write",
+        outcome: if writable { Outcome::Ok } else { Outcome::Fail },
+        detail: match parent {
+            Some(a) if writable => format!("{} is writable", a.display()),
+            Some(a) => format!("{} is not writable: choose another place", a.display()),
+            None => "no existing parent directory".into(),
+        },
+    }
+}
+
+/// May we write, read back and delete (what a sync needs)? The objects written.
+async fn write_probe(
+    d: &mut Diagnosis,
+    label: &str,
+    storage: &DynStorage,
+    ctx: &StorageContext<'_>,
+    stamp: &str,
+) -> Result<Vec<(String, u64)>, StoreError> {
     let small = format!("floe-doctor/{stamp}-write");
     let body = Bytes::from(format!("floe doctor {stamp}"));
     let wrote = async {
-        storage.put_object(&ctx, &small, body.clone(), None, Vec::new(), None).await?;
-        let (stream, _) = storage.get_object_range(&ctx, &small, None).await?;
+        storage.put_object(ctx, &small, body.clone(), None, Vec::new(), None).await?;
+        let (stream, _) = storage.get_object_range(ctx, &small, None).await?;
         let back: Vec<Bytes> = stream.try_collect().await?;
         Ok::<_, icechunk::storage::StorageError>(back.concat() == body.as_ref())
     }
     .await;
-    match wrote {
-        Ok(true) => d.checks.push(Check {
-            name: "write",
+    let (outcome, detail) = match wrote {
+        Ok(true) => (Outcome::Ok, "wrote, read back and deleted a test object"),
+        Ok(false) => (
+            Outcome::Fail,
+            "a test object read back different from what was written: the storage is not safe to use",
+        ),
+        Err(e) => return Err(failed(d, "write", crate::remote::classify_error(label, &e))),
+    };
+    d.checks.push(Check { name: "write", outcome, detail: detail.into() });
+    Ok(vec![(small.trim_start_matches("floe-doctor/").to_string(), body.len() as u64)])
+}
+
+/// Upload `probe_bytes` of incompressible bytes (as compressed chunks are), 4 MiB
+/// objects four at a time, and say how fast. The objects written.
+async fn upload_probe(
+    d: &mut Diagnosis,
+    storage: &DynStorage,
+    ctx: &StorageContext<'_>,
+    stamp: &str,
+    probe_bytes: u64,
+) -> Vec<(String, u64)> {
+    const PIECE: u64 = 4 << 20;
+    let pieces = probe_bytes.div_ceil(PIECE).max(1);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut data = Vec::with_capacity(PIECE as usize);
+    while data.len() < PIECE as usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    let data = Bytes::from(data);
+    let names: Vec<String> =
+        (0..pieces).map(|i| format!("floe-doctor/{stamp}-throughput-{i}")).collect();
+    let t = Instant::now();
+    // four at a time; the storage's boxed futures (no async closures) keep this
+    // future Send for every caller, the app's command handlers included
+    let mut results = Vec::with_capacity(names.len());
+    for batch in names.chunks(4) {
+        let puts =
+            batch.iter().map(|n| storage.put_object(ctx, n, data.clone(), None, Vec::new(), None));
+        results.extend(futures::future::join_all(puts).await);
+    }
+    let secs = t.elapsed().as_secs_f64().max(1e-6);
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let check = if failed == 0 {
+        let rate = (pieces * PIECE) as f64 / secs;
+        d.upload_bytes_per_sec = Some(rate);
+        Check {
+            name: "upload",
             outcome: Outcome::Ok,
-            detail: "wrote, read back and deleted a test object".into(),
-        }),
-        Ok(false) => d.checks.push(Check {
-            name: "write",
+            detail: format!(
+                "{:.1} MB in {secs:.2} s: {:.1} MB/s ({:.0} MB/min)",
+                (pieces * PIECE) as f64 / 1e6,
+                rate / 1e6,
+                rate * 60.0 / 1e6
+            ),
+        }
+    } else {
+        Check {
+            name: "upload",
             outcome: Outcome::Fail,
-            detail: "a test object read back different from what was written: the storage is not safe to use".into(),
-        }),
-        Err(e) => {
-            let e = err(&e);
-            fail(&mut d.checks, "write", &e);
-            d.error = Some(e);
-            return d;
+            detail: format!("{failed} of {pieces} test uploads failed"),
         }
-    }
-    let mut written =
-        vec![(small.trim_start_matches("floe-doctor/").to_string(), body.len() as u64)];
+    };
+    d.checks.push(check);
+    names.iter().map(|n| (n.trim_start_matches("floe-doctor/").to_string(), PIECE)).collect()
+}
 
-    // upload throughput
-    if probe_bytes > 0 {
-        const PIECE: u64 = 4 << 20;
-        let pieces = probe_bytes.div_ceil(PIECE).max(1);
-        // incompressible bytes, as compressed chunks are
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut data = Vec::with_capacity(PIECE as usize);
-        while data.len() < PIECE as usize {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            data.extend_from_slice(&state.to_le_bytes());
-        }
-        let data = Bytes::from(data);
-        let names: Vec<String> =
-            (0..pieces).map(|i| format!("floe-doctor/{stamp}-throughput-{i}")).collect();
-        let t = Instant::now();
-        // four at a time; the storage's boxed futures (no async closures) keep this
-        // future Send for every caller, the app's command handlers included
-        let mut results = Vec::with_capacity(names.len());
-        for batch in names.chunks(4) {
-            let puts = batch
-                .iter()
-                .map(|n| storage.put_object(&ctx, n, data.clone(), None, Vec::new(), None));
-            results.extend(futures::future::join_all(puts).await);
-        }
-        let secs = t.elapsed().as_secs_f64().max(1e-6);
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        written.extend(
-            names.iter().map(|n| (n.trim_start_matches("floe-doctor/").to_string(), PIECE)),
-        );
-        if failed == 0 {
-            let rate = (pieces * PIECE) as f64 / secs;
-            d.upload_bytes_per_sec = Some(rate);
-            d.checks.push(Check {
-                name: "upload",
-                outcome: Outcome::Ok,
-                detail: format!(
-                    "{:.1} MB in {secs:.2} s: {:.1} MB/s ({:.0} MB/min)",
-                    (pieces * PIECE) as f64 / 1e6,
-                    rate / 1e6,
-                    rate * 60.0 / 1e6
-                ),
-            });
-        } else {
-            d.checks.push(Check {
-                name: "upload",
-                outcome: Outcome::Fail,
-                detail: format!("{failed} of {pieces} test uploads failed"),
-            });
-        }
-    }
-
-    // clean up
-    let cleaned = storage.delete_batch(&ctx, "floe-doctor", written.clone()).await;
-    let problem = match cleaned {
-        Ok(r) if r.deleted_objects as usize >= written.len() => None,
-        Ok(r) => Some(format!("{} of {} deleted", r.deleted_objects, written.len())),
-        Err(e) => Some(e.to_string()),
+/// Delete the test objects; a warning if some stay.
+async fn clean_up(
+    d: &mut Diagnosis,
+    storage: &DynStorage,
+    ctx: &StorageContext<'_>,
+    written: Vec<(String, u64)>,
+) {
+    let n = written.len();
+    let problem = match storage.delete_batch(ctx, "floe-doctor", written).await {
+        Ok(r) if r.deleted_objects as usize >= n => None,
+        Ok(r) => Some(format!("{} of {n} deleted", r.deleted_objects)),
+        Err(e) => Some(crate::remote::message(&e)),
     };
     if let Some(p) = problem {
         d.checks.push(Check {
@@ -302,5 +333,4 @@ pub async fn diagnose_with(url: &RepoUrl, login: Option<Login>, probe_bytes: u64
             ),
         });
     }
-    d
 }
