@@ -6,8 +6,10 @@ use clap::Args;
 
 use crate::parse_size;
 
+/// Which folder goes where, and how its files map onto the repository (`sync` and
+/// `add` alike).
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub struct TargetArgs {
     /// Folder the instrument writes into.
     pub folder: PathBuf,
     /// Repository: a local path (default kind), file://, s3://, az:// or gs://.
@@ -24,6 +26,31 @@ pub struct SyncArgs {
     /// File name pattern to ingest (repeatable); default: *.nc *.nc4 *.cdf *.h5 *.zarr …
     #[arg(long)]
     pub pattern: Vec<String>,
+}
+
+/// Following open NetCDF-3 files live (`sync` and `add` alike).
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Follow NetCDF-3 files live: take the records a logger has written (and
+    /// that have settled) while it still has the file open; the rest follow.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: take a file's new records at most every this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub live_every: f64,
+}
+
+impl LiveArgs {
+    /// The period of live takes, when on.
+    pub fn every(&self) -> Option<f64> {
+        self.live.then_some(self.live_every.max(0.0))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Show what would be ingested without writing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -51,13 +78,8 @@ pub struct SyncArgs {
     /// Wait at most this many seconds in all for recent files to be quiet.
     #[arg(long, default_value_t = 60.0)]
     pub wait_max: f64,
-    /// Follow NetCDF-3 files live: take the records a logger has written (and
-    /// that have settled) while it still has the file open; the rest follow.
-    #[arg(long)]
-    pub live: bool,
-    /// With --live: take a file's new records at most every this many seconds.
-    #[arg(long, default_value_t = 30.0)]
-    pub live_every: f64,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -65,17 +87,8 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    pub folder: PathBuf,
-    /// Repository: a local path, file://, s3://, az:// or gs://.
-    pub repo: String,
-    #[arg(long, default_value = "main")]
-    pub branch: String,
-    #[arg(long, default_value = "/")]
-    pub group: String,
-    #[arg(long)]
-    pub pattern: Vec<String>,
-    #[arg(long = "append-dim")]
-    pub append_dim: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Commit once this many complete files are waiting (1: every file).
     #[arg(long, default_value_t = 1)]
     pub commit_files: usize,
@@ -88,13 +101,8 @@ pub struct AddArgs {
     /// Never more than this many MB of source files in one commit.
     #[arg(long, default_value_t = 1024.0)]
     pub commit_max_mb: f64,
-    /// Follow NetCDF-3 files live: take the records a logger has written (and
-    /// that have settled) while it still has the file open; the rest follow.
-    #[arg(long)]
-    pub live: bool,
-    /// With --live: take a file's new records at most every this many seconds.
-    #[arg(long, default_value_t = 30.0)]
-    pub live_every: f64,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Debug, Args)]

@@ -213,12 +213,13 @@ async fn run(command: Command) -> Result<i32, Failure> {
 
 /// What `floe sync`'s arguments ask of the ingest.
 fn sync_options(a: SyncArgs) -> Result<IngestOptions, Failure> {
-    let mut opts = IngestOptions::new(a.folder, repo_url(&a.repo)?);
-    opts.live = a.live.then(|| Duration::from_secs_f64(a.live_every.max(0.0)));
+    let t = a.target;
+    let mut opts = IngestOptions::new(t.folder, repo_url(&t.repo)?);
+    opts.live = a.live.every().map(Duration::from_secs_f64);
     opts.wait_quiet = (!a.no_wait).then(|| Duration::from_secs_f64(a.wait_max.max(0.0)));
-    opts.branch = a.branch;
-    opts.settings = settings(&a.group, a.append_dim, a.chunk_mib, a.appends_per_chunk);
-    opts.patterns = a.pattern;
+    opts.branch = t.branch;
+    opts.settings = settings(&t.group, t.append_dim, a.chunk_mib, a.appends_per_chunk);
+    opts.patterns = t.pattern;
     opts.dry_run = a.dry_run;
     opts.batch_files = a.batch.unwrap_or(usize::MAX).max(1);
     opts.batch_target_bytes = Some(((a.batch_mb.max(0.0) * 1e6) as u64).max(1));
@@ -301,37 +302,23 @@ async fn sync(a: SyncArgs) -> Result<i32, Failure> {
 
 /// `floe add`.
 async fn add(a: AddArgs) -> Result<i32, Failure> {
-    let AddArgs {
-        folder,
-        repo,
-        branch,
-        group,
-        pattern,
-        append_dim,
-        commit_files,
-        commit_mb,
-        commit_max_wait,
-        commit_max_mb,
-        live,
-        live_every,
-    } = a;
-
+    let t = a.target;
     let mb = |x: f64| (x.max(0.0) * 1e6) as u64;
     let path = Config::default_path().map_err(config_err)?;
     let new = floe_api::folders::NewFolder {
-        folder,
-        repo,
-        branch,
-        group,
-        patterns: pattern,
-        append_dims: append_dim,
+        folder: t.folder,
+        repo: t.repo,
+        branch: t.branch,
+        group: t.group,
+        patterns: t.pattern,
+        append_dims: t.append_dim,
         commit: Cadence {
-            files: commit_files,
-            bytes: commit_mb.map(mb),
-            max_wait_secs: commit_max_wait,
-            max_commit_bytes: mb(commit_max_mb),
+            files: a.commit_files,
+            bytes: a.commit_mb.map(mb),
+            max_wait_secs: a.commit_max_wait,
+            max_commit_bytes: mb(a.commit_max_mb),
         },
-        live_every_secs: live.then_some(live_every),
+        live_every_secs: a.live.every(),
         login: Default::default(),
         check: false,
     };
