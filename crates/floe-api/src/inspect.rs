@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use floe_plan::{Plan, Settings};
-use floe_source::Dataset;
+pub use floe_source::{Dataset, Group};
 use serde::Serialize;
 
 use crate::ApiError;

@@ -575,48 +575,39 @@ async fn inspect(a: InspectArgs) -> Result<i32, Failure> {
         println!("into {r} ({branch}): {v}");
     }
     for g in &ds.groups {
-        println!("group {}", g.path);
-        for d in &g.dims {
-            println!(
-                "  dim {} = {}{}",
-                d.name,
-                d.size,
-                if d.unlimited { " (unlimited)" } else { "" }
-            );
-        }
-        for (k, v) in &g.attrs {
-            println!("  :{k} = {v}");
-        }
-        for v in &g.variables {
-            let chunks = plan
-                .as_ref()
-                .and_then(|p| p.as_ref().ok())
-                .and_then(|p| {
-                    p.arrays.iter().find(|a| {
-                        a.path
-                            == floe_plan::join(&floe_plan::target_group(&s.group, &g.path), &v.name)
-                    })
-                })
-                .map(|a| {
-                    format!(
-                        " chunks ({})",
-                        a.chunks.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-                    )
-                })
-                .unwrap_or_default();
-            println!(
-                "  {} {}({}) shape ({}){chunks}",
-                v.dtype,
-                v.name,
-                v.dims.join(", "),
-                v.shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-            );
-            for (k, val) in &v.attrs {
-                println!("      :{k} = {val}");
-            }
-        }
+        print_group(g, plan.and_then(|p| p.ok()), &s.group);
     }
     Ok(0)
+}
+
+/// One group of `floe inspect`: its dimensions, attributes and variables, with the
+/// chunks the plan gives each.
+fn print_group(g: &floe_api::inspect::Group, plan: Option<&floe_plan::Plan>, target: &str) {
+    println!("group {}", g.path);
+    for d in &g.dims {
+        println!("  dim {} = {}{}", d.name, d.size, if d.unlimited { " (unlimited)" } else { "" });
+    }
+    for (k, v) in &g.attrs {
+        println!("  :{k} = {v}");
+    }
+    let join = |n: &[u64]| n.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    for v in &g.variables {
+        let path = floe_plan::join(&floe_plan::target_group(target, &g.path), &v.name);
+        let chunks = plan
+            .and_then(|p| p.arrays.iter().find(|a| a.path == path))
+            .map(|a| format!(" chunks ({})", join(&a.chunks)))
+            .unwrap_or_default();
+        println!(
+            "  {} {}({}) shape ({}){chunks}",
+            v.dtype,
+            v.name,
+            v.dims.join(", "),
+            join(&v.shape)
+        );
+        for (k, val) in &v.attrs {
+            println!("      :{k} = {val}");
+        }
+    }
 }
 
 /// Ask for one setting: without echo on a terminal when it is secret, else a line
