@@ -74,6 +74,14 @@ pub struct Tail {
     fill: Values,
 }
 
+/// A partly filled chunk: its index, the records it holds, records per chunk.
+#[derive(Debug, Clone, Copy)]
+struct ChunkStart {
+    chunk: u64,
+    records: u64,
+    chunk_len: u64,
+}
+
 /// Where a background upload goes: one chunk by index (it may reach past the
 /// array's end), or a box of whole chunks inside the array.
 enum Place {
@@ -510,14 +518,7 @@ impl Writer {
             let whole = if in_chunk == 0 { (end - pos) / chunk_len * chunk_len } else { 0 };
             if whole > 0 {
                 // whole chunks: written as they are, nothing read
-                let mut s = vec![0u64; shape.len()];
-                s[0] = pos;
-                let mut c = shape.clone();
-                c[0] = whole;
-                let subset =
-                    ArraySubset::new_with_start_shape(s, c).map_err(|e| array_err(path, e))?;
-                self.upload(path, array.clone(), Place::Chunks(subset), slice(offset, whole))
-                    .await?;
+                self.upload_records(path, &array, &shape, pos, whole, slice(offset, whole)).await?;
                 lock(&self.tails).remove(path);
                 offset += whole as usize * per_record;
                 pos += whole;
@@ -531,31 +532,8 @@ impl Writer {
                     Values::Text(_) => Values::Text(Vec::with_capacity(chunk_elements)),
                 }
             } else {
-                let cached = {
-                    let tails = lock(&self.tails);
-                    tails.get(path).map(|t| (t.chunk == chunk && t.records == in_chunk, t.clone()))
-                };
-                match cached {
-                    Some((true, t)) => t.values,
-                    other => {
-                        if let Some((false, t)) = other
-                            && t.dirty
-                        {
-                            // not where this append starts (never expected): keep its
-                            // records by writing them before reading the chunk back
-                            self.upload_tail(path, array.clone(), &t).await?;
-                        }
-                        self.settle(Some(path)).await?;
-                        let mut s = vec![0u64; shape.len()];
-                        s[0] = chunk * chunk_len;
-                        let mut c = shape.clone();
-                        c[0] = in_chunk;
-                        match self.read_stored(path, metadata, &s, &c).await? {
-                            Data::Fixed(b) => Values::Fixed(b),
-                            Data::Strings(v) => Values::Text(v),
-                        }
-                    }
-                }
+                let held = ChunkStart { chunk, records: in_chunk, chunk_len };
+                self.records_held(path, &array, metadata, &shape, held).await?
             };
             match (&mut body, slice(offset, take)) {
                 (Values::Fixed(b), Values::Fixed(n)) => b.extend_from_slice(&n),
@@ -571,17 +549,78 @@ impl Writer {
                 chunk_elements,
                 fill: fill.clone(),
             };
-            if filled == chunk_len {
-                // the chunk is full now: write it, no tail left
-                lock(&self.tails).remove(path);
-                self.upload_tail(path, array.clone(), &tail).await?;
-            } else {
-                lock(&self.tails).insert(path.to_string(), tail);
-            }
+            self.keep_tail(path, &array, tail, filled == chunk_len).await?;
             offset += take as usize * per_record;
             pos += take;
         }
         Ok(())
+    }
+
+    /// Upload records `pos .. pos + n` (whole chunks) in the background.
+    async fn upload_records(
+        &self,
+        path: &str,
+        array: &Arc<Array<Store>>,
+        shape: &[u64],
+        pos: u64,
+        n: u64,
+        values: Values,
+    ) -> Result<(), StoreError> {
+        let mut s = vec![0u64; shape.len()];
+        s[0] = pos;
+        let mut c = shape.to_vec();
+        c[0] = n;
+        let subset = ArraySubset::new_with_start_shape(s, c).map_err(|e| array_err(path, e))?;
+        self.upload(path, array.clone(), Place::Chunks(subset), values).await
+    }
+
+    /// Keep a partly filled chunk's records in memory; a chunk that is `full` now is
+    /// written instead, and no tail is left.
+    async fn keep_tail(
+        &self,
+        path: &str,
+        array: &Arc<Array<Store>>,
+        tail: Tail,
+        full: bool,
+    ) -> Result<(), StoreError> {
+        if full {
+            lock(&self.tails).remove(path);
+            self.upload_tail(path, array.clone(), &tail).await
+        } else {
+            lock(&self.tails).insert(path.to_string(), tail);
+            Ok(())
+        }
+    }
+
+    /// The records a partly filled chunk holds already: the tail this session
+    /// keeps, else read back from the repository (after writing out a tail that is
+    /// not where this append starts, which is never expected, so its records stay).
+    async fn records_held(
+        &self,
+        path: &str,
+        array: &Arc<Array<Store>>,
+        metadata: &Value,
+        shape: &[u64],
+        at: ChunkStart,
+    ) -> Result<Values, StoreError> {
+        let cached = {
+            let tails = lock(&self.tails);
+            tails.get(path).map(|t| (t.chunk == at.chunk && t.records == at.records, t.clone()))
+        };
+        match cached {
+            Some((true, t)) => return Ok(t.values),
+            Some((false, t)) if t.dirty => self.upload_tail(path, array.clone(), &t).await?,
+            _ => {}
+        }
+        self.settle(Some(path)).await?;
+        let mut s = vec![0u64; shape.len()];
+        s[0] = at.chunk * at.chunk_len;
+        let mut c = shape.to_vec();
+        c[0] = at.records;
+        Ok(match self.read_stored(path, metadata, &s, &c).await? {
+            Data::Fixed(b) => Values::Fixed(b),
+            Data::Strings(v) => Values::Text(v),
+        })
     }
 
     /// Read the hyperslab `start..start+count` of an array, as this session holds it
