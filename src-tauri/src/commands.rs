@@ -18,92 +18,97 @@ use crate::Floe;
 type R<T> = Result<T, ApiError>;
 
 #[tauri::command]
-pub async fn status(s: State<'_, Floe>) -> R<StatusView> {
+pub(crate) async fn status(s: State<'_, Floe>) -> R<StatusView> {
     s.host.status().await
 }
 
 #[tauri::command]
-pub async fn folders(s: State<'_, Floe>) -> R<Vec<FolderConfig>> {
+pub(crate) async fn folders(s: State<'_, Floe>) -> R<Vec<FolderConfig>> {
     floe_api::folders::list(s.host.config_path())
 }
 
 #[tauri::command]
-pub async fn login_fields(repo: String) -> R<Vec<LoginField>> {
+pub(crate) async fn login_fields(repo: String) -> R<Vec<LoginField>> {
     floe_api::folders::login_fields(&repo)
 }
 
 #[tauri::command]
-pub async fn add_folder(s: State<'_, Floe>, folder: NewFolder) -> R<Added> {
+pub(crate) async fn add_folder(s: State<'_, Floe>, folder: NewFolder) -> R<Added> {
     floe_api::folders::add(s.host.config_path(), s.host.socket(), folder).await
 }
 
 #[tauri::command]
-pub async fn remove_folder(s: State<'_, Floe>, path: PathBuf) -> R<FolderConfig> {
+pub(crate) async fn remove_folder(s: State<'_, Floe>, path: PathBuf) -> R<FolderConfig> {
     floe_api::folders::remove(s.host.config_path(), s.host.socket(), &path).await
 }
 
 #[tauri::command]
-pub async fn pause(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<String> {
+pub(crate) async fn pause(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<String> {
     s.host.pause(folder).await
 }
 
 #[tauri::command]
-pub async fn resume(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<String> {
+pub(crate) async fn resume(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<String> {
     s.host.resume(folder).await
 }
 
 #[tauri::command]
-pub async fn commits(repo: String, branch: String, limit: usize) -> R<Vec<CommitView>> {
+pub(crate) async fn commits(repo: String, branch: String, limit: usize) -> R<Vec<CommitView>> {
     floe_api::history::commits(&repo, &branch, limit).await
 }
 
 #[tauri::command]
-pub async fn variables(repo: String, branch: String) -> R<Vec<Variable>> {
+pub(crate) async fn variables(repo: String, branch: String) -> R<Vec<Variable>> {
     floe_api::history::variables(&repo, &branch).await
 }
 
 #[tauri::command]
-pub async fn series(repo: String, branch: String, variable: String, records: u64) -> R<Series> {
+pub(crate) async fn series(
+    repo: String,
+    branch: String,
+    variable: String,
+    records: u64,
+) -> R<Series> {
     floe_api::history::series(&repo, &branch, &variable, records).await
 }
 
 #[tauri::command]
-pub async fn mounts(s: State<'_, Floe>) -> R<Vec<MountView>> {
+pub(crate) async fn mounts(s: State<'_, Floe>) -> R<Vec<MountView>> {
     Ok(s.mounts.list())
 }
 
 #[tauri::command]
-pub async fn mount(s: State<'_, Floe>, repo: String, mountpoint: PathBuf) -> R<MountView> {
+pub(crate) async fn mount(s: State<'_, Floe>, repo: String, mountpoint: PathBuf) -> R<MountView> {
     s.mounts.mount(&repo, &mountpoint).await
 }
 
 #[tauri::command]
-pub async fn unmount(s: State<'_, Floe>, mountpoint: PathBuf) -> R<()> {
+pub(crate) async fn unmount(s: State<'_, Floe>, mountpoint: PathBuf) -> R<()> {
     s.mounts.unmount(&mountpoint).await
 }
 
 #[tauri::command]
-pub async fn open_folder(path: PathBuf) -> R<()> {
+pub(crate) async fn open_folder(path: PathBuf) -> R<()> {
     floe_api::mounts::open_in_file_manager(&path)
 }
 
 #[tauri::command]
-pub async fn pick_folder(app: tauri::AppHandle) -> R<Option<String>> {
+pub(crate) async fn pick_folder(app: tauri::AppHandle) -> R<Option<String>> {
     crate::shell::pick_folder(app).await
 }
 
 #[tauri::command]
-pub async fn start_at_login(app: tauri::AppHandle) -> R<bool> {
+pub(crate) async fn start_at_login(app: tauri::AppHandle) -> R<bool> {
     crate::shell::start_at_login(&app)
 }
 
 #[tauri::command]
-pub async fn set_start_at_login(app: tauri::AppHandle, enabled: bool) -> R<bool> {
+pub(crate) async fn set_start_at_login(app: tauri::AppHandle, enabled: bool) -> R<bool> {
     crate::shell::set_start_at_login(&app, enabled)
 }
 
 #[tauri::command]
-pub async fn ui_ready() -> R<()> {
+pub(crate) async fn ui_ready() -> R<()> {
     crate::shell::ui_ready();
     Ok(())
 }

@@ -20,6 +20,10 @@ pub struct Floe {
     mounts: Mounts,
 }
 
+#[expect(
+    clippy::exit,
+    reason = "the app's exit status when it cannot start (no window to say it in)"
+)]
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -31,7 +31,7 @@ fn tray_icon(o: Overall) -> &'static [u8] {
 }
 
 /// Show and focus the main window.
-pub fn show_window(app: &AppHandle) {
+pub(crate) fn show_window(app: &AppHandle) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.show();
         let _ = w.unminimize();
@@ -40,7 +40,7 @@ pub fn show_window(app: &AppHandle) {
 }
 
 /// Stop what this process started (its engine, its mounts) and exit.
-pub fn quit(app: &AppHandle) {
+pub(crate) fn quit(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let floe = app.state::<Floe>();
@@ -53,7 +53,7 @@ pub fn quit(app: &AppHandle) {
 
 /// The tray icon with its menu. `false` when the desktop has no tray (then closing
 /// the window quits, or nothing would be left to reopen it).
-pub fn tray(app: &AppHandle) -> bool {
+pub(crate) fn tray(app: &AppHandle) -> bool {
     if std::env::var("FLOE_TRAY").is_ok_and(|v| v == "off") {
         return false;
     }
@@ -102,7 +102,7 @@ pub fn tray(app: &AppHandle) -> bool {
 
 /// Watch the engine: push its status to the window every second, keep the tray
 /// icon and tooltip on the overall state, and notify when a folder needs attention.
-pub fn watch_status(app: AppHandle) {
+pub(crate) fn watch_status(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         let mut shown: Option<Overall> = None;
         let mut attention: BTreeSet<String> = BTreeSet::new();
@@ -155,7 +155,7 @@ fn notify_new_problems(app: &AppHandle, view: &StatusView, seen: &mut BTreeSet<S
 }
 
 /// The native folder picker; `None` when the user cancels.
-pub async fn pick_folder(app: AppHandle) -> Result<Option<String>, ApiError> {
+pub(crate) async fn pick_folder(app: AppHandle) -> Result<Option<String>, ApiError> {
     tokio::task::spawn_blocking(move || {
         app.dialog().file().blocking_pick_folder().map(|p| p.to_string())
     })
@@ -172,11 +172,11 @@ fn autostart_err(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-pub fn start_at_login(app: &AppHandle) -> Result<bool, ApiError> {
+pub(crate) fn start_at_login(app: &AppHandle) -> Result<bool, ApiError> {
     app.autolaunch().is_enabled().map_err(autostart_err)
 }
 
-pub fn set_start_at_login(app: &AppHandle, enabled: bool) -> Result<bool, ApiError> {
+pub(crate) fn set_start_at_login(app: &AppHandle, enabled: bool) -> Result<bool, ApiError> {
     let a = app.autolaunch();
     let changed = if enabled { a.enable() } else { a.disable() };
     changed.map_err(autostart_err)?;
@@ -185,7 +185,7 @@ pub fn set_start_at_login(app: &AppHandle, enabled: bool) -> Result<bool, ApiErr
 
 /// The UI drew its first folder list: the cold-start benchmark waits for this line
 /// in `$FLOE_READY_FILE`.
-pub fn ui_ready() {
+pub(crate) fn ui_ready() {
     if let Some(path) = std::env::var_os("FLOE_READY_FILE") {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -207,7 +207,6 @@ impl Drop for Host {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -100,12 +100,15 @@ impl From<floe_fuse::StartError> for ApiError {
 }
 
 /// A background task that died (a bug, not the user's doing).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "a map_err adapter: it takes what map_err hands it"
+)]
 pub(crate) fn join_err(e: tokio::task::JoinError) -> ApiError {
     ApiError::new(ErrorCode::Internal, format!("internal error: {e}"))
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -157,7 +157,6 @@ pub async fn remove(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -126,7 +126,6 @@ pub fn open_in_file_manager(path: &Path) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

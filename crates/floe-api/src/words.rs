@@ -180,7 +180,6 @@ pub fn overall(folders: &[FolderView]) -> Overall {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -9,7 +9,7 @@ use crate::parse_size;
 /// Which folder goes where, and how its files map onto the repository (`sync` and
 /// `add` alike).
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Folder the instrument writes into.
     pub folder: PathBuf,
     /// Repository: a local path (default kind), file://, s3://, az:// or gs://.
@@ -30,7 +30,7 @@ pub struct TargetArgs {
 
 /// Following open NetCDF-3 files live (`sync` and `add` alike).
 #[derive(Debug, Args)]
-pub struct LiveArgs {
+pub(crate) struct LiveArgs {
     /// Follow NetCDF-3 files live: take the records a logger has written (and
     /// that have settled) while it still has the file open; the rest follow.
     #[arg(long)]
@@ -42,13 +42,13 @@ pub struct LiveArgs {
 
 impl LiveArgs {
     /// The period of live takes, when on.
-    pub fn every(&self) -> Option<f64> {
+    pub(crate) fn every(&self) -> Option<f64> {
         self.live.then_some(self.live_every.max(0.0))
     }
 }
 
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Show what would be ingested without writing anything.
@@ -86,7 +86,7 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Commit once this many complete files are waiting (1: every file).
@@ -106,7 +106,7 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DaemonArgs {
+pub(crate) struct DaemonArgs {
     /// Full rescans of every folder at this interval, in seconds (watchers miss events).
     #[arg(long, default_value_t = 60.0)]
     pub rescan: f64,
@@ -116,34 +116,34 @@ pub struct DaemonArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PauseArgs {
+pub(crate) struct PauseArgs {
     pub folder: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ResumeArgs {
+pub(crate) struct ResumeArgs {
     pub folder: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     pub folder: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     pub repo: String,
     /// Take them from this shell's AWS_* / AZURE_* / GOOGLE_* variables instead.
     #[arg(long)]
@@ -154,12 +154,12 @@ pub struct LoginArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     pub repo: String,
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     pub repo: String,
     /// MiB to upload (and delete again) to measure throughput; 0 skips it.
     #[arg(long, default_value_t = 32)]
@@ -169,7 +169,7 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     pub repo: String,
     #[arg(long, default_value = "main")]
     pub branch: String,
@@ -181,7 +181,7 @@ pub struct LogArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct MountArgs {
+pub(crate) struct MountArgs {
     pub repo: String,
     pub mountpoint: PathBuf,
     /// Keep fetched chunks in this folder too (bounded by --cache-size).
@@ -211,12 +211,12 @@ pub struct MountArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UnmountArgs {
+pub(crate) struct UnmountArgs {
     pub mountpoint: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     pub file: PathBuf,
     /// Also say what a sync into this repository would do with the file.
     #[arg(long)]

@@ -229,6 +229,7 @@ fn sync_options(a: SyncArgs) -> Result<IngestOptions, Failure> {
 
 /// Ctrl-C (or SIGTERM): stop after the commit under way; twice: at once (an
 /// Icechunk commit is atomic: nothing is half written either way).
+#[expect(clippy::exit, reason = "a second Ctrl-C means now, whatever the runtime is doing")]
 fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();

@@ -15,14 +15,15 @@ use crate::args::{MountArgs, UnmountArgs};
 const CHILD_ENV: &str = "FLOE_MOUNT_CHILD";
 
 /// `floe unmount`.
-pub fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
+#[expect(clippy::needless_pass_by_value, reason = "one command's arguments, consumed by it")]
+pub(crate) fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
     floe_fuse::unmount(&a.mountpoint).map_err(|m| Failure(ErrorCode::Usage, m))?;
     println!("unmounted {}", a.mountpoint.display());
     Ok(0)
 }
 
 /// `floe mount`.
-pub fn mount(a: MountArgs) -> Result<i32, Failure> {
+pub(crate) fn mount(a: MountArgs) -> Result<i32, Failure> {
     let MountArgs {
         repo,
         mountpoint,

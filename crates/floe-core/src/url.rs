@@ -116,7 +116,6 @@ impl fmt::Display for RepoUrl {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use quick_cache::Weighter;
 
 #[derive(Debug, Clone)]
-pub struct ByteWeight;
+pub(crate) struct ByteWeight;
 
 impl Weighter<String, Bytes> for ByteWeight {
     fn weight(&self, key: &String, val: &Bytes) -> u64 {
@@ -20,9 +20,9 @@ impl Weighter<String, Bytes> for ByteWeight {
 
 /// The memory cache: quick_cache's sync cache, whose placeholder guards also make
 /// concurrent readers of one chunk wait for a single fetch.
-pub type MemCache = quick_cache::sync::Cache<String, Bytes, ByteWeight>;
+pub(crate) type MemCache = quick_cache::sync::Cache<String, Bytes, ByteWeight>;
 
-pub fn mem_cache(bytes: u64) -> MemCache {
+pub(crate) fn mem_cache(bytes: u64) -> MemCache {
     // Estimate items from 256 KiB chunks; quick_cache sizes its tables from this.
     let items = (bytes / (256 * 1024)).clamp(64, 1 << 20) as usize;
     // quick_cache keeps only 3% of each shard for entries not read yet by default:
@@ -42,7 +42,7 @@ pub fn mem_cache(bytes: u64) -> MemCache {
 
 /// A bounded folder of chunk files, least recently used out first.
 #[derive(Debug)]
-pub struct DiskCache {
+pub(crate) struct DiskCache {
     dir: PathBuf,
     limit: u64,
     state: Mutex<DiskState>,
@@ -62,7 +62,7 @@ fn file_name(key: &str) -> String {
 
 impl DiskCache {
     /// Open (or create) a cache folder, taking in what an earlier mount left there.
-    pub fn open(dir: &Path, limit: u64) -> std::io::Result<DiskCache> {
+    pub(crate) fn open(dir: &Path, limit: u64) -> std::io::Result<DiskCache> {
         std::fs::create_dir_all(dir)?;
         let mut st = DiskState::default();
         for e in std::fs::read_dir(dir)?.flatten() {
@@ -84,7 +84,7 @@ impl DiskCache {
         Ok(cache)
     }
 
-    pub fn get(&self, key: &str) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let name = file_name(key);
         {
             let mut st = self.state.lock().ok()?;
@@ -106,7 +106,7 @@ impl DiskCache {
         }
     }
 
-    pub fn put(&self, key: &str, bytes: &Bytes) {
+    pub(crate) fn put(&self, key: &str, bytes: &Bytes) {
         let size = bytes.len() as u64;
         if size > self.limit {
             return;
@@ -153,13 +153,12 @@ impl DiskCache {
     }
 
     #[cfg(test)]
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.state.lock().map(|s| s.total).unwrap_or(0)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

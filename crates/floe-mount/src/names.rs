@@ -47,7 +47,6 @@ pub fn shown(name: &str) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

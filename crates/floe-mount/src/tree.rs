@@ -11,14 +11,14 @@ use crate::{ChunkEntry, Layout, Node, NodeKind};
 
 /// One entry of a folder listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Child {
+pub(crate) struct Child {
     pub name: String,
     pub dir: bool,
 }
 
 /// What a path inside a snapshot is (before looking inside arrays).
 #[derive(Debug, Clone)]
-pub enum TreeEntry {
+pub(crate) enum TreeEntry {
     /// A group or array folder (the node's index), or a folder of chunk keys.
     Dir,
     /// A node's `zarr.json`.
@@ -28,7 +28,7 @@ pub enum TreeEntry {
 /// The groups, arrays and `zarr.json` files of one snapshot, by shown path
 /// (`""` is the snapshot's root folder).
 #[derive(Debug, Default)]
-pub struct SnapTree {
+pub(crate) struct SnapTree {
     entries: HashMap<String, TreeEntry>,
     listings: HashMap<String, Vec<Child>>,
     /// Array folders: shown path -> (repository path, layout).
@@ -40,7 +40,7 @@ fn join(parent: &str, name: &str) -> String {
 }
 
 impl SnapTree {
-    pub fn build(nodes: &[Node]) -> SnapTree {
+    pub(crate) fn build(nodes: &[Node]) -> SnapTree {
         let mut t = SnapTree::default();
         t.entries.insert(String::new(), TreeEntry::Dir);
         t.listings.insert(String::new(), Vec::new());
@@ -76,16 +76,16 @@ impl SnapTree {
         t
     }
 
-    pub fn entry(&self, path: &str) -> Option<&TreeEntry> {
+    pub(crate) fn entry(&self, path: &str) -> Option<&TreeEntry> {
         self.entries.get(path)
     }
 
-    pub fn listing(&self, path: &str) -> Option<&[Child]> {
+    pub(crate) fn listing(&self, path: &str) -> Option<&[Child]> {
         self.listings.get(path).map(Vec::as_slice)
     }
 
     /// The array folder that `path` lies in (or is), with the rest of the path.
-    pub fn array_of<'p>(&self, path: &'p str) -> Option<(&str, &(String, Layout), &'p str)> {
+    pub(crate) fn array_of<'p>(&self, path: &'p str) -> Option<(&str, &(String, Layout), &'p str)> {
         let mut end = path.len();
         loop {
             let prefix = &path[..end];
@@ -100,7 +100,7 @@ impl SnapTree {
 
 /// One chunk file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkFile {
+pub(crate) struct ChunkFile {
     pub coords: Vec<u32>,
     pub size: u64,
     pub id: String,
@@ -110,7 +110,7 @@ pub struct ChunkFile {
 
 /// The chunk files of one array of one snapshot, by path under the array folder.
 #[derive(Debug, Default)]
-pub struct ChunkTree {
+pub(crate) struct ChunkTree {
     files: HashMap<String, ChunkFile>,
     listings: HashMap<String, Vec<Child>>,
     /// Chunk file paths in key order.
@@ -118,7 +118,7 @@ pub struct ChunkTree {
 }
 
 impl ChunkTree {
-    pub fn build(layout: &Layout, mut chunks: Vec<ChunkEntry>) -> ChunkTree {
+    pub(crate) fn build(layout: &Layout, mut chunks: Vec<ChunkEntry>) -> ChunkTree {
         chunks.sort_by(|a, b| a.coords.cmp(&b.coords));
         let mut t = ChunkTree::default();
         t.listings.insert(String::new(), Vec::new());
@@ -149,16 +149,16 @@ impl ChunkTree {
         t
     }
 
-    pub fn file(&self, path: &str) -> Option<&ChunkFile> {
+    pub(crate) fn file(&self, path: &str) -> Option<&ChunkFile> {
         self.files.get(path)
     }
 
-    pub fn listing(&self, path: &str) -> Option<&[Child]> {
+    pub(crate) fn listing(&self, path: &str) -> Option<&[Child]> {
         self.listings.get(path).map(Vec::as_slice)
     }
 
     /// The chunk files after `index` in key order, at most `n`.
-    pub fn following(&self, index: usize, n: usize) -> impl Iterator<Item = &ChunkFile> {
+    pub(crate) fn following(&self, index: usize, n: usize) -> impl Iterator<Item = &ChunkFile> {
         self.order.iter().skip(index + 1).take(n).filter_map(|p| self.files.get(p))
     }
 }

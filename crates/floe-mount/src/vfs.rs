@@ -766,7 +766,7 @@ fn fetch_chunk_waiting(
     }
 }
 
-#[allow(clippy::type_complexity)]
+#[expect(clippy::needless_pass_by_value, reason = "a thread's body: it owns what the thread holds")]
 fn prefetch_worker(
     inner: std::sync::Weak<Inner>,
     rx: Arc<Mutex<Receiver<(String, String, ChunkFile)>>>,

@@ -75,7 +75,6 @@ pub fn to_unix_seconds(value: f64, units: TimeUnits) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -308,7 +307,6 @@ pub fn iso(ns: i64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod map_tests {
     use super::*;
 

@@ -1,7 +1,7 @@
 use floe_source::DType;
 
 /// Smallest chunk chosen along an append axis (unless the target is smaller).
-pub const MIN_CHUNK_BYTES: u64 = 16 << 10;
+pub(crate) const MIN_CHUNK_BYTES: u64 = 16 << 10;
 
 /// Choose a chunk shape of about `target` bytes.
 ///

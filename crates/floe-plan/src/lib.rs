@@ -414,7 +414,7 @@ fn parent(path: &str) -> &str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 fn plan_variable(
     path: &str,
     source_group: &str,
@@ -744,7 +744,6 @@ impl RepoState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod model_tests {
     //! Reference-model test: random sequences of files (variables appearing and
     //! disappearing, varying record counts, a static variable) are planned and

@@ -443,7 +443,6 @@ pub fn inspect(path: &Path, writers: &OpenForWrite) -> std::io::Result<Evidence>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -107,7 +107,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(clippy::panic)]
     fn a_panicking_reader_becomes_a_corrupt_file_error() {
         let path = Path::new("/data/x.nc");
         let r: Result<(), SourceError> = guard(path, || panic!("index out of bounds"));

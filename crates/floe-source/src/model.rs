@@ -273,7 +273,7 @@ pub fn encode_fill_value(dtype: DType, value: Scalar) -> Value {
 }
 
 /// A JSON fill value as Zarr metadata writes it (numbers, `"NaN"`, `"Infinity"`).
-pub fn scalar_from_json(v: &Value) -> Option<Scalar> {
+pub(crate) fn scalar_from_json(v: &Value) -> Option<Scalar> {
     match v {
         Value::Number(n) => n
             .as_i64()
@@ -323,7 +323,6 @@ impl Scalar {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -199,7 +199,6 @@ fn feed_records(h: &mut blake3::Hasher, data: &Data, count: &[u64], axis: usize,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{DType, Dim, Group, SourceFormat, VarKind};

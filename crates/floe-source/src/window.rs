@@ -74,7 +74,6 @@ impl SourceReader for Window {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{DType, Dim, Group, SourceFormat, VarKind, Variable};

@@ -294,7 +294,6 @@ pub fn classify(label: &str, detail: String) -> StoreError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

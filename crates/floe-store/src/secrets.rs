@@ -187,6 +187,10 @@ pub trait SecretStore: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keychain;
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "a map_err adapter: it takes what map_err hands it"
+)]
 fn unavailable(e: keyring::Error) -> SecretError {
     SecretError::Unavailable(e.to_string())
 }
@@ -288,7 +292,6 @@ impl Env for Layered<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;

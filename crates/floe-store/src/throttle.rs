@@ -179,7 +179,6 @@ impl<S: AsyncListableStorageTraits> AsyncListableStorageTraits for Throttled<S> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -51,7 +51,7 @@ pub struct Writer {
 type Upload = JoinHandle<Result<(), StoreError>>;
 
 /// Most chunk bytes held by background uploads of one session at once.
-pub const UPLOAD_BUDGET: usize = 64 << 20;
+pub(crate) const UPLOAD_BUDGET: usize = 64 << 20;
 
 /// Manifests written at once when a session commits (Icechunk's default is one at a
 /// time: on a long link every array then costs a round trip of its own).
@@ -64,7 +64,7 @@ const COMMIT_CONCURRENCY: usize = 16;
 /// `dirty` tail holds records not yet uploaded: it is written when the chunk fills up
 /// or the session commits.
 #[derive(Debug, Clone)]
-pub struct Tail {
+pub(crate) struct Tail {
     chunk: u64,
     records: u64,
     values: Values,
@@ -118,7 +118,7 @@ impl Values {
 }
 
 /// Tails as of a snapshot id, shared by the sessions of one [`crate::Repo`].
-pub type SharedTails = Arc<Mutex<Option<(String, HashMap<String, Tail>)>>>;
+pub(crate) type SharedTails = Arc<Mutex<Option<(String, HashMap<String, Tail>)>>>;
 
 use floe_core::lock;
 
@@ -816,14 +816,13 @@ fn copy_box(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::copy_box;
     use floe_core::{CommitProvenance, RepoUrl};
     use floe_source::Data;
     use serde_json::{Value, json};
 
-    fn meta(shape: &[u64], chunks: &[u64], dtype: &str, fill: Value, codec: &str) -> Value {
+    fn meta(shape: &[u64], chunks: &[u64], dtype: &str, fill: &Value, codec: &str) -> Value {
         let first = if codec == "vlen-utf8" {
             json!({"name": "vlen-utf8"})
         } else {
@@ -874,8 +873,8 @@ mod tests {
                 }
                 for (i, &n) in lens.iter().enumerate() {
                     let wave =
-                        meta(&[u64::from(len + n), 2], &[8, 2], "float32", json!(-1.0), "bytes");
-                    let text = meta(&[u64::from(len + n)], &[8], "string", json!(""), "vlen-utf8");
+                        meta(&[u64::from(len + n), 2], &[8, 2], "float32", &json!(-1.0), "bytes");
+                    let text = meta(&[u64::from(len + n)], &[8], "string", &json!(""), "vlen-utf8");
                     w.put_array("/wave", &wave).await.unwrap();
                     w.put_array("/text", &text).await.unwrap();
                     let (s, c) = (vec![u64::from(len), 0], vec![u64::from(n), 2]);
@@ -897,15 +896,15 @@ mod tests {
                 // a fresh session reads from the repository alone
                 let r = crate::Repo::open(&url).await.unwrap();
                 let fresh = r.writer("main").await.unwrap();
-                let wave = meta(&[u64::from(len), 2], &[8, 2], "float32", json!(-1.0), "bytes");
+                let wave = meta(&[u64::from(len), 2], &[8, 2], "float32", &json!(-1.0), "bytes");
                 let got = fresh.read("/wave", &wave, &[0, 0], &[u64::from(len), 2]).await.unwrap();
                 assert_eq!(got, Data::Fixed(floats(0, len, 2)), "committed, {len} records");
-                let text = meta(&[u64::from(len)], &[8], "string", json!(""), "vlen-utf8");
+                let text = meta(&[u64::from(len)], &[8], "string", &json!(""), "vlen-utf8");
                 let got = fresh.read("/text", &text, &[0], &[u64::from(len)]).await.unwrap();
                 assert_eq!(got, Data::Strings(texts(0, len)));
                 // past the last record, the last chunk holds fill
                 let end = u64::from(len).div_ceil(8) * 8;
-                let wave_full = meta(&[end, 2], &[8, 2], "float32", json!(-1.0), "bytes");
+                let wave_full = meta(&[end, 2], &[8, 2], "float32", &json!(-1.0), "bytes");
                 let (len, rest) = (u64::from(len), end - u64::from(len));
                 let got = fresh.read("/wave", &wave_full, &[len, 0], &[rest, 2]).await.unwrap();
                 let fill: Vec<u8> = std::iter::repeat_n((-1.0f32).to_le_bytes(), rest as usize * 2)

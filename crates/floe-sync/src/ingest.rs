@@ -1065,6 +1065,7 @@ impl Ingest<'_> {
         }
     }
 
+    #[expect(clippy::needless_pass_by_value, reason = "a refused file's error ends here")]
     fn reject(&self, report: &mut Report, file: &str, error: IngestError) {
         let message = error.to_string();
         (self.progress)(&Progress::FileRejected {

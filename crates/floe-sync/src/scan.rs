@@ -96,7 +96,6 @@ pub fn hash(path: &Path) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
