@@ -290,3 +290,21 @@ fn a_full_disk_and_a_folder_floe_may_not_write_say_where_why_and_what_to_do() {
     assert!(stderr.contains(&format!("{}: permission denied", target.display())), "{stderr}");
     assert!(stderr.contains("user `nobody`") && stderr.contains("permissions"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_floe_quietly() {
+    // `floe log repo | head -1`: the reader closes the pipe; floe must not panic
+    let (_d, src, repo, _) = setup(2);
+    assert_eq!(sync_json(&src, &repo, &[]).0, 0);
+    let mut child = std::process::Command::new(floe_bin())
+        .args(["log", repo.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before floe writes a line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "as a pipe writer whose reader left: {stderr}");
+}

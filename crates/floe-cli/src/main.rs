@@ -17,6 +17,26 @@ use floe_engine::daemon::{self, DaemonError, DaemonOptions, Request};
 use floe_plan::Settings;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `println!` for the command's output, except that a reader who went away (`floe
+/// log | head`) ends the command quietly, as a pipe's writer should, instead of
+/// panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Write to standard output; on a broken pipe, exit as a killed pipe writer would.
+#[expect(clippy::exit, reason = "nobody reads the output any more: there is nothing left to do")]
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args)
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(141);
+    }
+}
+
 mod args;
 mod mount;
 
@@ -128,7 +148,7 @@ impl From<floe_api::ApiError> for Failure {
 /// Send pause or resume to the running daemon.
 async fn control(req: Request) -> Result<i32, Failure> {
     let reply = floe_api::engine::ask(&daemon::default_socket(), &req).await?;
-    println!("{}", reply.message);
+    out!("{}", reply.message);
     Ok(0)
 }
 
@@ -285,9 +305,9 @@ async fn sync(a: SyncArgs) -> Result<i32, Failure> {
         b.finish_and_clear();
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        print!("{report}");
+        write_out(format_args!("{report}"));
     }
     if !report.stopped_before.is_empty() {
         eprintln!(
@@ -325,9 +345,9 @@ async fn add(a: AddArgs) -> Result<i32, Failure> {
     };
     let added = floe_api::folders::add(&path, &daemon::default_socket(), new).await?;
     let f = &added.folder;
-    println!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
+    out!("added {} -> {} (branch {})", f.path.display(), f.repo, f.branch);
     if added.engine_reloaded {
-        println!("the running daemon syncs it now");
+        out!("the running daemon syncs it now");
     }
     Ok(0)
 }
@@ -356,20 +376,20 @@ async fn status(a: StatusArgs) -> Result<i32, Failure> {
     let socket = daemon::default_socket();
     if json {
         let reply = floe_api::engine::ask(&socket, &Request::Status).await?;
-        println!("{}", serde_json::to_string_pretty(&reply.folders).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&reply.folders).unwrap_or_default());
         return Ok(0);
     }
     let folders = floe_api::engine::status_at(&socket).await?;
     let overall = floe_api::words::overall(&folders);
-    println!("{}", overall.label());
+    out!("{}", overall.label());
     for f in &folders {
-        println!("{} -> {} [{}] {}", f.path, f.repo, f.state, f.headline);
-        println!("    {}", f.detail);
+        out!("{} -> {} [{}] {}", f.path, f.repo, f.state, f.headline);
+        out!("    {}", f.detail);
         if let Some(c) = &f.last_commit {
-            println!("    last commit {c}");
+            out!("    last commit {c}");
         }
         if let Some(p) = &f.problem {
-            println!("    {p}");
+            out!("    {p}");
         }
     }
     Ok(0)
@@ -395,11 +415,7 @@ async fn remove(a: RemoveArgs) -> Result<i32, Failure> {
 
     let path = Config::default_path().map_err(config_err)?;
     let removed = floe_api::folders::remove(&path, &daemon::default_socket(), &folder).await?;
-    println!(
-        "removed {} (its repository {} is left as it is)",
-        removed.path.display(),
-        removed.repo
-    );
+    out!("removed {} (its repository {} is left as it is)", removed.path.display(), removed.repo);
     Ok(0)
 }
 
@@ -409,13 +425,13 @@ async fn list(a: ListArgs) -> Result<i32, Failure> {
 
     let folders = floe_api::folders::list(&Config::default_path().map_err(config_err)?)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&folders).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&folders).unwrap_or_default());
     } else if folders.is_empty() {
-        println!("no sync folders: add one with `floe add <folder> <repo>`");
+        out!("no sync folders: add one with `floe add <folder> <repo>`");
     } else {
         for f in &folders {
             let paused = if f.paused { " (paused)" } else { "" };
-            println!(
+            out!(
                 "{} -> {} branch {} group {}{paused}",
                 f.path.display(),
                 f.repo,
@@ -445,11 +461,11 @@ async fn login(a: LoginArgs) -> Result<i32, Failure> {
     };
     let names = login.vars.keys().cloned().collect::<Vec<_>>().join(", ");
     let kept = floe_api::login::keep(&url, login, !no_check).await?;
-    println!("kept {names} in the OS keychain for {url}");
+    out!("kept {names} in the OS keychain for {url}");
     match kept {
         floe_api::login::Kept::Unchecked => Ok(0),
         floe_api::login::Kept::Accepted => {
-            println!("checked: {url} accepts them");
+            out!("checked: {url} accepts them");
             Ok(0)
         }
         floe_api::login::Kept::Unverified(code, why) => {
@@ -462,7 +478,7 @@ async fn login(a: LoginArgs) -> Result<i32, Failure> {
 /// `floe logout`.
 async fn logout(a: LogoutArgs) -> Result<i32, Failure> {
     let found = floe_api::login::forget(&repo_url(&a.repo)?).await?;
-    println!("{}", if found { "forgot the keychain login" } else { "there was no keychain login" });
+    out!("{}", if found { "forgot the keychain login" } else { "there was no keychain login" });
     Ok(0)
 }
 
@@ -472,16 +488,16 @@ async fn doctor(a: DoctorArgs) -> Result<i32, Failure> {
 
     let d = floe_api::doctor::diagnose(&repo, probe_mib << 20).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
     } else {
-        println!("{}", d.repo);
+        out!("{}", d.repo);
         for c in &d.checks {
             let mark = match c.outcome {
                 floe_api::doctor::Outcome::Ok => "ok  ",
                 floe_api::doctor::Outcome::Warn => "warn",
                 floe_api::doctor::Outcome::Fail => "FAIL",
             };
-            println!("  [{mark}] {:<12} {}", c.name, c.detail);
+            out!("  [{mark}] {:<12} {}", c.name, c.detail);
         }
     }
     Ok(floe_api::doctor::exit_code(&d))
@@ -496,12 +512,12 @@ async fn log(a: LogArgs) -> Result<i32, Failure> {
         history.truncate(n);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&history).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&history).unwrap_or_default());
         return Ok(0);
     }
     for c in &history {
-        println!("snapshot {}  {}", c.id, c.time.to_rfc3339_opts(chrono_secs(), true));
-        println!("    {}", c.message);
+        out!("snapshot {}  {}", c.id, c.time.to_rfc3339_opts(chrono_secs(), true));
+        out!("    {}", c.message);
         if let Some(p) = &c.provenance {
             for f in &p.files {
                 // a file taken in steps (it grew, or is followed live): which
@@ -515,7 +531,7 @@ async fn log(a: LogArgs) -> Result<i32, Failure> {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                println!(
+                out!(
                     "    + {} ({} bytes, {}, blake3 {}…, {recs}, at {})",
                     f.source,
                     f.size,
@@ -554,13 +570,13 @@ async fn inspect(a: InspectArgs) -> Result<i32, Failure> {
             "branch": branch,
             "would": verdict,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);
     }
-    println!("{}: {}", file.display(), ds.format.as_str());
+    out!("{}: {}", file.display(), ds.format.as_str());
     match &dims {
         Ok(d) if d.is_empty() => {
-            println!("append dimensions: none (no record dimension: stored whole)")
+            out!("append dimensions: none (no record dimension: stored whole)")
         }
         Ok(d) => {
             let why = if ds.unlimited_dims().is_empty() && s.append_dims.is_empty() {
@@ -568,12 +584,12 @@ async fn inspect(a: InspectArgs) -> Result<i32, Failure> {
             } else {
                 ""
             };
-            println!("append dimensions: {}{why}", d.join(", "))
+            out!("append dimensions: {}{why}", d.join(", "))
         }
-        Err(e) => println!("append dimensions: none ({e})"),
+        Err(e) => out!("append dimensions: none ({e})"),
     }
     if let (Some(r), Some(v)) = (&repo, &verdict) {
-        println!("into {r} ({branch}): {v}");
+        out!("into {r} ({branch}): {v}");
     }
     for g in &ds.groups {
         print_group(g, plan.and_then(|p| p.ok()), &s.group);
@@ -584,12 +600,12 @@ async fn inspect(a: InspectArgs) -> Result<i32, Failure> {
 /// One group of `floe inspect`: its dimensions, attributes and variables, with the
 /// chunks the plan gives each.
 fn print_group(g: &floe_api::inspect::Group, plan: Option<&floe_plan::Plan>, target: &str) {
-    println!("group {}", g.path);
+    out!("group {}", g.path);
     for d in &g.dims {
-        println!("  dim {} = {}{}", d.name, d.size, if d.unlimited { " (unlimited)" } else { "" });
+        out!("  dim {} = {}{}", d.name, d.size, if d.unlimited { " (unlimited)" } else { "" });
     }
     for (k, v) in &g.attrs {
-        println!("  :{k} = {v}");
+        out!("  :{k} = {v}");
     }
     let join = |n: &[u64]| n.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
     for v in &g.variables {
@@ -598,15 +614,9 @@ fn print_group(g: &floe_api::inspect::Group, plan: Option<&floe_plan::Plan>, tar
             .and_then(|p| p.arrays.iter().find(|a| a.path == path))
             .map(|a| format!(" chunks ({})", join(&a.chunks)))
             .unwrap_or_default();
-        println!(
-            "  {} {}({}) shape ({}){chunks}",
-            v.dtype,
-            v.name,
-            v.dims.join(", "),
-            join(&v.shape)
-        );
+        out!("  {} {}({}) shape ({}){chunks}", v.dtype, v.name, v.dims.join(", "), join(&v.shape));
         for (k, val) in &v.attrs {
-            println!("      :{k} = {val}");
+            out!("      :{k} = {val}");
         }
     }
 }

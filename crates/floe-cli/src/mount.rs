@@ -18,7 +18,7 @@ const CHILD_ENV: &str = "FLOE_MOUNT_CHILD";
 #[expect(clippy::needless_pass_by_value, reason = "one command's arguments, consumed by it")]
 pub(crate) fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
     floe_fuse::unmount(&a.mountpoint).map_err(|m| Failure(ErrorCode::Usage, m))?;
-    println!("unmounted {}", a.mountpoint.display());
+    out!("unmounted {}", a.mountpoint.display());
     Ok(0)
 }
 
@@ -138,7 +138,7 @@ fn detach(mountpoint: &Path) -> Result<i32, Failure> {
     let end = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < end {
         if floe_fuse::is_mounted(mountpoint) {
-            println!(
+            out!(
                 "mounted at {} (process {}, log {}); `floe unmount {}` to unmount",
                 mountpoint.display(),
                 child.id(),
