@@ -15,6 +15,8 @@ use floe_tests::*;
 const EROFS: i32 = 30;
 const EIO: i32 = 5;
 const ENOTCONN: i32 = 107;
+const ENOTDIR: i32 = 20;
+const EISDIR: i32 = 21;
 
 fn sync(src: &Path, url: &str, env: &[(&str, &str)]) {
     let r = floe_env(&["sync", src.to_str().unwrap(), url, "--quiet", "0", "--batch", "1"], env);
@@ -108,6 +110,9 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     assert!(String::from_utf8_lossy(&cat.stdout).contains(r#""node_type":"group""#));
 
     // every write is refused with EROFS
+    // a file is not a folder, a folder is not a file
+    assert_eq!(errno(std::fs::read_dir(main.join("zarr.json"))), ENOTDIR);
+    assert_eq!(errno(std::fs::read(main.join("time"))), EISDIR);
     assert_eq!(errno(std::fs::write(main.join("new.txt"), b"x")), EROFS);
     assert_eq!(errno(std::fs::create_dir(main.join("newdir"))), EROFS);
     assert_eq!(errno(std::fs::remove_file(main.join("zarr.json"))), EROFS);
@@ -131,6 +136,13 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     f.read_to_string(&mut again).unwrap();
     assert_eq!(again, before, "an open file stays on the snapshot it was opened at");
     assert_eq!(listing(&m.path("by-time")).len(), 7, "the new commit has its by-time folder");
+    // a tag made while mounted appears at the next refresh
+    check(&["tag", url, "v2"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listing(&m.path("tags")).contains(&"v2".to_string()) {
+        assert!(Instant::now() < deadline, "tags/v2 did not appear");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
