@@ -26,16 +26,7 @@ fn a_file_held_open_by_its_logger_is_taken_once_it_is_closed() {
     for f in FORMATS {
         let src = d.path().join(f).join("src");
         std::fs::create_dir_all(&src).unwrap();
-        let path = src.join("logger.nc");
-        let mut child = Command::new(python())
-            .arg(root().join("tests/python/logger.py"))
-            .args([path.to_str().unwrap(), f, RECORDS, "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "READY", "{f}");
+        let child = start_logger(&src.join("logger.nc"), f, RECORDS, "1");
         writers.push((f, src, d.path().join(f).join("repo"), child));
     }
     let started = Instant::now();
