@@ -49,7 +49,8 @@ pub async fn keep(repo: &RepoUrl, login: Login, check: bool) -> Result<Kept, Api
     match floe_store::doctor::diagnose(repo, 0).await.error {
         None => Ok(Kept::Accepted),
         Some(e @ floe_store::StoreError::Credentials { .. }) => {
-            forget(repo).await?;
+            // the refusal is the news; a keychain that cannot forget it adds nothing
+            let _ = forget(repo).await;
             Err(ApiError::new(e.code(), format!("{e}; the login was not kept")))
         }
         Some(e) => Ok(Kept::Unverified(e.code(), e.to_string())),

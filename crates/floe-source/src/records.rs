@@ -105,24 +105,13 @@ fn variable_digests(
     let mut order: Vec<usize> = (0..ends.len()).collect();
     order.sort_by_key(|i| ends[*i]);
     let mut h = variable_hasher(v, &[axis]);
-    let item = v.dtype.size().unwrap_or(16) as u64;
-    let per_record: u64 =
-        v.shape.iter().enumerate().filter(|(i, _)| *i != axis).map(|(_, n)| *n).product::<u64>()
-            * item;
-    let step = (slab_bytes / per_record.max(1)).max(1);
     let mut out = vec![blake3::Hash::from_bytes([0; 32]); ends.len()];
+    // marks in increasing order: each feeds on from where the last stopped
+    let slab = Slab { group, v, shape: &v.shape, axis, slab_bytes };
     let mut at = 0u64;
     for i in order {
-        while at < ends[i] {
-            let take = step.min(ends[i] - at);
-            let mut start = vec![0u64; v.shape.len()];
-            let mut count = v.shape.clone();
-            start[axis] = at;
-            count[axis] = take;
-            let data = reader.read(group, &v.name, &start, &count)?;
-            feed_records(&mut h, &data, &count, axis, item as usize);
-            at += take;
-        }
+        slab.feed(reader, &mut h, at, ends[i])?;
+        at = ends[i];
         out[i] = h.finalize();
     }
     Ok(out)
@@ -146,23 +135,50 @@ fn variable_digests_2d(
     for &a in &axes[1..] {
         h.update(&shape[a].to_le_bytes());
     }
-    let item = v.dtype.size().unwrap_or(16) as u64;
-    let per_record: u64 =
-        shape.iter().enumerate().filter(|(i, _)| *i != axis).map(|(_, n)| *n).product::<u64>()
-            * item;
-    let step = (slab_bytes / per_record.max(1)).max(1);
-    let mut at = 0u64;
-    while at < shape[axis] && shape.iter().all(|n| *n > 0) {
-        let take = step.min(shape[axis] - at);
-        let mut start = vec![0u64; shape.len()];
-        let mut count = shape.clone();
-        start[axis] = at;
-        count[axis] = take;
-        let data = reader.read(group, &v.name, &start, &count)?;
-        feed_records(&mut h, &data, &count, axis, item as usize);
-        at += take;
-    }
+    let slab = Slab { group, v, shape: &shape, axis, slab_bytes };
+    slab.feed(reader, &mut h, 0, shape[axis])?;
     Ok(vec![h.finalize()])
+}
+
+/// Reads of one variable's region `shape` in slabs along `axis`, at most
+/// `slab_bytes` each.
+struct Slab<'a> {
+    group: &'a str,
+    v: &'a Variable,
+    shape: &'a [u64],
+    axis: usize,
+    slab_bytes: u64,
+}
+
+impl Slab<'_> {
+    /// Feed records `from .. to` along the axis (an empty region feeds nothing).
+    fn feed(
+        &self,
+        reader: &dyn SourceReader,
+        h: &mut blake3::Hasher,
+        from: u64,
+        to: u64,
+    ) -> Result<(), SourceError> {
+        let others = self.shape.iter().enumerate().filter(|(i, _)| *i != self.axis);
+        if others.clone().any(|(_, n)| *n == 0) {
+            return Ok(());
+        }
+        let item = self.v.dtype.size().unwrap_or(16) as u64;
+        let per_record: u64 = others.map(|(_, n)| *n).product::<u64>() * item;
+        let step = (self.slab_bytes / per_record.max(1)).max(1);
+        let mut at = from;
+        while at < to {
+            let take = step.min(to - at);
+            let mut start = vec![0u64; self.shape.len()];
+            let mut count = self.shape.to_vec();
+            start[self.axis] = at;
+            count[self.axis] = take;
+            let data = reader.read(self.group, &self.v.name, &start, &count)?;
+            feed_records(h, &data, &count, self.axis, item as usize);
+            at += take;
+        }
+        Ok(())
+    }
 }
 
 /// Feed a slab of shape `count` (C order) record by record along `axis`: for each

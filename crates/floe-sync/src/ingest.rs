@@ -979,10 +979,8 @@ impl Ingest<'_> {
     ) -> Decision {
         let upto = (!f.dims.is_empty()).then(|| f.there.clone());
         let reader = floe_source::Window::new(reader, f.taken.clone(), upto.as_ref());
-        let dims =
-            floe_plan::append_dims(reader.dataset(), &self.opts.settings).unwrap_or_default();
-        let sort_key = match read_coords(&reader, &dims) {
-            Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
+        let sort_key = match read_coords(&reader, &f.dims) {
+            Ok(coords) => sort_key(reader.dataset(), &coords, &f.dims),
             Err(err) => return Decision::Refuse(err.into()),
         };
         let size = if f.c.is_dir { dir_size(&f.c.path) } else { e.len };
