@@ -1,8 +1,11 @@
-//! Shared vocabulary of Floe: where a repository lives ([`RepoUrl`]), what every
+//! Shared vocabulary of Floe: what a source file holds, independent of its format
+//! ([`model`]: the planner needs it, the readers fill it in, so it lives below both),
+//! where a repository lives ([`RepoUrl`]), what every
 //! commit records about its source files ([`provenance`]), and the one table that maps
 //! failures onto stable codes ([`ErrorCode`]).
 
 pub mod error;
+pub mod model;
 pub mod provenance;
 pub mod url;
 

@@ -14,7 +14,7 @@
 //! xarray decodes to `datetime64[ns]` within 292 years of that epoch.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use floe_source::{DType, Scalar};
+use floe_core::model::{DType, Scalar};
 
 /// Parsed `units` of a CF time variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

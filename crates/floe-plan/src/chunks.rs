@@ -1,4 +1,4 @@
-use floe_source::DType;
+use floe_core::model::DType;
 
 /// Smallest chunk chosen along an append axis (unless the target is smaller).
 pub(crate) const MIN_CHUNK_BYTES: u64 = 16 << 10;

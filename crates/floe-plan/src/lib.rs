@@ -11,7 +11,7 @@ mod meta;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use floe_source::{DType, Dataset, Scalar, Variable};
+use floe_core::model::{DType, Dataset, Scalar, Variable};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -752,7 +752,7 @@ mod model_tests {
     //! records ingested, every record must land at the offset the model expects,
     //! and nothing static may grow.
     use super::*;
-    use floe_source::{Dim, Group, SourceFormat, VarKind};
+    use floe_core::model::{Dim, Group, SourceFormat, VarKind};
     use proptest::prelude::*;
 
     fn last(v: f64) -> BTreeMap<String, Scalar> {

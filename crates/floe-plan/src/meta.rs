@@ -1,4 +1,4 @@
-use floe_source::{DType, Scalar};
+use floe_core::model::{DType, Scalar};
 use serde_json::{Map, Value, json};
 
 /// NetCDF's default fill value for a type: what an unwritten record of a variable
@@ -46,7 +46,8 @@ fn fill_json(dtype: DType, fill: &Scalar) -> Value {
 
 /// The fill value recorded in an array's `_FillValue` attribute, if any.
 fn fill_from_attrs(dtype: DType, attrs: &Map<String, Value>) -> Option<Value> {
-    floe_source::decode_fill_value(dtype, attrs.get("_FillValue")?).map(|s| fill_json(dtype, &s))
+    floe_core::model::decode_fill_value(dtype, attrs.get("_FillValue")?)
+        .map(|s| fill_json(dtype, &s))
 }
 
 /// The Zarr v3 `zarr.json` of an array Floe writes: little-endian bytes + zstd (or

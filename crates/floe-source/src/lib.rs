@@ -9,7 +9,6 @@
 
 pub mod complete;
 mod error;
-mod model;
 mod netcdf;
 pub mod records;
 mod window;
@@ -18,7 +17,7 @@ mod zarr;
 use std::path::Path;
 
 pub use error::SourceError;
-pub use model::{
+pub use floe_core::model::{
     DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, decode_fill_value,
     encode_fill_value,
 };

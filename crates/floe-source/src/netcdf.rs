@@ -13,10 +13,10 @@ use netcdf_reader::{
 };
 use serde_json::{Map, Value};
 
-use crate::model::{
+use crate::{SourceError, SourceReader};
+use floe_core::model::{
     DType, Data, Dataset, Dim, Group, Scalar, SourceFormat, VarKind, Variable, encode_fill_value,
 };
-use crate::{SourceError, SourceReader};
 
 /// Attributes that belong to the NetCDF/HDF5 machinery, not to the data. xarray
 /// does not show them either.

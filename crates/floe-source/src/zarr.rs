@@ -8,9 +8,9 @@ use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::node::{Node, NodeMetadata};
 
-use crate::model::{DType, Data, Dataset, Dim, Group, SourceFormat, VarKind, Variable};
-use crate::model::{decode_fill_value, scalar_from_json};
 use crate::{SourceError, SourceReader, encode_fill_value};
+use floe_core::model::{DType, Data, Dataset, Dim, Group, SourceFormat, VarKind, Variable};
+use floe_core::model::{decode_fill_value, scalar_from_json};
 
 pub(crate) struct ZarrSource {
     path: PathBuf,

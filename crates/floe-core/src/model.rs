@@ -273,7 +273,7 @@ pub fn encode_fill_value(dtype: DType, value: Scalar) -> Value {
 }
 
 /// A JSON fill value as Zarr metadata writes it (numbers, `"NaN"`, `"Infinity"`).
-pub(crate) fn scalar_from_json(v: &Value) -> Option<Scalar> {
+pub fn scalar_from_json(v: &Value) -> Option<Scalar> {
     match v {
         Value::Number(n) => n
             .as_i64()
