@@ -25,6 +25,8 @@ mod vfs;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use backend::{Backend, ChunkEntry, Commit, Node, NodeKind, Refs};
 pub use error::MountError;

@@ -1,7 +1,7 @@
 //! Reference-model tests of the mount's semantics, without a kernel.
 //!
-//! An in-memory repository (branches, tags, snapshots with groups, arrays and
-//! chunks) backs a [`Vfs`]; random sequences of operations ("a commit lands on a
+//! The in-memory repository of [`crate::testing`] (branches, tags, snapshots with
+//! groups, arrays and chunks) backs a [`Vfs`]; random sequences of operations ("a commit lands on a
 //! branch", "a branch is made", "a tag is created", "a file is opened, then the
 //! branch moves") run against it, and after every step each ref folder of the mount
 //! is walked and compared, entry by entry and byte by byte, with what a naive model
@@ -10,203 +10,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 
-use crate::{
-    Backend, ChunkEntry, Commit, Kind, Layout, MountError, Node, NodeKind, ROOT_INO, Refs, Vfs,
-    VfsOptions, time_label,
-};
-
-// ----- the in-memory repository -----
-
-#[derive(Clone, Debug, Default)]
-struct MemNode {
-    zarr_json: Bytes,
-    /// None for a group.
-    chunks: Option<BTreeMap<Vec<u32>, Bytes>>,
-}
-
-#[derive(Clone, Debug)]
-struct MemSnap {
-    parent: Option<String>,
-    time: DateTime<Utc>,
-    nodes: BTreeMap<String, MemNode>,
-}
-
-#[derive(Debug, Default)]
-struct MemRepo {
-    snaps: HashMap<String, MemSnap>,
-    branches: BTreeMap<String, String>,
-    tags: BTreeMap<String, String>,
-    n: u32,
-}
-
-#[derive(Debug, Default)]
-struct MemBackend {
-    repo: Mutex<MemRepo>,
-    down: AtomicBool,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-const GROUP_JSON: &str = r#"{"zarr_format":3,"node_type":"group","attributes":{}}"#;
-
-fn array_json(ndim: usize, enc: &str) -> Bytes {
-    let shape = vec![8; ndim];
-    Bytes::from(format!(
-        r#"{{"zarr_format":3,"node_type":"array","shape":{shape:?},"data_type":"uint8","chunk_grid":{{"name":"regular","configuration":{{"chunk_shape":{shape:?}}}}},"chunk_key_encoding":{enc},"fill_value":0,"codecs":[{{"name":"bytes"}}]}}"#
-    ))
-}
-
-const DEFAULT_ENC: &str = r#"{"name":"default","configuration":{"separator":"/"}}"#;
-const V2_ENC: &str = r#"{"name":"v2","configuration":{"separator":"."}}"#;
-
-impl MemBackend {
-    fn new() -> MemBackend {
-        let b = MemBackend::default();
-        {
-            let mut r = b.repo.lock().unwrap();
-            let mut nodes = BTreeMap::new();
-            nodes.insert(
-                String::new(),
-                MemNode { zarr_json: Bytes::from(GROUP_JSON), chunks: None },
-            );
-            let id = r.new_id();
-            let time = r.time();
-            r.snaps.insert(id.clone(), MemSnap { parent: None, time, nodes });
-            r.branches.insert("main".into(), id);
-        }
-        b
-    }
-
-    fn check_up(&self) -> Result<(), MountError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(MountError::Unavailable("test: repository down".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl MemRepo {
-    fn new_id(&mut self) -> String {
-        self.n += 1;
-        format!("SNAP{:016}", self.n)
-    }
-
-    fn time(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + i64::from(self.n) * 900, 0).unwrap()
-    }
-
-    /// Commit a change to `branch`: write one chunk of one array (creating the
-    /// array, inside group `g`, if needed).
-    fn commit(&mut self, branch: &str, array: u8, coords: Vec<u32>, fill: u8, len: usize) {
-        let tip = self.branches[branch].clone();
-        let mut snap = self.snaps[&tip].clone();
-        snap.parent = Some(tip);
-        snap.nodes
-            .entry("g".into())
-            .or_insert_with(|| MemNode { zarr_json: Bytes::from(GROUP_JSON), chunks: None });
-        let (path, ndim, enc) = match array {
-            0 => ("g/temp".to_string(), 2, DEFAULT_ENC),
-            1 => ("g/pressure".to_string(), 2, V2_ENC),
-            2 => ("g/sub/deep".to_string(), 2, DEFAULT_ENC),
-            _ => ("scalar".to_string(), 0, DEFAULT_ENC),
-        };
-        let coords: Vec<u32> = coords.into_iter().take(ndim).collect();
-        let node = snap.nodes.entry(path).or_insert_with(|| MemNode {
-            zarr_json: array_json(ndim, enc),
-            chunks: Some(BTreeMap::new()),
-        });
-        node.chunks.as_mut().unwrap().insert(coords, Bytes::from(vec![fill; len]));
-        let id = self.new_id();
-        snap.time = self.time();
-        self.snaps.insert(id.clone(), snap);
-        self.branches.insert(branch.to_string(), id);
-    }
-
-    fn ancestry(&self, id: &str) -> Vec<Commit> {
-        let mut out = Vec::new();
-        let mut cur = Some(id.to_string());
-        while let Some(c) = cur {
-            let s = &self.snaps[&c];
-            out.push(Commit { id: c.clone(), time: s.time });
-            cur = s.parent.clone();
-        }
-        out
-    }
-}
-
-impl Backend for MemBackend {
-    fn refs(&self) -> Result<Refs, MountError> {
-        self.check_up()?;
-        let r = self.repo.lock().unwrap();
-        let commit = |id: &String| Commit { id: id.clone(), time: r.snaps[id].time };
-        Ok(Refs {
-            branches: r.branches.iter().map(|(k, v)| (k.clone(), commit(v))).collect(),
-            tags: r.tags.iter().map(|(k, v)| (k.clone(), commit(v))).collect(),
-        })
-    }
-
-    fn ancestry(&self, snapshot: &str) -> Result<Vec<Commit>, MountError> {
-        self.check_up()?;
-        let r = self.repo.lock().unwrap();
-        if !r.snaps.contains_key(snapshot) {
-            return Err(MountError::NotFound);
-        }
-        Ok(r.ancestry(snapshot))
-    }
-
-    fn nodes(&self, snapshot: &str) -> Result<Vec<Node>, MountError> {
-        self.check_up()?;
-        let r = self.repo.lock().unwrap();
-        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
-        Ok(s.nodes
-            .iter()
-            .map(|(p, n)| Node {
-                path: p.clone(),
-                zarr_json: n.zarr_json.clone(),
-                kind: match n.chunks {
-                    None => NodeKind::Group,
-                    Some(_) => NodeKind::Array(Layout::from_zarr_json(&n.zarr_json).unwrap()),
-                },
-            })
-            .collect())
-    }
-
-    fn chunks(&self, snapshot: &str, array: &str) -> Result<Vec<ChunkEntry>, MountError> {
-        self.check_up()?;
-        let r = self.repo.lock().unwrap();
-        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
-        let n = s.nodes.get(array).and_then(|n| n.chunks.as_ref()).ok_or(MountError::NotFound)?;
-        Ok(n.iter()
-            .map(|(c, b)| ChunkEntry {
-                coords: c.clone(),
-                size: b.len() as u64,
-                // Content identity: equal bytes share it, like Icechunk's chunk ids.
-                id: format!("{}", blake3::hash(b)),
-            })
-            .collect())
-    }
-
-    fn read_chunk(&self, snapshot: &str, array: &str, coords: &[u32]) -> Result<Bytes, MountError> {
-        self.check_up()?;
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        let r = self.repo.lock().unwrap();
-        let s = r.snaps.get(snapshot).ok_or(MountError::NotFound)?;
-        s.nodes
-            .get(array)
-            .and_then(|n| n.chunks.as_ref())
-            .and_then(|c| c.get(coords))
-            .cloned()
-            .ok_or(MountError::NotFound)
-    }
-}
+use crate::testing::{MemBackend, MemRepo, MemSnap};
+use crate::{Kind, MountError, ROOT_INO, Vfs, VfsOptions, time_label};
 
 // ----- the model: what each ref folder must hold, computed naively -----
 
