@@ -43,6 +43,10 @@ pub enum StoreError {
         "another writer keeps committing to the same arrays of branch `{0}`, and replaying on top of it failed several times; give each writer its own group (--group) or branch, then run again (nothing was lost: the files are ingested on the next run)"
     )]
     Conflict(String),
+    #[error(
+        "`{snapshot}` is not a snapshot id ({detail}); `floe log` lists the snapshots of {repo}"
+    )]
+    BadSnapshotId { repo: String, snapshot: String, detail: String },
     #[error("repository {repo}: {detail}")]
     Repository { repo: String, detail: String },
     #[error("array `{path}`: {detail}")]
@@ -60,6 +64,7 @@ impl StoreError {
             StoreError::MissingBucket(_) | StoreError::Credentials { .. } => ErrorCode::Storage,
             StoreError::Unreachable { .. } => ErrorCode::Storage,
             StoreError::Busy(_) | StoreError::NoPermission { .. } => ErrorCode::Repository,
+            StoreError::BadSnapshotId { .. } => ErrorCode::Usage,
             StoreError::DiskFull { .. } => ErrorCode::Storage,
             StoreError::Conflict(_) => ErrorCode::Conflict,
         }

@@ -160,13 +160,13 @@ pub async fn storage(
 /// errors in its chain: an I/O error's kind (disk full, permission, connection),
 /// object_store's variants (HTTP 401/403 as `Unauthenticated`/`PermissionDenied`)
 /// and its HTTP client's error kind (connect, timeout). What the chain does not
-/// classify falls back to [`classify`].
+/// classify falls back to [`by_protocol_code`].
 pub fn classify_error(label: &str, e: &(dyn std::error::Error + 'static)) -> StoreError {
     let detail = message(e);
     let local = !label.contains("://");
     std::iter::successors(Some(e), |c| c.source())
         .find_map(|cause| by_kind(label, local, cause, &detail))
-        .unwrap_or_else(|| classify(label, detail))
+        .unwrap_or_else(|| by_protocol_code(label, detail))
 }
 
 /// Who this process runs as: `$USER`, else the name `/etc/passwd` gives the owner
@@ -252,42 +252,26 @@ fn by_kind(
     None
 }
 
-/// The same from an error's text alone, for the failures that reach Floe only as
-/// text (the zarrs store interface passes Icechunk's errors on as strings): the
-/// storage protocols' own error codes (`NoSuchBucket`, `AuthenticationFailed`, ...)
-/// and the HTTP client's words for a failed connection.
-pub fn classify(label: &str, detail: String) -> StoreError {
-    let lower = detail.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    if has(&[
-        "nosuchbucket",
-        "containernotfound",
-        "bucket does not exist",
-        "the specified container does not exist",
-    ]) {
+/// What the chain's kinds leave open, by the storage protocol's own error code in
+/// the response (S3's `<Code>`, Azure's `x-ms-error-code`, as object_store quotes
+/// the body): codes are part of each protocol, spelled exactly so; HTTP statuses and
+/// English words are not matched here (object_store's variants carry 401/403, its
+/// HTTP client's kinds and the I/O kinds carry a failed connection).
+fn by_protocol_code(label: &str, detail: String) -> StoreError {
+    const MISSING_BUCKET: &[&str] = &["NoSuchBucket", "ContainerNotFound"];
+    const CREDENTIALS: &[&str] = &[
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "InvalidAuthenticationInfo",
+    ];
+    let has = |codes: &[&str]| codes.iter().any(|c| detail.contains(c));
+    if has(MISSING_BUCKET) {
         StoreError::MissingBucket(label.to_string())
-    } else if has(&[
-        "invalidaccesskeyid",
-        "signaturedoesnotmatch",
-        "accessdenied",
-        "authenticationfailed",
-        "authorizationfailure",
-        "403",
-        "401",
-        "forbidden",
-        "unauthorized",
-    ]) {
+    } else if has(CREDENTIALS) {
         StoreError::Credentials { repo: label.to_string(), detail }
-    } else if has(&[
-        "connection refused",
-        "dns error",
-        "error trying to connect",
-        "timed out",
-        "connect error",
-        "error sending request",
-        "tcp connect",
-    ]) {
-        StoreError::Unreachable { repo: label.to_string(), detail }
     } else {
         StoreError::Repository { repo: label.to_string(), detail }
     }
@@ -332,22 +316,44 @@ mod tests {
     }
 
     #[test]
-    fn storage_failures_are_classified() {
+    fn storage_failures_are_classified_by_kind() {
+        let io = |k| std::io::Error::new(k, "x");
+        let c = |e: &(dyn std::error::Error + 'static)| classify_error("s3://b", e);
+        assert!(matches!(c(&io(std::io::ErrorKind::StorageFull)), StoreError::DiskFull { .. }));
         assert!(matches!(
-            classify("s3://b", "NoSuchBucket: nope".into()),
-            StoreError::MissingBucket(_)
-        ));
-        assert!(matches!(
-            classify("s3://b", "InvalidAccessKeyId".into()),
-            StoreError::Credentials { .. }
-        ));
-        assert!(matches!(
-            classify("s3://b", "error trying to connect: Connection refused".into()),
+            c(&io(std::io::ErrorKind::ConnectionRefused)),
             StoreError::Unreachable { .. }
         ));
         assert!(matches!(
-            classify("s3://b", "something else".into()),
-            StoreError::Repository { .. }
+            c(&io(std::io::ErrorKind::PermissionDenied)),
+            StoreError::Credentials { .. }
         ));
+        assert!(matches!(
+            classify_error("/data/repo", &io(std::io::ErrorKind::PermissionDenied)),
+            StoreError::NoPermission { .. }
+        ));
+        let denied = object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: Box::new(io(std::io::ErrorKind::Other)),
+        };
+        assert!(matches!(c(&denied), StoreError::Credentials { .. }));
+        // a kind deep in the chain counts: object_store wraps the client's error
+        let deep = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(io(std::io::ErrorKind::TimedOut)),
+        };
+        assert!(matches!(c(&deep), StoreError::Unreachable { .. }));
+    }
+
+    #[test]
+    fn what_the_kinds_leave_open_goes_by_the_protocol_code_only() {
+        let text = |t: &str| by_protocol_code("s3://b", t.into());
+        assert!(matches!(text("<Code>NoSuchBucket</Code>"), StoreError::MissingBucket(_)));
+        assert!(matches!(text("ContainerNotFound"), StoreError::MissingBucket(_)));
+        assert!(matches!(text("<Code>InvalidAccessKeyId</Code>"), StoreError::Credentials { .. }));
+        // words and numbers in a message are not codes
+        for words in ["403 Forbidden", "connection refused", "unauthorized", "not found"] {
+            assert!(matches!(text(words), StoreError::Repository { .. }), "{words}");
+        }
     }
 }

@@ -272,11 +272,18 @@ impl Repo {
         }
     }
 
+    /// `snapshot` as an Icechunk snapshot id.
+    fn snapshot_id(&self, snapshot: &str) -> Result<icechunk::format::SnapshotId, StoreError> {
+        icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| StoreError::BadSnapshotId {
+            repo: self.label.clone(),
+            snapshot: snapshot.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
     /// The history that leads to one snapshot (by id), newest first.
     pub async fn history_at(&self, snapshot: &str) -> Result<Vec<CommitInfo>, StoreError> {
-        let id = icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| {
-            crate::remote::classify(&self.label, format!("snapshot id {snapshot}: {e}"))
-        })?;
+        let id = self.snapshot_id(snapshot)?;
         self.ancestry(&VersionInfo::SnapshotId(id)).await
     }
 
@@ -313,9 +320,7 @@ impl Repo {
     /// tip (and for the repository's status) first. Should the branch have moved
     /// meanwhile, the commit rebases or reports a conflict, as for any session.
     pub fn writer_at(&self, branch: &str, snapshot: &str) -> Result<Writer, StoreError> {
-        let id = icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| {
-            crate::remote::classify(&self.label, format!("snapshot id {snapshot}: {e}"))
-        })?;
+        let id = self.snapshot_id(snapshot)?;
         let r = &self.inner;
         let containers = r.config().virtual_chunk_containers().cloned();
         let resolver = icechunk::virtual_chunks::VirtualChunkResolver::new(

@@ -58,10 +58,11 @@ impl Throttle {
 
 /// A zarrs store that charges writes to a [`Throttle`] (reads pass untouched).
 ///
-/// With [`Throttled::direct`], writes go straight to the Icechunk store, so that a
-/// failure keeps its kind: zarrs passes storage errors on as text, and a full disk
-/// would read as a failed array. The failure, classified, waits in
-/// [`Throttled::take_failure`] for the writer that sees the text.
+/// With [`Throttled::direct`], whole-key reads and writes go straight to the
+/// Icechunk store, so that a failure keeps its kind: zarrs passes storage errors on
+/// as text, and a full disk or a refused key would read as a failed array. The
+/// failure, classified from its error kinds, waits in [`Throttled::take_failure`] for
+/// the writer that sees the text.
 pub struct Throttled<S> {
     inner: Arc<S>,
     throttle: Option<Arc<Throttle>>,
@@ -87,9 +88,16 @@ impl<S> Throttled<S> {
         self
     }
 
-    /// The classified failure of the last write that failed, if any.
+    /// The classified failure of the last read or write that failed, if any.
     pub fn take_failure(&self) -> Option<crate::StoreError> {
         floe_core::lock(&self.failure).take()
+    }
+
+    /// Keep the failure, classified, for [`Throttled::take_failure`]; zarrs gets its
+    /// text.
+    fn stash(&self, label: &str, e: &icechunk::store::StoreError) -> StorageError {
+        *floe_core::lock(&self.failure) = Some(crate::remote::classify_error(label, e));
+        StorageError::Other(crate::remote::message(e))
     }
 
     async fn charge(&self, bytes: usize) {
@@ -110,7 +118,14 @@ impl<S: AsyncReadableStorageTraits> AsyncReadableStorageTraits for Throttled<S> 
     }
 
     async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        self.inner.get(key).await
+        let Some((store, label)) = &self.direct else {
+            return self.inner.get(key).await;
+        };
+        match store.get(key.as_str(), &icechunk::format::ByteRange::ALL).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if matches!(e.kind(), icechunk::store::StoreErrorKind::NotFound(_)) => Ok(None),
+            Err(e) => Err(self.stash(label, &e)),
+        }
     }
 
     async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
@@ -129,11 +144,7 @@ impl<S: AsyncWritableStorageTraits> AsyncWritableStorageTraits for Throttled<S> 
         let Some((store, label)) = &self.direct else {
             return self.inner.set(key, value).await;
         };
-        store.set(key.as_str(), value).await.map_err(|e| {
-            let text = crate::remote::message(&e);
-            *floe_core::lock(&self.failure) = Some(crate::remote::classify_error(label, &e));
-            StorageError::Other(text)
-        })
+        store.set(key.as_str(), value).await.map_err(|e| self.stash(label, &e))
     }
 
     async fn set_partial_many<'a>(

@@ -152,19 +152,16 @@ fn chunk_shape(metadata: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// An array operation failed: storage trouble (unreachable, credentials, missing
-/// bucket) is the storage's, not the file's; anything else is about this array.
+/// An array operation failed for a reason of its own (metadata, shapes, values).
 fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    let detail = e.to_string();
-    match crate::remote::classify(path, detail.clone()) {
-        StoreError::Repository { .. } => StoreError::Array { path: path.to_string(), detail },
-        storage => storage,
-    }
+    StoreError::Array { path: path.to_string(), detail: e.to_string() }
 }
 
-/// An array write failed: what the storage said, when our write failed with a
-/// kind (a full disk, a refused key), else [`array_err`].
-fn write_err(store: &Store, path: &str, e: impl std::fmt::Display) -> StoreError {
+/// An array read or write through the store failed: the storage's failure, when
+/// the store saw one of a kind a user acts on (a full disk, a refused key, no
+/// connection: see [`Throttled::take_failure`]), else about this array. zarrs hands
+/// the failure on as text; the kind is never read back from it.
+fn store_err(store: &Store, path: &str, e: impl std::fmt::Display) -> StoreError {
     match store.take_failure() {
         Some(StoreError::Repository { .. } | StoreError::Array { .. }) | None => array_err(path, e),
         Some(storage) => storage,
@@ -200,14 +197,14 @@ impl Writer {
         }
     }
 
-    /// An array write failed: see [`write_err`].
+    /// An array read or write failed: see [`store_err`].
     fn failed(&self, path: &str, e: impl std::fmt::Display) -> StoreError {
-        write_err(&self.throttled, path, e)
+        store_err(&self.throttled, path, e)
     }
 
     async fn get_json(&self, path: &str) -> Result<Option<Value>, StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
-        let bytes = self.store.get(&key).await.map_err(|e| array_err(path, e))?;
+        let bytes = self.throttled.get(&key).await.map_err(|e| self.failed(path, e))?;
         match bytes {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| array_err(path, e)),
@@ -352,7 +349,7 @@ impl Writer {
                 Place::Chunks(subset) => array.async_store_array_subset(&subset, bytes).await,
             };
             drop(permit);
-            result.map_err(|e| write_err(&store, &p, e))
+            result.map_err(|e| store_err(&store, &p, e))
         });
         lock(&self.uploads).entry(path.to_string()).or_default().push(handle);
         Ok(())
@@ -697,11 +694,11 @@ impl Writer {
     ) -> Result<Data, StoreError> {
         if text {
             let v: Vec<String> =
-                array.async_retrieve_chunk(idx).await.map_err(|e| array_err(path, e))?;
+                array.async_retrieve_chunk(idx).await.map_err(|e| self.failed(path, e))?;
             return Ok(Data::Strings(v));
         }
         let b: ArrayBytes<'static> =
-            array.async_retrieve_chunk(idx).await.map_err(|e| array_err(path, e))?;
+            array.async_retrieve_chunk(idx).await.map_err(|e| self.failed(path, e))?;
         Ok(Data::Fixed(b.into_fixed().map_err(|e| array_err(path, e))?.into_owned()))
     }
 
