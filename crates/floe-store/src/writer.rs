@@ -152,6 +152,31 @@ fn chunk_shape(metadata: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// Whether an append writes whole records of an array chunked along its first axis
+/// only: then chunks fill record by record, and the tail can be kept in memory.
+fn appends_whole_records(shape: &[u64], chunk_shape: &[u64], start: &[u64], count: &[u64]) -> bool {
+    !shape.is_empty()
+        && chunk_shape.len() == shape.len()
+        && shape[1..] == chunk_shape[1..]
+        && start[1..].iter().all(|&s| s == 0)
+        && count[1..] == shape[1..]
+}
+
+/// The appended values, the array's fill value in the same form, and the bytes of
+/// one element (1 for text: one string each).
+fn values_and_fill(data: Data, fill_bytes: Vec<u8>) -> (Values, Values, usize) {
+    match data {
+        Data::Fixed(b) => {
+            let item = fill_bytes.len();
+            (Values::Fixed(b), Values::Fixed(fill_bytes), item)
+        }
+        Data::Strings(v) => {
+            let f = String::from_utf8(fill_bytes).unwrap_or_default();
+            (Values::Text(v), Values::Text(vec![f]), 1)
+        }
+    }
+}
+
 /// An array operation failed for a reason of its own (metadata, shapes, values).
 fn array_err(path: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Array { path: path.to_string(), detail: e.to_string() }
@@ -478,24 +503,10 @@ impl Writer {
         let array = self.array(path, metadata)?;
         let shape = array.shape().to_vec();
         let chunk_shape = chunk_shape(metadata);
-        let whole_records = !shape.is_empty()
-            && chunk_shape.len() == shape.len()
-            && shape[1..] == chunk_shape[1..]
-            && start[1..].iter().all(|&s| s == 0)
-            && count[1..] == shape[1..];
-        if !whole_records {
+        if !appends_whole_records(&shape, &chunk_shape, start, count) {
             return self.write(path, metadata, start, count, data).await;
         }
-        let fill_bytes = array.fill_value().as_ne_bytes().to_vec();
-        let (new, fill, item) = match data {
-            Data::Fixed(b) => {
-                (Values::Fixed(b), Values::Fixed(fill_bytes.clone()), fill_bytes.len())
-            }
-            Data::Strings(v) => {
-                let f = String::from_utf8(fill_bytes).unwrap_or_default();
-                (Values::Text(v), Values::Text(vec![f]), 1)
-            }
-        };
+        let (new, fill, item) = values_and_fill(data, array.fill_value().as_ne_bytes().to_vec());
         // elements of one record; `item` bytes each (text: one string each)
         let per_record = shape[1..].iter().product::<u64>() as usize;
         let chunk_len = chunk_shape[0].max(1);

@@ -1140,58 +1140,15 @@ impl Ingest<'_> {
         let PlannedFile { reader, plan, last, digest } = self.plan_file(p, state, true)?;
         let t_plan = t0.elapsed();
         let rel = &p.cand.rel;
-        // static variables must equal what the repository holds: check before writing
-        for op in plan.arrays.iter().filter(|o| o.action == ArrayAction::VerifyStatic) {
-            let Some((g, v)) = &op.source else { continue };
-            let here =
-                reader.read(g, v, &op.region_start, &op.region_count).map_err(IngestError::from)?;
-            let meta = &state.arrays.get(&op.path).map(|a| a.metadata.clone()).unwrap_or_default();
-            let there = writer
-                .read(&op.path, meta, &op.region_start, &op.region_count)
-                .await
-                .map_err(IngestError::from)?;
-            if here != there {
-                let error = if plan.whole_again {
-                    IngestError::Plan {
-                        file: rel.clone(),
-                        source: floe_plan::PlanError::WholeDiffers {
-                            path: op.path.clone(),
-                            what: "its values changed".into(),
-                        },
-                    }
-                } else {
-                    IngestError::StaticChanged { file: rel.clone(), path: op.path.clone() }
-                };
-                return Err(error.into());
-            }
-        }
+        verify_static(writer, state, &plan, reader.as_ref(), rel).await?;
         if plan.whole_again {
             return Ok(None);
         }
         let t_verify = t0.elapsed();
         let wrote = |error: IngestError| FileFailure { error, wrote: true };
-        for g in &plan.groups {
-            writer.put_group(&g.path, &g.metadata).await.map_err(|e| wrote(e.into()))?;
-        }
-        for op in &plan.arrays {
-            if let Some(meta) = &op.metadata {
-                writer.put_array(&op.path, meta).await.map_err(|e| wrote(e.into()))?;
-            }
-        }
+        write_metadata(writer, &plan).await.map_err(wrote)?;
         let t_meta = t0.elapsed();
-        // copy the variables concurrently: their chunk writes overlap in storage
-        let shared: &Writer = writer;
-        // (futures collected into a Vec first: a lazy iterator of closures here makes
-        // the whole future fail the compiler's Send check when it is spawned)
-        let mut copies = Vec::new();
-        for op in &plan.arrays {
-            if matches!(op.action, ArrayAction::Create | ArrayAction::Append) {
-                copies.push(self.copy_array(shared, reader.as_ref(), op, rel));
-            }
-        }
-        let results: Vec<Result<(), IngestError>> =
-            futures::stream::iter(copies).buffer_unordered(WRITE_CONCURRENCY).collect().await;
-        results.into_iter().collect::<Result<(), _>>().map_err(wrote)?;
+        self.copy_arrays(writer, reader.as_ref(), &plan, rel).await.map_err(wrote)?;
         tracing::debug!(
             plan = t_plan.as_secs_f64(),
             verify = t_verify.as_secs_f64(),
@@ -1201,18 +1158,29 @@ impl Ingest<'_> {
         );
         state.advance(&plan, &last);
         let group = floe_plan::target_group(&self.opts.settings.group, "/");
-        Ok(Some(FileProvenance {
-            source: rel.clone(),
-            size: p.size,
-            mtime: p.mtime.clone(),
-            blake3: p.hash.clone(),
-            format: reader.dataset().format.as_str().to_string(),
-            group,
-            records: plan.records.clone(),
-            offsets: plan.offsets.clone(),
-            from: p.skip.iter().filter(|(_, n)| **n > 0).map(|(d, n)| (d.clone(), *n)).collect(),
-            records_blake3: digest,
-        }))
+        Ok(Some(file_provenance(p, &plan, reader.dataset().format.as_str(), group, digest)))
+    }
+
+    /// Copy the variables the plan creates or appends to, concurrently: their chunk
+    /// writes overlap in storage.
+    async fn copy_arrays(
+        &self,
+        writer: &Writer,
+        reader: &dyn SourceReader,
+        plan: &Plan,
+        rel: &str,
+    ) -> Result<(), IngestError> {
+        // (futures collected into a Vec first: a lazy iterator of closures here makes
+        // the whole future fail the compiler's Send check when it is spawned)
+        let mut copies = Vec::new();
+        for op in &plan.arrays {
+            if matches!(op.action, ArrayAction::Create | ArrayAction::Append) {
+                copies.push(self.copy_array(writer, reader, op, rel));
+            }
+        }
+        let results: Vec<Result<(), IngestError>> =
+            futures::stream::iter(copies).buffer_unordered(WRITE_CONCURRENCY).collect().await;
+        results.into_iter().collect()
     }
 
     /// Stream one variable into its array, slab by slab along the outer axis, with
@@ -1389,6 +1357,78 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// A file's static variables (no record dimension) must equal what the repository
+/// holds: checked before anything is written.
+async fn verify_static(
+    writer: &Writer,
+    state: &RepoState,
+    plan: &Plan,
+    reader: &dyn SourceReader,
+    rel: &str,
+) -> Result<(), FileFailure> {
+    for op in plan.arrays.iter().filter(|o| o.action == ArrayAction::VerifyStatic) {
+        let Some((g, v)) = &op.source else { continue };
+        let here =
+            reader.read(g, v, &op.region_start, &op.region_count).map_err(IngestError::from)?;
+        let meta = &state.arrays.get(&op.path).map(|a| a.metadata.clone()).unwrap_or_default();
+        let there = writer
+            .read(&op.path, meta, &op.region_start, &op.region_count)
+            .await
+            .map_err(IngestError::from)?;
+        if here == there {
+            continue;
+        }
+        let error = if plan.whole_again {
+            IngestError::Plan {
+                file: rel.to_string(),
+                source: floe_plan::PlanError::WholeDiffers {
+                    path: op.path.clone(),
+                    what: "its values changed".into(),
+                },
+            }
+        } else {
+            IngestError::StaticChanged { file: rel.to_string(), path: op.path.clone() }
+        };
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+/// The groups' and new arrays' metadata, into the session.
+async fn write_metadata(writer: &mut Writer, plan: &Plan) -> Result<(), IngestError> {
+    for g in &plan.groups {
+        writer.put_group(&g.path, &g.metadata).await?;
+    }
+    for op in &plan.arrays {
+        if let Some(meta) = &op.metadata {
+            writer.put_array(&op.path, meta).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What the commit records about one file it took.
+fn file_provenance(
+    p: &Pending,
+    plan: &Plan,
+    format: &str,
+    group: String,
+    digest: Option<String>,
+) -> FileProvenance {
+    FileProvenance {
+        source: p.cand.rel.clone(),
+        size: p.size,
+        mtime: p.mtime.clone(),
+        blake3: p.hash.clone(),
+        format: format.to_string(),
+        group,
+        records: plan.records.clone(),
+        offsets: plan.offsets.clone(),
+        from: p.skip.iter().filter(|(_, n)| **n > 0).map(|(d, n)| (d.clone(), *n)).collect(),
+        records_blake3: digest,
+    }
 }
 
 #[cfg(test)]
