@@ -66,11 +66,12 @@ fn crash_between_write_and_commit_neither_loses_nor_duplicates() {
     let repo = d.path().join("repo");
     make(&src, &["--files", "5"]);
     // die right before the third commit, with its data already written
-    let r = floe_env(
-        &["sync", src.to_str().unwrap(), repo.to_str().unwrap(), "--quiet", "0", "--batch", "1"],
-        &[("FLOE_CRASH_BEFORE_COMMIT", "3")],
-    );
-    assert_ne!(r.code, 0, "the crash hook did not fire");
+    let out = std::process::Command::new(floe_bin().with_file_name("floe-faulty"))
+        .args(["chunks-stored", "3", src.to_str().unwrap(), repo.to_str().unwrap(), "--batch", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fault: chunks-stored #3"), "the crash hook did not fire: {stderr}");
     let history = log_json(&repo, "main");
     assert_eq!(history.len(), 3, "two commits plus the initial one survive the crash");
     assert_repo_equals(&repo, &files(&src, "nc")[..2], &[]);

@@ -86,3 +86,40 @@ fn the_planner_builds_without_the_readers() {
         assert!(readers.is_empty(), "{krate} depends on the readers {readers:?}");
     }
 }
+
+/// Rust sources under `dir`, recursively.
+fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.ends_with("node_modules") && !p.ends_with("target") {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn no_shipped_crate_can_install_a_fault_hook() {
+    // floe_core::fault: the shipped binaries run with NoFaults; only the crash tests'
+    // own binary (tests/src/bin/floe-faulty.rs) implements the trait otherwise.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let mut files = Vec::new();
+    for dir in ["crates", "fuse", "src-tauri"] {
+        sources(&root.join(dir), &mut files);
+    }
+    let hooks: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.lines()
+                .filter(|l| {
+                    l.contains("impl Faults for") && !l.contains("impl Faults for NoFaults")
+                })
+                .map(|l| format!("{}: {}", f.display(), l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(files.len() > 50, "found only {} sources", files.len());
+    assert!(hooks.is_empty(), "a shipped crate implements a fault hook:\n{}", hooks.join("\n"));
+}

@@ -5,6 +5,7 @@
 //! failures onto stable codes ([`ErrorCode`]).
 
 pub mod error;
+pub mod fault;
 pub mod model;
 pub mod provenance;
 pub mod url;

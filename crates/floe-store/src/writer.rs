@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use floe_core::fault::{FaultPoint, Faults, NoFaults};
 use floe_core::{CommitProvenance, PROVENANCE_KEY};
 use floe_plan::{ArrayState, RepoState};
 use floe_source::{DType, Data};
@@ -41,6 +42,8 @@ pub struct Writer {
     tails: Mutex<HashMap<String, Tail>>,
     /// Where tails are kept across sessions of the repository.
     shared_tails: SharedTails,
+    /// Where a crash test stops the process (nothing, in shipped builds).
+    faults: Arc<dyn Faults>,
     /// Chunk uploads under way, by array path.
     uploads: Mutex<HashMap<String, Vec<Upload>>>,
     /// Bytes (in KiB permits) that uploads under way may hold.
@@ -217,9 +220,16 @@ impl Writer {
             arrays: Mutex::new(HashMap::new()),
             tails: Mutex::new(tails),
             shared_tails,
+            faults: Arc::new(NoFaults),
             uploads: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(UPLOAD_BUDGET >> 10)),
         }
+    }
+
+    /// Stop at `faults`' points (a crash test's; shipped builds keep [`NoFaults`]).
+    pub fn with_faults(mut self, faults: Arc<dyn Faults>) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// An array read or write failed: see [`store_err`].
@@ -368,12 +378,16 @@ impl Writer {
             .map_err(|e| array_err(path, e))?;
         let p = path.to_string();
         let store = self.throttled.clone();
+        let faults = self.faults.clone();
         let handle = tokio::spawn(async move {
             let result = match place {
                 Place::Chunk(idx) => array.async_store_chunk(&idx, bytes).await,
                 Place::Chunks(subset) => array.async_store_array_subset(&subset, bytes).await,
             };
             drop(permit);
+            if result.is_ok() {
+                faults.reached(FaultPoint::ChunkStored);
+            }
             result.map_err(|e| store_err(&store, &p, e))
         });
         lock(&self.uploads).entry(path.to_string()).or_default().push(handle);

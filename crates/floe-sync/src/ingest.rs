@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use floe_core::fault::{FaultPoint, Faults, NoFaults};
 use floe_core::{CommitProvenance, FLOE_VERSION, FileProvenance, RepoUrl};
 use floe_plan::{ArrayAction, ArrayOp, Coords, Plan, RepoState, Settings, cftime};
 use floe_source::complete::{self, Completeness};
@@ -77,6 +78,9 @@ pub struct IngestOptions {
     /// Paths the file-system events say were written and not closed since (the
     /// daemon's watcher): not complete, whatever else the evidence says.
     pub open_by_events: Option<std::sync::Arc<complete::WrittenNotClosed>>,
+    /// Where a crash test stops the process ([`floe_core::fault`]); [`NoFaults`] in
+    /// every shipped build.
+    pub faults: std::sync::Arc<dyn Faults>,
 }
 
 /// A backlog's commits close once they hold this many source bytes (64 MB, by default).
@@ -111,6 +115,7 @@ impl IngestOptions {
             stop: None,
             live: None,
             open_by_events: None,
+            faults: std::sync::Arc::new(NoFaults),
         }
     }
 }
@@ -678,7 +683,8 @@ impl Ingest<'_> {
                 (Some(w), _) => w?,
                 (None, Some(tip)) => repo.writer_at(&o.branch, tip)?,
                 (None, None) => repo.writer(&o.branch).await?,
-            };
+            }
+            .with_faults(o.faults.clone());
             let base = writer.base_snapshot().await;
             if target.tip.moved(&base) {
                 // someone else committed since we looked: learn what they ingested
@@ -709,7 +715,7 @@ impl Ingest<'_> {
             if done.is_empty() {
                 return Ok(());
             }
-            match self.commit(writer, &done, report.commits.len() + 1).await {
+            match self.commit(writer, &done).await {
                 Ok(id) => {
                     target.tip.committed(&id, state);
                     self.committed(id, done, report);
@@ -768,7 +774,6 @@ impl Ingest<'_> {
         &self,
         writer: Writer,
         done: &[(Pending, FileProvenance)],
-        commit_number: usize,
     ) -> Result<String, StoreError> {
         let message = match done {
             [(p, _)] => format!("floe: ingest {}", p.cand.rel),
@@ -782,9 +787,10 @@ impl Ingest<'_> {
             files: done.iter().map(|(_, f)| f.clone()).collect(),
         };
         writer.finish_uploads().await?;
-        crash_point(commit_number);
+        self.opts.faults.reached(FaultPoint::ChunksStored);
         let t = Instant::now();
         let id = writer.commit(&message, &prov).await?;
+        self.opts.faults.reached(FaultPoint::Committed);
         tracing::debug!(seconds = t.elapsed().as_secs_f64(), files = done.len(), "commit");
         Ok(id)
     }
@@ -1285,17 +1291,6 @@ fn plan_source(
     let coords = read_coords(reader, &dims)?;
     let plan = floe_plan::plan(reader.dataset(), &coords, state, settings).map_err(plan_err)?;
     Ok((plan, coords))
-}
-
-/// Test hook: `FLOE_CRASH_BEFORE_COMMIT=N` aborts the process right before its N-th
-/// commit, after everything of that commit has been written: the moment a power cut
-/// would hurt most. The crash-safety tests use it; nothing else should.
-fn crash_point(commit_number: usize) {
-    if std::env::var("FLOE_CRASH_BEFORE_COMMIT").ok().and_then(|v| v.parse::<usize>().ok())
-        == Some(commit_number)
-    {
-        std::process::abort();
-    }
 }
 
 fn add_records(total: &mut BTreeMap<String, u64>, add: &BTreeMap<String, u64>) {
