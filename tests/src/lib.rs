@@ -9,6 +9,7 @@
 pub mod daemon;
 pub mod desktop;
 pub mod mount;
+pub mod proxy;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -220,4 +221,24 @@ pub fn age(dir: &Path) {
         .args(std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()))
         .status();
     assert!(st.is_ok_and(|s| s.success()));
+}
+
+/// Every source file appears in exactly one commit of `history` (`floe log --json`),
+/// and there are `files` of them.
+pub fn each_file_once(history: &[serde_json::Value], files: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in history {
+        for f in c["provenance"]["files"].as_array().into_iter().flatten() {
+            let name = f["source"].as_str().unwrap().to_string();
+            assert!(seen.insert(name.clone()), "{name} is in two commits");
+        }
+    }
+    assert_eq!(seen.len(), files, "every file committed: {seen:?}");
+}
+
+/// The branch's history (`floe log --json`) of a repository URL; it must open.
+pub fn history_at(url: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let r = floe_env(&["log", url, "--json"], env);
+    assert_eq!(r.code, 0, "the branch does not open: {}", r.stderr);
+    serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap().as_array().unwrap().clone()
 }

@@ -11,7 +11,6 @@
 //! an arrival at `chunk-stored` lands with uploads of that batch still to go.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -34,13 +33,6 @@ fn faulty_bin() -> std::path::PathBuf {
     let bin = floe_bin().with_file_name("floe-faulty");
     assert!(bin.exists(), "{} not built (nextest builds it)", bin.display());
     bin
-}
-
-/// The branch's history, newest first; it must open.
-fn history(url: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
-    let r = floe_env(&["log", url, "--json"], env);
-    assert_eq!(r.code, 0, "the branch does not open after a kill: {}", r.stderr);
-    serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap().as_array().unwrap().clone()
 }
 
 /// Run `floe-faulty` to die at arrival `n` of `point`; check it died there.
@@ -66,18 +58,6 @@ fn kill_at(point: &str, n: usize, src: &Path, url: &str, env: &[(&str, &str)]) {
     );
 }
 
-/// Every source file appears in exactly one commit's provenance.
-fn each_file_once(history: &[serde_json::Value]) {
-    let mut seen = BTreeSet::new();
-    for c in history {
-        for f in c["provenance"]["files"].as_array().into_iter().flatten() {
-            let name = f["source"].as_str().unwrap().to_string();
-            assert!(seen.insert(name.clone()), "{name} is in two commits");
-        }
-    }
-    assert_eq!(seen.len(), FILES, "every file committed: {seen:?}");
-}
-
 fn kill_at_every_point(url: &str, env: &[(&str, &str)], chunks: Option<&Path>) {
     for (point, ns) in KILLS {
         let d = tempfile::tempdir().unwrap();
@@ -87,7 +67,7 @@ fn kill_at_every_point(url: &str, env: &[(&str, &str)], chunks: Option<&Path>) {
         let mut commits = 0;
         for (i, &n) in ns.iter().enumerate() {
             kill_at(point, n, &src, &url, env);
-            let now = history(&url, env).len();
+            let now = history_at(&url, env).len();
             assert!(now >= commits, "{point} kill {i}: history shrank from {commits} to {now}");
             if *point == "chunk-stored" && i == 0 {
                 // the first kill is inside the first batch: chunks are in storage,
@@ -104,9 +84,9 @@ fn kill_at_every_point(url: &str, env: &[(&str, &str)], chunks: Option<&Path>) {
         }
         let r = floe_env(&["sync", src.to_str().unwrap(), &url, "--quiet", "0", "--json"], env);
         assert_eq!(r.code, 0, "the sync after the kills: {}\n{}", r.stdout, r.stderr);
-        let h = history(&url, env);
+        let h = history_at(&url, env);
         assert!(h.len() >= commits);
-        each_file_once(&h);
+        each_file_once(&h, FILES);
         assert_url_equals(&url, &files(&src, "nc"), &[], env);
     }
 }

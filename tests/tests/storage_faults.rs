@@ -1,0 +1,110 @@
+//! The storage misbehaving under a real `floe sync`, through the fault proxy
+//! (tests/src/proxy.rs) between Floe and moto or Azurite.
+//!
+//! Kills inside Icechunk's commit: the process is SIGKILLed while it waits for the
+//! storage to take the commit's manifests, its snapshot, or the branch update (once
+//! before the server applies it, once after, with the answer kept from Floe), five
+//! times each. After every kill the branch opens and its history has not shrunk;
+//! after a plain sync every record is there exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floe_tests::proxy::{Action, Proxy, Rule};
+use floe_tests::servers::{Server, az_env, azurite, moto, pairs, s3_env};
+use floe_tests::*;
+
+const FILES: usize = 20;
+
+/// The steps of a commit as the storage sees them, and the requests that are they.
+const COMMIT_STEPS: &[(&str, &str, Action, [usize; 5])] = &[
+    ("manifests written", "/manifests/", Action::Hold, [0, 1, 0, 2, 1]),
+    ("snapshot written", "/snapshots/", Action::Hold, [0, 1, 0, 1, 0]),
+    ("branch update sent", "/repo", Action::Hold, [0, 1, 0, 1, 0]),
+    ("branch update applied, answer lost", "/repo", Action::ForwardThenHold, [0, 0, 1, 0, 0]),
+];
+
+/// `floe sync` through the proxy, killed once the proxy holds the request `rule`
+/// picks; the held request.
+fn kill_at(proxy: &Proxy, rule: Rule, src: &Path, url: &str, env: &[(&str, &str)]) -> String {
+    proxy.rule(rule);
+    let mut c = Command::new(floe_bin());
+    c.args(["sync", src.to_str().unwrap(), url, "--quiet", "0", "--batch", "2"]);
+    c.env("FLOE_KEYRING", "off").stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let held = proxy.held(Duration::from_secs(60));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    proxy.release();
+    proxy.clear();
+    let held = held.unwrap_or_else(|| panic!("the request was never made (floe: {status:?})"));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "floe ended before the kill");
+    held.path
+}
+
+fn kills_inside_the_commit(server: &Server, url: &str, env: &[(String, String)]) {
+    let proxy = Proxy::start(&server.url());
+    let through = proxy.env(env);
+    let env = pairs(&through);
+    for (step, path, action, skips) in COMMIT_STEPS {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        make(&src, &["--files", &FILES.to_string()]);
+        let url = format!("{url}-{}", step.replace([' ', ','], "-"));
+        // the repository exists, with a commit, before the kills start
+        let first = d.path().join("first");
+        make(&first, &["--files", "2"]);
+        let r = floe_env(&["sync", first.to_str().unwrap(), &url, "--quiet", "0"], &env);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut commits = history_at(&url, &env).len();
+        for (i, &skip) in skips.iter().enumerate() {
+            // the branch update is the object `repo` itself (`overwritten/repo.*` are
+            // its backups)
+            let rule = if path.ends_with('/') {
+                Rule::put(path, skip, 1, action.clone())
+            } else {
+                Rule::put_end(path, skip, 1, action.clone())
+            };
+            let held = kill_at(&proxy, rule, &src, &url, &env);
+            assert!(held.contains(path), "{step}: held {held}");
+            let now = history_at(&url, &env).len();
+            assert!(now >= commits, "{step}, kill {i}: history shrank from {commits} to {now}");
+            // the branch update is where it says: the `skip` commits before it landed,
+            // and this one too once the server applied it
+            match (*path, action) {
+                ("/repo", Action::Hold) => assert_eq!(now, commits + skip, "{step}, kill {i}"),
+                ("/repo", _) => assert_eq!(now, commits + skip + 1, "{step}, kill {i}"),
+                _ => {}
+            }
+            commits = now;
+        }
+        let r = floe_env(&["sync", src.to_str().unwrap(), &url, "--quiet", "0"], &env);
+        assert_eq!(r.code, 0, "{step}: the sync after the kills: {}", r.stderr);
+        let h = history_at(&url, &env);
+        each_file_once(&h, FILES);
+        // the first two files came from the other folder: same names, same bytes
+        assert_url_equals(&url, &files(&src, "nc"), &[], &env);
+    }
+}
+
+#[test]
+fn killed_inside_the_commit_on_s3() {
+    let server = moto();
+    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-faults"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    kills_inside_the_commit(&server, "s3://floe-faults/site", &s3_env(&server));
+}
+
+#[test]
+fn killed_inside_the_commit_on_azure() {
+    let server = azurite();
+    let r = py("storage.py", &["az-container", &server.url(), "floe-faults"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    kills_inside_the_commit(&server, "az://floe-faults/site", &az_env(&server));
+}
