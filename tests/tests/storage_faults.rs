@@ -108,3 +108,93 @@ fn killed_inside_the_commit_on_azure() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     kills_inside_the_commit(&server, "az://floe-faults/site", &az_env(&server));
 }
+
+/// How the storage misbehaves, and for how many requests.
+const OUTAGES: &[(&str, Action, usize)] = &[
+    ("503 Service Unavailable", Action::Status(503), 6),
+    ("500 Internal Server Error", Action::Status(500), 6),
+    ("connections reset", Action::Reset, 4),
+    ("answers cut half-way", Action::Cut, 3),
+    ("stalled requests", Action::Stall(Duration::from_secs(2)), 4),
+];
+
+/// Chunk uploads the storage has seen so far.
+fn chunk_puts(proxy: &Proxy) -> usize {
+    proxy.log().iter().filter(|s| s.method == "PUT" && s.path.contains("/chunks/")).count()
+}
+
+/// A sync whose storage misbehaves from the middle of its chunk uploads on: it
+/// retries, finishes, and holds every record once. The proxy's log shows the fault
+/// fired and each refused request was made again.
+fn outages_mid_upload(server: &Server, url: &str, env: &[(String, String)]) {
+    let proxy = Proxy::start(&server.url());
+    let through = proxy.env(env);
+    let env = pairs(&through);
+    for (what, action, times) in OUTAGES {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        make(&src, &["--files", "6", "--records", "500", "--hf", "5000"]);
+        let url = format!("{url}-{}", what.replace([' ', '-'], "_"));
+        let mut c = Command::new(floe_bin());
+        c.args(["sync", src.to_str().unwrap(), &url, "--quiet", "0", "--batch", "3"]);
+        c.args(["--chunk-mib", "0.01"]);
+        c.env("FLOE_KEYRING", "off").stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let before = chunk_puts(&proxy);
+        while chunk_puts(&proxy) < before + 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        proxy.rule(Rule::all(action.clone(), *times));
+        let out = child.wait_with_output().unwrap();
+        proxy.clear();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{what}: the sync did not recover:\n{stderr}");
+        let log = proxy.log();
+        let hit: Vec<_> = log.iter().filter(|s| s.action == *action).collect();
+        assert_eq!(hit.len(), *times, "{what}: the fault fired {} times", hit.len());
+        // it began mid-upload: chunks went up before it and after it
+        let chunks: Vec<_> = log
+            .iter()
+            .filter(|s| s.path.contains(&url[5..]))
+            .filter(|s| s.method == "PUT" && s.path.contains("/chunks/"))
+            .collect();
+        let first = hit[0].at;
+        assert!(chunks.iter().any(|s| s.at < first), "{what}: no chunk upload before it");
+        assert!(chunks.iter().any(|s| s.at > first), "{what}: no chunk upload after it");
+        // a stalled request goes on after its stall (shorter than the client's timeout);
+        // every other one was refused and must have been made again
+        for h in hit.iter().filter(|h| !matches!(h.action, Action::Stall(_))) {
+            assert!(
+                log.iter().any(|s| s.at > h.at
+                    && s.action == Action::Forward
+                    && s.method == h.method
+                    && s.path == h.path),
+                "{what}: {} {} was not made again",
+                h.method,
+                h.path
+            );
+        }
+        each_file_once(&history_at(&url, &env), 6);
+        assert_url_equals(&url, &files(&src, "nc"), &[], &env);
+    }
+}
+
+#[test]
+fn outages_that_start_mid_upload_are_retried_on_s3() {
+    let server = moto();
+    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-outage"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    outages_mid_upload(&server, "s3://floe-outage/site", &s3_env(&server));
+}
+
+#[test]
+fn outages_that_start_mid_upload_are_retried_on_azure() {
+    let server = azurite();
+    let r = py("storage.py", &["az-container", &server.url(), "floe-outage"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    outages_mid_upload(&server, "az://floe-outage/site", &az_env(&server));
+}
