@@ -31,6 +31,22 @@ pub fn spawn_daemon(env: &[(&str, &str)], quiet: &str, rescan: &str) -> Daemon {
     Daemon(cmd.spawn().unwrap_or_else(|e| panic!("cannot start floe daemon: {e}")))
 }
 
+/// [`spawn_daemon`] with its log (state transitions, at floe_engine=info) written to
+/// `log`: the daemon's own account of what it was doing.
+pub fn spawn_daemon_logged(env: &[(&str, &str)], quiet: &str, rescan: &str, log: &Path) -> Daemon {
+    let mut cmd = Command::new(floe_bin());
+    cmd.args(["daemon", "--quiet", quiet, "--rescan", rescan])
+        .env("FLOE_KEYRING", "off")
+        .env("FLOE_LOG", "error,floe_engine=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the daemon's log"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon(cmd.spawn().unwrap_or_else(|e| panic!("cannot start floe daemon: {e}")))
+}
+
 /// `floe status --json` of the running daemon (`null` if none answers).
 pub fn status(env: &[(&str, &str)]) -> serde_json::Value {
     let r = floe_env(&["status", "--json"], env);

@@ -198,3 +198,46 @@ fn outages_that_start_mid_upload_are_retried_on_azure() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     outages_mid_upload(&server, "az://floe-outage/site", &az_env(&server));
 }
+
+/// The daemon under a storage that answers 503 to everything: once its client gives
+/// up retrying, the folder is offline because the storage is failing (not stopped
+/// for the user to act), `floe status` says so, and when the storage recovers the
+/// folder catches up with every record once.
+#[test]
+fn a_failing_storage_puts_the_daemon_offline_and_it_says_why() {
+    use floe_tests::daemon::{drop_files, spawn_daemon, status, wait_until};
+    let server = moto();
+    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-failing"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let proxy = Proxy::start(&server.url());
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage) = (d.path().join("in"), d.path().join("stage"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let mut env = vec![
+        ("FLOE_CONFIG".to_string(), cfg.to_str().unwrap().to_string()),
+        ("FLOE_RUNTIME_DIR".to_string(), run.to_str().unwrap().to_string()),
+    ];
+    env.extend(proxy.env(&s3_env(&server)));
+    let env = pairs(&env);
+    let url = "s3://floe-failing/site";
+    assert_eq!(floe_env(&["add", watched.to_str().unwrap(), url], &env).code, 0);
+    drop_files(&stage, &watched, &["--files", "2"]);
+    let _daemon = spawn_daemon(&env, "0", "1");
+    wait_until("two files", || status(&env)[0]["files_ingested"] == 2);
+
+    proxy.rule(Rule::all(Action::Status(503), usize::MAX));
+    drop_files(&stage, &watched, &["--files", "2", "--start", "2"]);
+    wait_until("offline, the storage failing", || {
+        let s = status(&env);
+        s[0]["state"]["state"] == "offline" && s[0]["state"]["cause"] == "failing"
+    });
+    let words = floe_env(&["status"], &env);
+    assert!(words.stdout.contains("The storage is failing"), "{}", words.stdout);
+    assert!(words.stdout.contains("503"), "the status names the answer: {}", words.stdout);
+
+    proxy.clear();
+    wait_until("all four files", || status(&env)[0]["files_ingested"] == 4);
+    each_file_once(&history_at(url, &env), 4);
+    assert_url_equals(url, &files(&watched, "nc"), &[], &env[2..]);
+}

@@ -125,6 +125,12 @@ pub fn describe(s: &FolderStatus) -> FolderView {
             "Floe keeps the files and retries on its own; nothing is lost.".to_string(),
             Some(format!("The storage did not answer: {message}")),
         ),
+        FolderState::Offline { message, cause: Stall::Failing, .. } => (
+            "The storage is failing".to_string(),
+            "It answers with errors; Floe keeps the files and retries on its own; nothing is lost."
+                .to_string(),
+            Some(message.clone()),
+        ),
         FolderState::Offline { message, cause: Stall::Busy, .. } => (
             "Waiting for another writer".to_string(),
             "Another Floe process is writing to this repository; Floe retries on its own."

@@ -115,13 +115,14 @@ enum Msg {
 }
 
 /// Failures that retrying fixes (the folder goes offline and retries): storage
-/// out of reach, another writer's lock, a full disk (someone frees space; the
+/// out of reach or answering with errors, another writer's lock, a full disk (someone frees space; the
 /// status says which it is). A commit conflict is not one: the ingest already
 /// replayed it on the other writer's commits several times, so the folder stops
 /// with the reason.
 fn transient(e: &IngestError) -> Option<Stall> {
     match e {
         IngestError::Store(StoreError::Unreachable { .. }) => Some(Stall::Unreachable),
+        IngestError::Store(StoreError::Failing { .. }) => Some(Stall::Failing),
         IngestError::Store(StoreError::Busy(_)) => Some(Stall::Busy),
         IngestError::Store(StoreError::DiskFull { .. }) => Some(Stall::DiskFull),
         _ => None,

@@ -58,6 +58,8 @@ pub enum Stall {
     /// The storage does not answer (network, endpoint, throttling).
     #[default]
     Unreachable,
+    /// The storage answers, with errors (5xx, throttling), after its retries.
+    Failing,
     /// Another writer holds the repository.
     Busy,
     /// The disk under the repository is full.

@@ -28,6 +28,10 @@ pub enum StoreError {
     )]
     Unreachable { repo: String, detail: String },
     #[error(
+        "{repo}: the storage keeps answering with errors ({detail}); Floe retried and tries again later (the daemon by itself): if it lasts, check the storage service's status"
+    )]
+    Failing { repo: String, detail: String },
+    #[error(
         "{repo}: no space left on the disk that holds it ({detail}); free space there (`df -h` shows what is left), then run again: nothing was committed half way, and the files stay where they are"
     )]
     DiskFull { repo: String, detail: String },
@@ -62,7 +66,7 @@ impl StoreError {
             | StoreError::Repository { .. }
             | StoreError::Array { .. } => ErrorCode::Repository,
             StoreError::MissingBucket(_) | StoreError::Credentials { .. } => ErrorCode::Storage,
-            StoreError::Unreachable { .. } => ErrorCode::Storage,
+            StoreError::Unreachable { .. } | StoreError::Failing { .. } => ErrorCode::Storage,
             StoreError::Busy(_) | StoreError::NoPermission { .. } => ErrorCode::Repository,
             StoreError::BadSnapshotId { .. } => ErrorCode::Usage,
             StoreError::DiskFull { .. } => ErrorCode::Storage,

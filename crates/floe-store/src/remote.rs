@@ -237,6 +237,20 @@ fn by_kind(
             | object_store::Error::Unauthenticated { .. } => {
                 Some(StoreError::Credentials { repo, detail })
             }
+            // object_store turns 401/403/404/409/412 into their own variants and
+            // retries the rest (5xx, 429, broken connections) with backoff; what
+            // comes back as `Generic` from a remote store is that, given up on for
+            // now: a failing storage, worth trying again later. (Its status is in
+            // the client's retry error, which object_store does not export.) Kinds
+            // further down the chain say more, when there are any.
+            object_store::Error::Generic { source, .. } if !local => {
+                let deeper = std::iter::successors(
+                    Some(source.as_ref() as &(dyn std::error::Error + 'static)),
+                    |c| c.source(),
+                )
+                .find_map(|c| by_kind(label, local, c, &detail));
+                Some(deeper.unwrap_or(StoreError::Failing { repo, detail }))
+            }
             _ => None,
         };
     }
@@ -343,6 +357,13 @@ mod tests {
             source: Box::new(io(std::io::ErrorKind::TimedOut)),
         };
         assert!(matches!(c(&deep), StoreError::Unreachable { .. }));
+        // what object_store gave up retrying (a 503 for minutes) is a failing storage
+        let gave_up = object_store::Error::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 503 Service Unavailable".into(),
+        };
+        assert!(matches!(c(&gave_up), StoreError::Failing { .. }));
+        assert!(matches!(classify_error("/data/repo", &gave_up), StoreError::Repository { .. }));
     }
 
     #[test]
