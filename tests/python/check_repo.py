@@ -178,8 +178,11 @@ def storage_for(url):
             access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
     if url.startswith("az://"):
         container, _, prefix = url[5:].partition("/")
-        return icechunk.azure_storage(account="devstoreaccount1", container=container, prefix=prefix,
-                                      from_env=True, config={"use_emulator": "true"})
+        account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY")
+        return icechunk.azure_storage(account=account, container=container, prefix=prefix,
+                                      access_key=key, from_env=key is None,
+                                      config={"use_emulator": "true"})
     return icechunk.local_filesystem_storage(url)
 
 

@@ -3,12 +3,22 @@
     python storage.py s3-bucket ENDPOINT BUCKET
     python storage.py az-container BLOB_URL CONTAINER
     python storage.py az-list BLOB_URL CONTAINER   (prints every blob name)
+
+Azure's account and key are Azurite's well-known ones unless AZ_ACCOUNT / AZ_KEY say.
 """
 
+import os
 import sys
 
 AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
                "KBHBeksoGMGw==")
+
+
+def connection(endpoint):
+    account = os.environ.get("AZ_ACCOUNT", "devstoreaccount1")
+    key = os.environ.get("AZ_KEY", AZURITE_KEY)
+    return (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
+            f"BlobEndpoint={endpoint}/{account};")
 
 
 def main():
@@ -22,15 +32,11 @@ def main():
     elif kind == "az-container":
         from azure.storage.blob import BlobServiceClient
 
-        conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint={endpoint}/devstoreaccount1;")
-        BlobServiceClient.from_connection_string(conn).create_container(name)
+        BlobServiceClient.from_connection_string(connection(endpoint)).create_container(name)
     elif kind == "az-list":
         from azure.storage.blob import BlobServiceClient
 
-        conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint={endpoint}/devstoreaccount1;")
-        client = BlobServiceClient.from_connection_string(conn).get_container_client(name)
+        client = BlobServiceClient.from_connection_string(connection(endpoint)).get_container_client(name)
         for b in client.list_blobs():
             print(b.name)
     else:

@@ -89,9 +89,22 @@ pub fn azurite() -> Server {
     server
 }
 
+/// Azurite whose only account is `account` with `key` (base64): nothing but that
+/// key opens it, not the emulator's well-known one.
+pub fn azurite_account(account: &str, key: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = azurite_with(dir.path(), None, Some(&format!("{account}:{key}")));
+    server._dir = Some(dir);
+    server
+}
+
 /// Azurite keeping its data in `location`, on `port` (a free one if `None`): stop it
 /// and start it again on the same port and location to simulate an outage.
 pub fn azurite_at(location: &std::path::Path, port: Option<u16>) -> Server {
+    azurite_with(location, port, None)
+}
+
+fn azurite_with(location: &std::path::Path, port: Option<u16>, accounts: Option<&str>) -> Server {
     let port = port.unwrap_or_else(free_port);
     let node =
         std::env::var("FLOE_NODE").map(PathBuf::from).unwrap_or_else(|_| cache().join("node"));
@@ -107,6 +120,9 @@ pub fn azurite_at(location: &std::path::Path, port: Option<u16>) -> Server {
     ])
     .arg("--location")
     .arg(location);
+    if let Some(a) = accounts {
+        cmd.env("AZURITE_ACCOUNTS", a);
+    }
     start(cmd, port, None, "azurite-blob")
 }
 

@@ -1,29 +1,40 @@
 //! `floe login` keeps a destination's secret in the OS keychain: a real Secret
-//! Service (GNOME Keyring on a private D-Bus session), a real Azurite that checks the
-//! account key. A wrong key is refused and not kept; the right one is kept, used by
-//! sync and doctor, and never shows up in the config file, the output or the logs.
+//! Service (GNOME Keyring on a private D-Bus session), a real Azurite whose only
+//! account has a key of its own (not the emulator's well-known one), so that nothing
+//! but the stored login opens it. A wrong key is refused and not kept; the right one
+//! is kept, used by sync and doctor, and never shows up in the config file, the
+//! output or the logs; once it is gone from the keychain, a sync is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use floe_tests::servers::{SecretService, azurite};
+use floe_tests::servers::{SecretService, azurite_account};
 use floe_tests::*;
 
+/// The emulator's well-known key: it must not open the lab's account.
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const ACCOUNT: &str = "floelab";
+/// The lab account's own key (base64 of 64 bytes, like a real one).
+const LAB_KEY: &str =
+    "bGFiIGtleSBmb3IgdGhlIGZsb2UgdGVzdHMsIGtlcHQgaW4gdGhlIGtleWNoYWluIGFuZCBub3doZXJlIGVsc2U=";
 
 #[test]
 fn a_login_lives_in_the_keychain_and_nowhere_else() {
-    let server = azurite();
-    assert_eq!(py("storage.py", &["az-container", &server.url(), "lab"]).code, 0);
+    let server = azurite_account(ACCOUNT, LAB_KEY);
+    let lab = [("AZ_ACCOUNT", ACCOUNT), ("AZ_KEY", LAB_KEY)];
+    let made = py_env("storage.py", &["az-container", &server.url(), "lab"], &lab);
+    assert_eq!(made.code, 0, "{}", made.stderr);
     let keyring = SecretService::start();
     let d = tempfile::tempdir().unwrap();
     let (src, cfg) = (d.path().join("src"), d.path().join("config.toml"));
     let url = server.url();
-    // only where the emulator is: nothing secret in the environment
+    // where the emulator is and the account's name: nothing secret in the
+    // environment (without a key, the emulator's well-known one would be used)
     let env = [
         ("FLOE_KEYRING", "on"),
         ("DBUS_SESSION_BUS_ADDRESS", keyring.address.as_str()),
         ("AZURE_STORAGE_USE_EMULATOR", "true"),
         ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+        ("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT),
         ("FLOE_CONFIG", cfg.to_str().unwrap()),
         ("FLOE_LOG", "debug"),
     ];
@@ -31,7 +42,7 @@ fn a_login_lives_in_the_keychain_and_nowhere_else() {
 
     // a wrong key: the storage refuses it, and it is not kept
     let wrong = "d3Jvbmcga2V5IGZvciBhenVyaXRlIGF0IGFsbA==";
-    let r = floe_stdin(&["login", repo], &env, &format!("devstoreaccount1\n{wrong}\n\n"));
+    let r = floe_stdin(&["login", repo], &env, &format!("{ACCOUNT}\n{wrong}\n\n"));
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("refused the credentials") && r.stderr.contains("not kept"),
@@ -41,11 +52,11 @@ fn a_login_lives_in_the_keychain_and_nowhere_else() {
     assert_eq!(keyring.lookup("az://lab"), None);
 
     // the right key: checked against Azurite and kept in the Secret Service
-    let r = floe_stdin(&["login", repo], &env, &format!("devstoreaccount1\n{AZURITE_KEY}\n\n"));
+    let r = floe_stdin(&["login", repo], &env, &format!("{ACCOUNT}\n{LAB_KEY}\n\n"));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("accepts them"), "{}", r.stdout);
     let kept = keyring.lookup("az://lab").expect("an entry in the Secret Service");
-    assert!(kept.contains(AZURITE_KEY) && kept.contains("devstoreaccount1"));
+    assert!(kept.contains(LAB_KEY) && kept.contains(ACCOUNT));
 
     // sync and doctor use it; the secret appears nowhere else
     make(&src, &["--files", "2"]);
@@ -69,10 +80,14 @@ fn a_login_lives_in_the_keychain_and_nowhere_else() {
         &doctor.stdout,
         &doctor.stderr,
     ] {
-        assert!(!text.contains(AZURITE_KEY) && !text.contains(wrong), "a secret leaked: {text}");
+        assert!(!text.contains(LAB_KEY) && !text.contains(wrong), "a secret leaked: {text}");
     }
-    let reference_env =
-        [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", url.as_str())];
+    let reference_env = [
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+        ("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT),
+        ("AZURE_STORAGE_ACCOUNT_KEY", LAB_KEY),
+    ];
     assert_url_equals(repo, &files(&src, "nc"), &[], &reference_env);
 
     // logout forgets it
@@ -82,6 +97,17 @@ fn a_login_lives_in_the_keychain_and_nowhere_else() {
     let doctor = floe_env(&["doctor", repo, "--probe-mib", "0", "--json"], &env);
     let diag: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
     assert!(!diag["checks"][0]["detail"].as_str().unwrap().contains("OS keychain"), "{diag}");
+    // and without it a sync is refused, saying why
+    make(&src, &["--files", "1", "--start", "2"]);
+    let r = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &env);
+    assert_eq!(r.code, 4, "a sync without the login: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
+    // nor does the emulator's own key: only the login opened this account
+    let mut well_known = env.to_vec();
+    well_known.push(("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY));
+    let r = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &well_known);
+    assert_eq!(r.code, 4, "the well-known key opened the account: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
 }
 
 #[test]

@@ -244,12 +244,13 @@ fn by_kind(
             // the client's retry error, which object_store does not export.) Kinds
             // further down the chain say more, when there are any.
             object_store::Error::Generic { source, .. } if !local => {
-                let deeper = std::iter::successors(
-                    Some(source.as_ref() as &(dyn std::error::Error + 'static)),
-                    |c| c.source(),
-                )
-                .find_map(|c| by_kind(label, local, c, &detail));
-                Some(deeper.unwrap_or(StoreError::Failing { repo, detail }))
+                let source: &(dyn std::error::Error + 'static) = source.as_ref();
+                let deeper = std::iter::successors(Some(source), |c| c.source())
+                    .find_map(|c| by_kind(label, local, c, &detail));
+                Some(deeper.unwrap_or_else(|| match by_protocol_code(label, detail) {
+                    StoreError::Repository { repo, detail } => StoreError::Failing { repo, detail },
+                    known => known,
+                }))
             }
             _ => None,
         };
@@ -272,7 +273,10 @@ fn by_kind(
 /// English words are not matched here (object_store's variants carry 401/403, its
 /// HTTP client's kinds and the I/O kinds carry a failed connection).
 fn by_protocol_code(label: &str, detail: String) -> StoreError {
-    const MISSING_BUCKET: &[&str] = &["NoSuchBucket", "ContainerNotFound"];
+    // (Azure answers a listing of an account or container that is not there with
+    // `ResourceNotFound`)
+    const MISSING_BUCKET: &[&str] =
+        &["NoSuchBucket", "ContainerNotFound", "ResourceNotFound", "AccountNotFound"];
     const CREDENTIALS: &[&str] = &[
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
@@ -363,6 +367,12 @@ mod tests {
             source: "Server returned non-2xx status code: 503 Service Unavailable".into(),
         };
         assert!(matches!(c(&gave_up), StoreError::Failing { .. }));
+        // unless the storage's own error code says more
+        let refused = object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: "403 Forbidden: <Code>AuthenticationFailed</Code>".into(),
+        };
+        assert!(matches!(c(&refused), StoreError::Credentials { .. }));
         assert!(matches!(classify_error("/data/repo", &gave_up), StoreError::Repository { .. }));
     }
 
