@@ -31,6 +31,9 @@ pub enum Action {
     /// Do not pass it on; tell the test ([`Proxy::held`]) and keep the client waiting
     /// until [`Proxy::release`], then close the connection.
     Hold,
+    /// Tell the test, wait for [`Proxy::release`], then pass it on (the test acts
+    /// in between: another writer commits first).
+    HoldThenForward,
     /// Pass it on and let the server act on it, but keep its answer from the client:
     /// tell the test, wait for [`Proxy::release`], then close.
     ForwardThenHold,
@@ -88,7 +91,9 @@ impl Rule {
 struct Shared {
     rules: Vec<Rule>,
     log: Vec<Seen>,
-    released: bool,
+    /// Holds begun so far; hold number `n` waits until `released > n`.
+    holds: usize,
+    released: usize,
 }
 
 /// A running proxy; it stops when dropped.
@@ -109,7 +114,9 @@ impl std::fmt::Debug for Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.release();
+        let (m, cv) = &*self.shared;
+        m.lock().unwrap().released = usize::MAX;
+        cv.notify_all();
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
@@ -153,9 +160,7 @@ impl Proxy {
     /// Add a rule (rules apply in the order they were added; the first that
     /// matches and has times left wins).
     pub fn rule(&self, rule: Rule) {
-        let mut s = self.shared.0.lock().unwrap();
-        s.released = false;
-        s.rules.push(rule);
+        self.shared.0.lock().unwrap().rules.push(rule);
     }
 
     /// Drop every rule: forward everything from now on.
@@ -169,10 +174,11 @@ impl Proxy {
         self.held.lock().unwrap().recv_timeout(timeout).ok()
     }
 
-    /// Let held connections close.
+    /// Let every request held so far go on (or its connection close).
     pub fn release(&self) {
         let (m, cv) = &*self.shared;
-        m.lock().unwrap().released = true;
+        let mut s = m.lock().unwrap();
+        s.released = s.released.max(s.holds);
         cv.notify_all();
     }
 
@@ -269,10 +275,17 @@ fn decide(shared: &Mutex<Shared>, req: &Request) -> Seen {
     seen
 }
 
-fn wait_released(shared: &(Mutex<Shared>, Condvar)) {
+/// Begin a hold: its ticket, for [`wait_released`].
+fn begin_hold(shared: &(Mutex<Shared>, Condvar)) -> usize {
+    let mut s = shared.0.lock().unwrap();
+    s.holds += 1;
+    s.holds - 1
+}
+
+fn wait_released(shared: &(Mutex<Shared>, Condvar), ticket: usize) {
     let (m, cv) = shared;
     let mut s = m.lock().unwrap();
-    while !s.released {
+    while s.released <= ticket {
         s = cv.wait(s).unwrap();
     }
 }
@@ -282,7 +295,8 @@ fn wait_released(shared: &(Mutex<Shared>, Condvar)) {
 enum Relay {
     Pass,
     Cut,
-    Hold,
+    /// Keep answers from the client until hold `ticket` is released.
+    Hold(usize),
 }
 
 fn serve(
@@ -322,18 +336,27 @@ fn serve(
             }
             Action::Cut => *relay.lock().unwrap() = Relay::Cut,
             Action::Hold => {
+                let ticket = begin_hold(shared);
                 let _ = tx.send(seen.clone());
-                wait_released(shared);
+                wait_released(shared, ticket);
                 break;
             }
-            Action::ForwardThenHold => *relay.lock().unwrap() = Relay::Hold,
+            Action::HoldThenForward => {
+                let ticket = begin_hold(shared);
+                let _ = tx.send(seen.clone());
+                wait_released(shared, ticket);
+            }
+            Action::ForwardThenHold => {
+                let ticket = begin_hold(shared);
+                *relay.lock().unwrap() = Relay::Hold(ticket);
+            }
         }
         if !forward(&mut to_server) {
             break;
         }
-        if seen.action == Action::ForwardThenHold {
+        if let Relay::Hold(ticket) = *relay.lock().unwrap() {
             let _ = tx.send(seen.clone());
-            wait_released(shared);
+            wait_released(shared, ticket);
             break;
         }
     }
@@ -368,8 +391,8 @@ fn spawn_relay(
                     let _ = to.write_all(&buf[..n / 2]);
                     break;
                 }
-                Relay::Hold => {
-                    wait_released(&shared);
+                Relay::Hold(ticket) => {
+                    wait_released(&shared, ticket);
                     break;
                 }
             }

@@ -25,6 +25,13 @@ fn finish(child: std::process::Child) -> (i32, String) {
     (o.status.code().unwrap_or(-1), text)
 }
 
+/// The exit code and `--json` report of a finished sync.
+fn finish_json(child: std::process::Child) -> (i32, serde_json::Value, String) {
+    let o = child.wait_with_output().unwrap();
+    let report = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap_or(-1), report, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
 fn provenance_sources(repo: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
     let log = floe_env(&["log", repo, "--json"], env);
     assert_eq!(log.code, 0, "{}", log.stderr);
@@ -92,13 +99,28 @@ fn two_desktops_write_one_branch() {
     //    race replays on the winner's commit; nothing twice, nothing missing
     let c = d.path().join("c");
     make(&c, &["--files", "16", "--records", "10", "--hf", "10", "--start", "100"]);
-    let args =
-        ["sync", c.to_str().unwrap(), repo, "--group", "site_c", "--quiet", "0", "--batch", "1"];
+    let args = [
+        "sync",
+        c.to_str().unwrap(),
+        repo,
+        "--group",
+        "site_c",
+        "--quiet",
+        "0",
+        "--batch",
+        "1",
+        "--json",
+    ];
     let p1 = spawn_sync(&args, &env);
     let p2 = spawn_sync(&args, &env);
-    let (c1, t1) = finish(p1);
-    let (c2, t2) = finish(p2);
+    let (c1, r1, t1) = finish_json(p1);
+    let (c2, r2, t2) = finish_json(p2);
     assert_eq!((c1, c2), (0, 0), "{t1}\n{t2}");
+    // the race really happened: commits conflicted and batches were replayed
+    let replays = r1["replays"].as_u64().unwrap() + r2["replays"].as_u64().unwrap();
+    assert!(replays > 0, "no commit conflicted, so nothing was replayed:\n{r1}\n{r2}");
+    let taken = r1["ingested"].as_array().unwrap().len() + r2["ingested"].as_array().unwrap().len();
+    assert_eq!(taken, 16, "between them the two took each file once");
     let in_c: Vec<_> =
         provenance_sources(repo, &env).into_iter().filter(|(g, _)| g == "/site_c").collect();
     assert_eq!(in_c.len(), 16, "every file exactly once: {in_c:?}");

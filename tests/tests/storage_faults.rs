@@ -241,3 +241,65 @@ fn a_failing_storage_puts_the_daemon_offline_and_it_says_why() {
     each_file_once(&history_at(url, &env), 4);
     assert_url_equals(url, &files(&watched, "nc"), &[], &env[2..]);
 }
+
+/// Another writer wins every race: each time Floe's commit is about to move the
+/// branch (the proxy holds that request), the other writer commits a change to the
+/// same array first. Floe replays its batch on top, conflicts again, and after its
+/// replays gives up with exit 5 and the conflict message; the branch is intact (it
+/// opens, with the other writer's commits and nothing of Floe's batch), and once the
+/// other writer stops, a sync takes the file.
+#[test]
+fn a_writer_that_always_wins_makes_floe_give_up_with_the_branch_intact() {
+    let server = azurite();
+    let r = py("storage.py", &["az-container", &server.url(), "floe-race"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let proxy = Proxy::start(&server.url());
+    let direct = az_env(&server);
+    let through = proxy.env(&direct);
+    let (direct, env) = (pairs(&direct), pairs(&through));
+    let url = "az://floe-race/site";
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    make(&src, &["--files", "2"]);
+    let first = floe_env(
+        &["sync", src.to_str().unwrap(), url, "--quiet", "0", "--pattern", "*_0000.nc"],
+        &env,
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = history_at(url, &env).len();
+
+    proxy.rule(Rule::put_end("/repo", 0, usize::MAX, Action::HoldThenForward));
+    let mut c = Command::new(floe_bin());
+    c.args(["sync", src.to_str().unwrap(), url, "--quiet", "0"]);
+    c.env("FLOE_KEYRING", "off").stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut won = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "floe neither committed nor gave up");
+        if proxy.held(Duration::from_millis(200)).is_some() {
+            won += 1;
+            let r = py_env("compete.py", &[url, "time", &won.to_string()], &direct);
+            assert_eq!(r.code, 0, "the other writer: {}", r.stderr);
+            proxy.release();
+        }
+    }
+    proxy.clear();
+    proxy.release();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("another writer keeps committing"), "{stderr}");
+    assert!(won >= 5, "Floe gave up after {won} lost races, not after its replays");
+
+    let h = history_at(url, &env);
+    assert_eq!(h.len(), before + won, "the branch holds the other writer's commits");
+    each_file_once(&h, 1);
+
+    let r = floe_env(&["sync", src.to_str().unwrap(), url, "--quiet", "0", "--json"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    each_file_once(&history_at(url, &env), 2);
+}

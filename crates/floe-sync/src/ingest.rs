@@ -723,6 +723,7 @@ impl Ingest<'_> {
                 }
                 Err(StoreError::Conflict(_)) if conflicts + 1 < CONFLICT_REPLAYS => {
                     conflicts += 1;
+                    report.replays += 1;
                     tracing::info!(branch = %o.branch, attempt = conflicts, "commit conflict: replaying the batch on the new tip");
                     target.tip.conflicted();
                 }

@@ -51,6 +51,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopped_before: Vec<String>,
     pub commits: Vec<String>,
+    /// Batches written again on top of another writer's commit, after their commit
+    /// conflicted with it (the same arrays appended to at once).
+    pub replays: usize,
     pub records: BTreeMap<String, u64>,
     pub bytes: u64,
     pub seconds: f64,
@@ -91,6 +94,13 @@ impl std::fmt::Display for Report {
             self.bytes as f64 / 1e6,
             self.seconds
         )?;
+        if self.replays > 0 {
+            writeln!(
+                f,
+                "replayed {} batch(es) on top of another writer's commits (their commits conflicted)",
+                self.replays
+            )?;
+        }
         if !self.already_ingested.is_empty() {
             writeln!(
                 f,
