@@ -18,10 +18,12 @@ need=()
 # iproute2: the network namespace behind the slow-link test; fuse3: /dev/fuse,
 # fusermount3 and umount for `floe mount`
 # the desktop app (Tauri 2 on WebKitGTK): its -dev libraries, and for its tests a
-# virtual display (xvfb, xauth) and WebKitWebDriver (webkit2gtk-driver)
+# virtual display (xvfb, xauth) and WebKitWebDriver (webkit2gtk-driver); the .deb's
+# finishing (dpkg-dev for dpkg-shlibdeps, help2man for the manual page) and its check
+# (lintian)
 for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2 fuse3 \
          libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
-         file xvfb xauth webkit2gtk-driver; do
+         file xvfb xauth webkit2gtk-driver dpkg-dev help2man lintian; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # Node.js and npm (for Azurite, the Azure test server) unless the machine has its own

@@ -1,7 +1,8 @@
 //! The .deb (built by installer/build-deb.sh): installs with dpkg, puts `floe` on
 //! PATH with the app, its desktop entry, icon and systemd user unit; the installed
 //! app starts under Xvfb and draws its folder list; removing the package leaves
-//! nothing behind. Prints the package size (target under 40 MB).
+//! nothing behind; lintian finds no error or warning in it. Prints the package size
+//! (target under 40 MB).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::process::CommandExt;
@@ -40,6 +41,18 @@ impl Drop for Installed {
 }
 
 #[test]
+fn the_deb_is_lintian_clean() {
+    let deb = deb();
+    let (code, out) = sh(
+        "lintian",
+        &["--tag-display-limit", "0", "--fail-on", "error,warning", deb.to_str().unwrap()],
+    );
+    let tags: Vec<&str> =
+        out.lines().filter(|l| l.starts_with("E:") || l.starts_with("W:")).collect();
+    assert!(code == 0 && tags.is_empty(), "lintian (exit {code}):\n{out}");
+}
+
+#[test]
 fn the_deb_installs_runs_and_removes_cleanly() {
     let deb = deb();
     let size = std::fs::metadata(&deb).unwrap().len();
@@ -48,9 +61,13 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     let (_, name) = sh("dpkg-deb", &["-f", deb.to_str().unwrap(), "Package"]);
     let name = name.trim().to_string();
     let (_, depends) = sh("dpkg-deb", &["-f", deb.to_str().unwrap(), "Depends"]);
-    for d in ["fuse3", "libwebkit2gtk-4.1-0"] {
+    for d in ["fuse3", "libwebkit2gtk-4.1-0", "libc6"] {
         assert!(depends.contains(d), "Depends lacks {d}: {depends}");
     }
+    let names: Vec<&str> =
+        depends.trim().split(", ").map(|d| d.split(' ').next().unwrap_or(d)).collect();
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "a package is named twice in Depends: {depends}");
     // start from a machine without it
     let _ = sh("dpkg", &["--purge", &name]);
     let (code, out) = sh("dpkg", &["-i", deb.to_str().unwrap()]);
