@@ -374,6 +374,26 @@ fn owner() -> (u32, u32) {
     std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
 }
 
+/// Keep the mount's memory near its caches' bounds: glibc gives each thread that
+/// allocates its own arena and keeps what it freed there, and a mount has many
+/// (kernel request threads, read-ahead, the I/O runtime). Reading 163.5 MB of
+/// distinct chunks through a mount with an 8 MiB memory cache grew it by 99 MB with
+/// the default arenas and by 37 MB with one (tests/mount.rs,
+/// the_memory_and_disk_caches_stay_within_their_bounds_while_reading_more); two
+/// keep some allocation concurrency.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "mallopt(3) takes two integers and touches no Rust memory")]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before the serving
+    // threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 /// Mount `vfs` at `mountpoint` read-only; the returned session serves it until it
 /// is dropped or [`fuser::BackgroundSession::umount_and_join`] is called.
 pub fn mount(
@@ -382,6 +402,7 @@ pub fn mount(
     settings: &MountSettings,
 ) -> io::Result<fuser::BackgroundSession> {
     clean_dead_mount(mountpoint);
+    limit_malloc_arenas();
     let (uid, gid) = owner();
     let mut config = Config::default();
     config.mount_options = vec![
@@ -566,6 +587,9 @@ impl Mounted {
         settings: &MountSettings,
         timeout: Duration,
     ) -> Result<Mounted, StartError> {
+        // before the repository's I/O threads start (arenas are made as threads first
+        // allocate)
+        limit_malloc_arenas();
         clean_dead_mount(mountpoint);
         let meta = std::fs::metadata(mountpoint).map_err(|e| {
             StartError::Mount(format!(

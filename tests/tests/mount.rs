@@ -246,7 +246,12 @@ fn an_unreachable_repository_gives_eio_within_the_timeout_not_a_hang() {
     let _black_hole = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let t = Instant::now();
     assert_eq!(errno(std::fs::read(main.join("co2/c/0"))), EIO, "an unfetched chunk");
-    assert!(t.elapsed() < Duration::from_secs(30), "EIO came after {:?}", t.elapsed());
+    println!("EIO after {:?} (--timeout-secs 3)", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "EIO came after {:?}, not within the 3 s timeout and a margin",
+        t.elapsed()
+    );
     // what was read before is still served from the caches
     assert!(std::fs::read(main.join("zarr.json")).unwrap().starts_with(b"{"));
 }
@@ -362,4 +367,90 @@ fn ctrl_c_and_floe_unmount_unmount_cleanly_and_only_the_owner_reads() {
     let none = floe(&["unmount", dir.to_str().unwrap()]);
     assert_ne!(none.code, 0);
     assert!(none.stderr.contains("nothing is mounted"), "{}", none.stderr);
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap();
+    kb << 10
+}
+
+/// Bytes of the files under `dir`.
+fn disk_use(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        total += if p.is_dir() { disk_use(&p) } else { e.metadata().map_or(0, |m| m.len()) };
+    }
+    total
+}
+
+/// Every chunk file under `dir` (paths with a `c` component: default key encoding).
+fn chunk_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            chunk_files(&p, out);
+        } else if p.components().any(|c| c.as_os_str() == "c") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn the_memory_and_disk_caches_stay_within_their_bounds_while_reading_more() {
+    // About 160 MB of distinct chunk files, read through a mount whose memory cache
+    // holds 8 MiB and whose disk cache holds 4 MiB: the process grows by much less
+    // than it read (an unbounded cache would grow by all of it; the rest is the
+    // allocator's and the threads' share, see floe-fuse's limit_malloc_arenas), and
+    // the cache folder never holds more than its bound, counting files still being
+    // written.
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    make(&src, &["--files", "30", "--records", "20000", "--hf", "60000"]);
+    sync(&src, repo.to_str().unwrap(), &[]);
+    let cache = d.path().join("cache");
+    let m = Mount::start(
+        repo.to_str().unwrap(),
+        &d.path().join("mnt"),
+        &[
+            "--memory-cache",
+            "8MiB",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--cache-size",
+            "4MiB",
+            "--readahead",
+            "2",
+        ],
+        &[],
+    );
+    let mut chunks = Vec::new();
+    chunk_files(&m.path("branches/main"), &mut chunks);
+    let before = rss(m.pid());
+    let (mut read, mut most_on_disk) = (0u64, 0u64);
+    for c in &chunks {
+        read += std::fs::read(c).unwrap().len() as u64;
+        most_on_disk = most_on_disk.max(disk_use(&cache));
+    }
+    let grew = rss(m.pid()).saturating_sub(before);
+    println!(
+        "read {:.1} MB in {} chunk files; the mount grew by {:.1} MB; the disk cache held at most {:.2} MB",
+        read as f64 / 1e6,
+        chunks.len(),
+        grew as f64 / 1e6,
+        most_on_disk as f64 / 1e6
+    );
+    assert!(read > 150_000_000, "the test must read far more than the caches hold: {read} bytes");
+    assert!(most_on_disk > 0, "the disk cache was used");
+    assert!(most_on_disk <= 4 << 20, "the disk cache held {most_on_disk} bytes (bound 4 MiB)");
+    assert!(
+        grew < read / 3,
+        "the mount grew by {grew} bytes while reading {read}: the memory cache is not bounded"
+    );
 }
