@@ -187,3 +187,88 @@ fn the_upload_limit_holds_the_daemon_to_its_rate() {
     assert!(secs >= floor * 0.9, "{chunks} bytes in {secs:.1} s beat the limit");
     assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
 }
+
+/// The history as Python icechunk reads it, oldest first: per commit, the size in
+/// bytes of each source file it took.
+fn commit_sizes(repo: &std::path::Path) -> Vec<Vec<u64>> {
+    let r = py("history.py", &[repo.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let history: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["files"].as_array().unwrap().iter().map(|f| f[1].as_u64().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn the_commit_cadence_batches_by_bytes_as_the_repository_records() {
+    // files of about 280 kB: `--commit-mb 0.6` commits once 0.6 MB are waiting (the
+    // third file), `--commit-max-mb 0.9` never puts more than 0.9 MB in one commit, and
+    // `floe sync --batch-mb 0.5` closes a commit once it holds 0.5 MB. What each
+    // commit holds is read back with Python icechunk, not from Floe's own log.
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage, repo) =
+        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let fixture = ["--records", "500", "--hf", "5000"];
+    let args = [
+        "add",
+        watched.to_str().unwrap(),
+        repo.to_str().unwrap(),
+        "--commit-files",
+        "100",
+        "--commit-mb",
+        "0.6",
+        "--commit-max-mb",
+        "0.9",
+        "--commit-max-wait",
+        "600",
+    ];
+    assert_eq!(floe_env(&args, &env).code, 0);
+    let _daemon = spawn_daemon(&env, "0.3", "30");
+    let mut two = vec!["--files", "2"];
+    two.extend_from_slice(&fixture);
+    drop_files(&stage, &watched, &two);
+    wait_until("two files held", || status(&env)[0]["state"]["state"] == "waiting");
+    let mut one = vec!["--files", "1", "--start", "2"];
+    one.extend_from_slice(&fixture);
+    drop_files(&stage, &watched, &one);
+    wait_until("a commit by bytes", || status(&env)[0]["files_ingested"] == 3);
+    let sizes = commit_sizes(&repo);
+    let held: Vec<usize> = sizes.iter().map(Vec::len).collect();
+    let bytes: Vec<u64> = sizes.iter().map(|c| c.iter().sum()).collect();
+    println!("daemon commits (files): {held:?}, bytes {bytes:?}");
+    // 0.6 MB were waiting with the third file; at most 0.9 MB went into one commit
+    assert_eq!(held.iter().sum::<usize>(), 3);
+    assert!(bytes.iter().all(|&b| b <= 900_000), "a commit over --commit-max-mb: {bytes:?}");
+    assert_eq!(held[0], 0, "the repository's creation");
+    assert!(held.len() >= 2 && held[1] >= 2, "the first commit waited for 0.6 MB: {held:?}");
+    // six at once (1.7 MB): split so that no commit holds more than 0.9 MB
+    let mut six = vec!["--files", "6", "--start", "3"];
+    six.extend_from_slice(&fixture);
+    drop_files(&stage, &watched, &six);
+    wait_until("nine files", || status(&env)[0]["files_ingested"] == 9);
+    let sizes = commit_sizes(&repo);
+    let bytes: Vec<u64> = sizes.iter().map(|c| c.iter().sum()).collect();
+    println!("after six more, bytes per commit {bytes:?}");
+    assert!(bytes.iter().all(|&b| b <= 900_000), "a commit over --commit-max-mb: {bytes:?}");
+    assert!(sizes.len() >= 4, "1.7 MB needed at least two more commits: {bytes:?}");
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+
+    // one-shot: --batch-mb 0.5 closes each commit once it holds 0.5 MB
+    let (src, repo2) = (d.path().join("src"), d.path().join("repo2"));
+    let mut seven = vec!["--files", "7"];
+    seven.extend_from_slice(&fixture);
+    make(&src, &seven);
+    let (code, report) = sync_json(&src, &repo2, &["--batch-mb", "0.5"]);
+    assert_eq!(code, 0, "{report}");
+    let sizes = commit_sizes(&repo2);
+    let per: Vec<usize> = sizes.iter().skip(1).map(Vec::len).collect();
+    println!("sync --batch-mb 0.5 commits (files): {per:?}");
+    assert_eq!(per, vec![2, 2, 2, 1], "each commit closed once it held 0.5 MB");
+    assert_repo_equals(&repo2, &files(&src, "nc"), &[]);
+}
