@@ -1,6 +1,9 @@
 """Create buckets and containers on the loopback test servers (Floe never creates them).
 
     python storage.py s3-bucket ENDPOINT BUCKET
+    python storage.py s3-user ENDPOINT BUCKET   (on moto checking credentials: an IAM user
+                                                 allowed everything, its key, the bucket;
+                                                 prints "KEY_ID SECRET")
     python storage.py az-container BLOB_URL CONTAINER
     python storage.py az-list BLOB_URL CONTAINER   (prints every blob name)
 
@@ -29,6 +32,22 @@ def main():
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
         s3.create_bucket(Bucket=name)
+    elif kind == "s3-user":
+        import json
+
+        import boto3
+
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.create_user(UserName="lab")
+        policy = {"Version": "2012-10-17",
+                  "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="lab", PolicyName="all", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="lab")["AccessKey"]
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id=key["AccessKeyId"],
+                     aws_secret_access_key=key["SecretAccessKey"]).create_bucket(Bucket=name)
+        print(key["AccessKeyId"], key["SecretAccessKey"])
     elif kind == "az-container":
         from azure.storage.blob import BlobServiceClient
 

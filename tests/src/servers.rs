@@ -81,6 +81,34 @@ pub fn moto() -> Server {
     start(cmd, port, None, "moto_server")
 }
 
+/// moto's S3 server checking credentials: after the first `free` requests (unchecked,
+/// which `tests/python/storage.py s3-user` spends on an IAM user with its key), every
+/// request must be signed by a key moto knows (`INITIAL_NO_AUTH_ACTION_COUNT`).
+pub fn moto_with_auth(free: u32) -> Server {
+    let port = free_port();
+    let bin = crate::python().parent().map(|p| p.join("moto_server")).unwrap_or_default();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string());
+    start(cmd, port, None, "moto_server")
+}
+
+/// moto with one bucket made.
+pub fn moto_bucket(bucket: &str) -> Server {
+    let server = moto();
+    let r = crate::py("storage.py", &["s3-bucket", &server.url(), bucket]);
+    assert_eq!(r.code, 0, "cannot make bucket {bucket}: {}", r.stderr);
+    server
+}
+
+/// Azurite with one container made.
+pub fn azurite_container(container: &str) -> Server {
+    let server = azurite();
+    let r = crate::py("storage.py", &["az-container", &server.url(), container]);
+    assert_eq!(r.code, 0, "cannot make container {container}: {}", r.stderr);
+    server
+}
+
 /// Azurite's blob service (from npm), with its data in a temporary folder.
 pub fn azurite() -> Server {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

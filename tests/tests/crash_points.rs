@@ -15,7 +15,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use floe_tests::servers::{az_env, azurite, moto, pairs, s3_env};
+use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 
 /// The arrivals to die at, per point, over five runs. A run starts over from what
@@ -100,16 +100,12 @@ fn killed_at_every_point_on_a_local_repository() {
 
 #[test]
 fn killed_at_every_point_on_s3() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-crash"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-crash");
     kill_at_every_point("s3://floe-crash/site", &pairs(&s3_env(&server)), None);
 }
 
 #[test]
 fn killed_at_every_point_on_azure() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-crash"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-crash");
     kill_at_every_point("az://floe-crash/site", &pairs(&az_env(&server)), None);
 }

@@ -6,7 +6,7 @@
 //! output or the logs; once it is gone from the keychain, a sync is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use floe_tests::servers::{SecretService, azurite_account};
+use floe_tests::servers::{SecretService, azurite_account, moto_with_auth};
 use floe_tests::*;
 
 /// The emulator's well-known key: it must not open the lab's account.
@@ -107,6 +107,58 @@ fn a_login_lives_in_the_keychain_and_nowhere_else() {
     well_known.push(("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY));
     let r = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &well_known);
     assert_eq!(r.code, 4, "the well-known key opened the account: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
+}
+
+#[test]
+fn an_s3_login_lives_in_the_keychain_and_a_server_that_checks_keys_takes_only_it() {
+    // moto checking signatures: only the IAM user's key made at the start works
+    let server = moto_with_auth(3);
+    let made = py("storage.py", &["s3-user", &server.url(), "lab-bucket"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let (key_id, secret) = made.stdout.trim().split_once(' ').unwrap();
+    let keyring = SecretService::start();
+    let d = tempfile::tempdir().unwrap();
+    let (src, cfg) = (d.path().join("src"), d.path().join("config.toml"));
+    let url = server.url();
+    let env = [
+        ("FLOE_KEYRING", "on"),
+        ("DBUS_SESSION_BUS_ADDRESS", keyring.address.as_str()),
+        ("FLOE_CONFIG", cfg.to_str().unwrap()),
+    ];
+    let repo = "s3://lab-bucket/site";
+    // a key moto does not know is refused and not kept
+    let wrong = format!("AKIAWRONGWRONGWRONG1\nnot-the-secret\n\n\n{url}\n");
+    let r = floe_stdin(&["login", repo], &env, &wrong);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
+    assert_eq!(keyring.lookup("s3://lab-bucket"), None);
+    // the user's key: checked, kept, used by sync
+    let right = format!("{key_id}\n{secret}\n\n\n{url}\n");
+    let r = floe_stdin(&["login", repo], &env, &right);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(keyring.lookup("s3://lab-bucket").is_some_and(|k| k.contains(secret)));
+    make(&src, &["--files", "2"]);
+    let sync = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &env);
+    assert_eq!(sync.code, 0, "{}\n{}", sync.stdout, sync.stderr);
+    assert!(!sync.stdout.contains(secret) && !sync.stderr.contains(secret), "a secret leaked");
+    let reference = [
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ];
+    assert_url_equals(repo, &files(&src, "nc"), &[], &reference);
+    // after logout, the keys every test server takes ("testing") are refused
+    assert_eq!(floe_env(&["logout", repo], &env).code, 0);
+    let mut other = env.to_vec();
+    other.extend([
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]);
+    make(&src, &["--files", "1", "--start", "2"]);
+    let r = floe_env(&["sync", src.to_str().unwrap(), repo, "--quiet", "0"], &other);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("refused the credentials"), "{}", r.stderr);
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use floe_tests::mount::{Mount, is_mounted};
-use floe_tests::servers::{az_env, azurite, moto, pairs, s3_env};
+use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 
 const EROFS: i32 = 30;
@@ -204,27 +204,21 @@ fn remote_round_trip(url: &str, env: &[(&str, &str)]) {
 
 #[test]
 fn an_s3_repository_mounts() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-mount"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-mount");
     let env = s3_env(&server);
     remote_round_trip("s3://floe-mount/repo", &pairs(&env));
 }
 
 #[test]
 fn an_azure_repository_mounts() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-mount"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-mount");
     let env = az_env(&server);
     remote_round_trip("az://floe-mount/repo", &pairs(&env));
 }
 
 #[test]
 fn an_unreachable_repository_gives_eio_within_the_timeout_not_a_hang() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-eio"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-eio");
     let env = s3_env(&server);
     let env = pairs(&env);
     let d = tempfile::tempdir().unwrap();

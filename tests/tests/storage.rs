@@ -3,7 +3,7 @@
 //! a local disk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use floe_tests::servers::{az_env, azurite, moto, pairs, s3_env};
+use floe_tests::servers::{az_env, azurite_container, moto, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 
 /// Sync, check with the reference readers, sync again (nothing new), add a file.
@@ -35,17 +35,13 @@ fn round_trip(url: &str, env: &[(&str, &str)]) {
 
 #[test]
 fn s3_on_moto() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-test"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-test");
     round_trip("s3://floe-test/instruments/site-a", &pairs(&s3_env(&server)));
 }
 
 #[test]
 fn azure_on_azurite() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-test"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-test");
     round_trip("az://floe-test/instruments/site-a", &pairs(&az_env(&server)));
 }
 

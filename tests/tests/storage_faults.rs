@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use floe_tests::proxy::{Action, Proxy, Rule};
-use floe_tests::servers::{Server, az_env, azurite, moto, pairs, s3_env};
+use floe_tests::servers::{Server, az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 
 const FILES: usize = 20;
@@ -95,17 +95,13 @@ fn kills_inside_the_commit(server: &Server, url: &str, env: &[(String, String)])
 
 #[test]
 fn killed_inside_the_commit_on_s3() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-faults"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-faults");
     kills_inside_the_commit(&server, "s3://floe-faults/site", &s3_env(&server));
 }
 
 #[test]
 fn killed_inside_the_commit_on_azure() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-faults"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-faults");
     kills_inside_the_commit(&server, "az://floe-faults/site", &az_env(&server));
 }
 
@@ -185,17 +181,13 @@ fn outages_mid_upload(server: &Server, url: &str, env: &[(String, String)]) {
 
 #[test]
 fn outages_that_start_mid_upload_are_retried_on_s3() {
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-outage"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-outage");
     outages_mid_upload(&server, "s3://floe-outage/site", &s3_env(&server));
 }
 
 #[test]
 fn outages_that_start_mid_upload_are_retried_on_azure() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-outage"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-outage");
     outages_mid_upload(&server, "az://floe-outage/site", &az_env(&server));
 }
 
@@ -206,9 +198,7 @@ fn outages_that_start_mid_upload_are_retried_on_azure() {
 #[test]
 fn a_failing_storage_puts_the_daemon_offline_and_it_says_why() {
     use floe_tests::daemon::{drop_files, spawn_daemon, status, wait_until};
-    let server = moto();
-    let r = py("storage.py", &["s3-bucket", &server.url(), "floe-failing"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = moto_bucket("floe-failing");
     let proxy = Proxy::start(&server.url());
     let d = tempfile::tempdir().unwrap();
     let (watched, stage) = (d.path().join("in"), d.path().join("stage"));
@@ -250,9 +240,7 @@ fn a_failing_storage_puts_the_daemon_offline_and_it_says_why() {
 /// other writer stops, a sync takes the file.
 #[test]
 fn a_writer_that_always_wins_makes_floe_give_up_with_the_branch_intact() {
-    let server = azurite();
-    let r = py("storage.py", &["az-container", &server.url(), "floe-race"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = azurite_container("floe-race");
     let proxy = Proxy::start(&server.url());
     let direct = az_env(&server);
     let through = proxy.env(&direct);
