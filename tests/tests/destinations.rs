@@ -101,14 +101,38 @@ fn commits(repo: &std::path::Path) -> Vec<usize> {
     v
 }
 
+/// A watched folder, a folder where files are written before they are moved in, its
+/// repository, and the daemon's own config and runtime folder.
+struct Site {
+    dir: tempfile::TempDir,
+    watched: std::path::PathBuf,
+    stage: std::path::PathBuf,
+    repo: std::path::PathBuf,
+    cfg: String,
+    run: String,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let (watched, stage, repo) = (at("in"), at("stage"), at("repo"));
+        std::fs::create_dir_all(&watched).unwrap();
+        let (cfg, run) = (at("config.toml"), at("run"));
+        let (cfg, run) = (cfg.to_str().unwrap().to_string(), run.to_str().unwrap().to_string());
+        Site { dir, watched, stage, repo, cfg, run }
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [("FLOE_CONFIG", self.cfg.as_str()), ("FLOE_RUNTIME_DIR", self.run.as_str())]
+    }
+}
+
 #[test]
 fn the_commit_cadence_batches_by_count_and_age() {
-    let d = tempfile::tempdir().unwrap();
-    let (watched, stage, repo) =
-        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
-    std::fs::create_dir_all(&watched).unwrap();
-    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
-    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let site = Site::new();
+    let (watched, stage, repo) = (site.watched.clone(), site.stage.clone(), site.repo.clone());
+    let env = site.env();
     let r = floe_env(
         &[
             "add",
@@ -208,12 +232,9 @@ fn the_commit_cadence_batches_by_bytes_as_the_repository_records() {
     // third file), `--commit-max-mb 0.9` never puts more than 0.9 MB in one commit, and
     // `floe sync --batch-mb 0.5` closes a commit once it holds 0.5 MB. What each
     // commit holds is read back with Python icechunk, not from Floe's own log.
-    let d = tempfile::tempdir().unwrap();
-    let (watched, stage, repo) =
-        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
-    std::fs::create_dir_all(&watched).unwrap();
-    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
-    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let site = Site::new();
+    let (watched, stage, repo) = (site.watched.clone(), site.stage.clone(), site.repo.clone());
+    let env = site.env();
     let fixture = ["--records", "500", "--hf", "5000"];
     let args = [
         "add",
@@ -260,7 +281,7 @@ fn the_commit_cadence_batches_by_bytes_as_the_repository_records() {
     assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
 
     // one-shot: --batch-mb 0.5 closes each commit once it holds 0.5 MB
-    let (src, repo2) = (d.path().join("src"), d.path().join("repo2"));
+    let (src, repo2) = (site.dir.path().join("src"), site.dir.path().join("repo2"));
     let mut seven = vec!["--files", "7"];
     seven.extend_from_slice(&fixture);
     make(&src, &seven);
