@@ -291,3 +291,68 @@ fn a_writer_that_always_wins_makes_floe_give_up_with_the_branch_intact() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     each_file_once(&history_at(url, &env), 2);
 }
+
+/// Two folders syncing at once (`parallel_folders = 2`) share one upload limit, as
+/// the storage sees it: the proxy's log of the chunk uploads into both repositories
+/// shows them overlapping in time, and their bytes together within the limit (a
+/// second's worth may go at once).
+#[test]
+fn two_folders_upload_side_by_side_within_one_shared_limit() {
+    use floe_tests::daemon::{spawn_daemon, status, wait_until};
+    let server = moto_bucket("floe-budget");
+    let proxy = Proxy::start(&server.url());
+    let d = tempfile::tempdir().unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let mut env = vec![
+        ("FLOE_CONFIG".to_string(), cfg.to_str().unwrap().to_string()),
+        ("FLOE_RUNTIME_DIR".to_string(), run.to_str().unwrap().to_string()),
+    ];
+    env.extend(proxy.env(&s3_env(&server)));
+    let env = pairs(&env);
+    for (site, seed) in [("a", "1"), ("b", "2")] {
+        let watched = d.path().join(site);
+        // incompressible data: what is written is what is uploaded
+        make(&watched, &["--files", "6", "--records", "200", "--hf", "10", "--seed", seed]);
+        age(&watched);
+        let url = format!("s3://floe-budget/site-{site}");
+        assert_eq!(floe_env(&["add", watched.to_str().unwrap(), &url], &env).code, 0);
+    }
+    let limit: u64 = 256 << 10;
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("parallel_folders") && !l.starts_with("upload_bytes_per_sec"))
+        .map(|l| match l {
+            "[limits]" => {
+                format!("[limits]\nupload_bytes_per_sec = {limit}\nparallel_folders = 2\n")
+            }
+            other => format!("{other}\n"),
+        })
+        .collect();
+    std::fs::write(&cfg, &text).unwrap();
+    assert!(text.contains("parallel_folders = 2"), "{text}");
+    let _daemon = spawn_daemon(&env, "0", "30");
+    wait_until("both folders", || {
+        let s = status(&env);
+        s[0]["files_ingested"] == 6 && s[1]["files_ingested"] == 6
+    });
+    let puts: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/chunks/"))
+        .collect();
+    let span = |site: &str| {
+        let times: Vec<_> = puts.iter().filter(|s| s.path.contains(site)).map(|s| s.at).collect();
+        (*times.iter().min().unwrap(), *times.iter().max().unwrap())
+    };
+    let ((a0, a1), (b0, b1)) = (span("/site-a/"), span("/site-b/"));
+    assert!(a0 < b1 && b0 < a1, "the two folders' uploads did not overlap");
+    let bytes: u64 = puts.iter().map(|s| s.body_bytes as u64).sum();
+    let first = puts.iter().map(|s| s.at).min().unwrap();
+    let last = puts.iter().map(|s| s.at).max().unwrap();
+    let secs = (last - first).as_secs_f64();
+    let floor = bytes.saturating_sub(limit) as f64 / limit as f64;
+    println!("{bytes} chunk bytes from two folders in {secs:.1} s at a shared {limit} B/s");
+    assert!(bytes > 4 * limit, "too little data to see the limit: {bytes}");
+    assert!(secs >= floor * 0.9, "{bytes} bytes in {secs:.1} s: the limit is not shared");
+}
