@@ -44,3 +44,8 @@ ls "$bystand/mnt/branches/main" >/dev/null
 
 log "cargo nextest (unit + end-to-end)"
 cargo nextest run --workspace --no-fail-fast
+
+# The installer where no developer package is: a debootstrap'd Debian 12 (kept in
+# ~/.cache/floe/clean-bookworm), apt install of the .deb, sync, the app, purge (~4 min).
+log "the .deb on a clean Debian 12"
+bash installer/check-clean-install.sh
