@@ -86,17 +86,28 @@ pub fn floe_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     floe_stdin(args, env, "")
 }
 
-/// Run `floe` with `input` on its standard input.
-pub fn floe_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
-    use std::io::Write;
+/// `floe` with arguments and extra environment variables, the OS keychain off (see
+/// [`floe_env`]), its output piped.
+fn floe_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(floe_bin());
     c.args(args).env("FLOE_KEYRING", "off");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Start `floe` (as [`floe_env`] runs it) without waiting for it.
+pub fn spawn_floe(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    floe_command(args, env).stdin(std::process::Stdio::null()).spawn().expect("start floe")
+}
+
+/// Run `floe` with `input` on its standard input.
+pub fn floe_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+    use std::io::Write;
+    let mut c = floe_command(args, env);
+    c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().expect("run floe");
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
@@ -188,8 +199,13 @@ pub fn assert_url_equals_from(
 
 /// The branch history as JSON (newest first).
 pub fn log_json(repo: &Path, branch: &str) -> Vec<serde_json::Value> {
-    let r = floe(&["log", repo.to_str().unwrap(), "--branch", branch, "--json"]);
-    assert_eq!(r.code, 0, "floe log failed: {}", r.stderr);
+    history_of(repo.to_str().unwrap(), branch, &[])
+}
+
+/// `floe log URL --branch BRANCH --json`; the branch must open.
+fn history_of(url: &str, branch: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let r = floe_env(&["log", url, "--branch", branch, "--json"], env);
+    assert_eq!(r.code, 0, "floe log failed (the branch does not open): {}", r.stderr);
     serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap().as_array().unwrap().clone()
 }
 
@@ -236,9 +252,7 @@ pub fn each_file_once(history: &[serde_json::Value], files: usize) {
     assert_eq!(seen.len(), files, "every file committed: {seen:?}");
 }
 
-/// The branch's history (`floe log --json`) of a repository URL; it must open.
+/// The history of `main` (`floe log --json`) of a repository URL; it must open.
 pub fn history_at(url: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
-    let r = floe_env(&["log", url, "--json"], env);
-    assert_eq!(r.code, 0, "the branch does not open: {}", r.stderr);
-    serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap().as_array().unwrap().clone()
+    history_of(url, "main", env)
 }

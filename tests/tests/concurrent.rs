@@ -4,19 +4,8 @@
 //! batch on the other's commits, and every file ends up there exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
-
 use floe_tests::servers::azurite;
 use floe_tests::*;
-
-fn spawn_sync(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    let mut c = Command::new(floe_bin());
-    c.args(args).env("FLOE_KEYRING", "off").stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
 
 fn finish(child: std::process::Child) -> (i32, String) {
     let o = child.wait_with_output().unwrap();
@@ -79,11 +68,11 @@ fn two_desktops_write_one_branch() {
     assert_eq!(first.code, 0, "{}", first.stderr);
 
     // 1. different groups: commits interleave and rebase onto each other
-    let pa = spawn_sync(
+    let pa = spawn_floe(
         &["sync", a.to_str().unwrap(), repo, "--group", "site_a", "--quiet", "0", "--batch", "1"],
         &env,
     );
-    let pb = spawn_sync(
+    let pb = spawn_floe(
         &["sync", b.to_str().unwrap(), repo, "--group", "site_b", "--quiet", "0", "--batch", "1"],
         &env,
     );
@@ -111,8 +100,8 @@ fn two_desktops_write_one_branch() {
         "1",
         "--json",
     ];
-    let p1 = spawn_sync(&args, &env);
-    let p2 = spawn_sync(&args, &env);
+    let p1 = spawn_floe(&args, &env);
+    let p2 = spawn_floe(&args, &env);
     let (c1, r1, t1) = finish_json(p1);
     let (c2, r2, t2) = finish_json(p2);
     assert_eq!((c1, c2), (0, 0), "{t1}\n{t2}");

@@ -10,7 +10,6 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use floe_tests::proxy::{Action, Proxy, Rule};
@@ -31,13 +30,8 @@ const COMMIT_STEPS: &[(&str, &str, Action, [usize; 5])] = &[
 /// picks; the held request.
 fn kill_at(proxy: &Proxy, rule: Rule, src: &Path, url: &str, env: &[(&str, &str)]) -> String {
     proxy.rule(rule);
-    let mut c = Command::new(floe_bin());
-    c.args(["sync", src.to_str().unwrap(), url, "--quiet", "0", "--batch", "2"]);
-    c.env("FLOE_KEYRING", "off").stdout(Stdio::null()).stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
+    let mut child =
+        spawn_floe(&["sync", src.to_str().unwrap(), url, "--quiet", "0", "--batch", "2"], env);
     let held = proxy.held(Duration::from_secs(60));
     child.kill().unwrap();
     let status = child.wait().unwrap();
@@ -131,14 +125,8 @@ fn outages_mid_upload(server: &Server, url: &str, env: &[(String, String)]) {
         let src = d.path().join("src");
         make(&src, &["--files", "6", "--records", "500", "--hf", "5000"]);
         let url = format!("{url}-{}", what.replace([' ', '-'], "_"));
-        let mut c = Command::new(floe_bin());
-        c.args(["sync", src.to_str().unwrap(), &url, "--quiet", "0", "--batch", "3"]);
-        c.args(["--chunk-mib", "0.01"]);
-        c.env("FLOE_KEYRING", "off").stdout(Stdio::piped()).stderr(Stdio::piped());
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        let child = c.spawn().unwrap();
+        let args = ["sync", src.to_str().unwrap(), &url, "--quiet", "0", "--batch", "3"];
+        let child = spawn_floe(&[&args[..], &["--chunk-mib", "0.01"]].concat(), &env);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let before = chunk_puts(&proxy);
         while chunk_puts(&proxy) < before + 3 && std::time::Instant::now() < deadline {
@@ -257,13 +245,7 @@ fn a_writer_that_always_wins_makes_floe_give_up_with_the_branch_intact() {
     let before = history_at(url, &env).len();
 
     proxy.rule(Rule::put_end("/repo", 0, usize::MAX, Action::HoldThenForward));
-    let mut c = Command::new(floe_bin());
-    c.args(["sync", src.to_str().unwrap(), url, "--quiet", "0"]);
-    c.env("FLOE_KEYRING", "off").stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in &env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
+    let mut child = spawn_floe(&["sync", src.to_str().unwrap(), url, "--quiet", "0"], &env);
     let mut won = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while child.try_wait().unwrap().is_none() {

@@ -160,13 +160,31 @@ pub async fn storage(
 /// errors in its chain: an I/O error's kind (disk full, permission, connection),
 /// object_store's variants (HTTP 401/403 as `Unauthenticated`/`PermissionDenied`)
 /// and its HTTP client's error kind (connect, timeout). What the chain does not
-/// classify falls back to [`by_protocol_code`].
+/// classify falls back to [`by_protocol_code`], and what object_store gave up
+/// retrying is a failing storage.
 pub fn classify_error(label: &str, e: &(dyn std::error::Error + 'static)) -> StoreError {
     let detail = message(e);
     let local = !label.contains("://");
-    std::iter::successors(Some(e), |c| c.source())
-        .find_map(|cause| by_kind(label, local, cause, &detail))
-        .unwrap_or_else(|| by_protocol_code(label, detail))
+    let chain = || std::iter::successors(Some(e), |c| c.source());
+    if let Some(known) = chain().find_map(|cause| by_kind(label, local, cause, &detail)) {
+        return known;
+    }
+    // object_store turns 401/403/404/409/412 into their own variants and retries the
+    // rest (5xx, 429, broken connections) with backoff; what comes back as `Generic`
+    // from a remote store, with nothing more specific in its chain, is that, given up
+    // on for now: a failing storage, worth trying again later. (Its status is in the
+    // client's retry error, which object_store does not export.)
+    let gave_up = !local
+        && chain().any(|c| {
+            matches!(
+                c.downcast_ref::<object_store::Error>(),
+                Some(object_store::Error::Generic { .. })
+            )
+        });
+    match by_protocol_code(label, detail) {
+        StoreError::Repository { repo, detail } if gave_up => StoreError::Failing { repo, detail },
+        known => known,
+    }
 }
 
 /// Who this process runs as: `$USER`, else the name `/etc/passwd` gives the owner
@@ -236,21 +254,6 @@ fn by_kind(
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => {
                 Some(StoreError::Credentials { repo, detail })
-            }
-            // object_store turns 401/403/404/409/412 into their own variants and
-            // retries the rest (5xx, 429, broken connections) with backoff; what
-            // comes back as `Generic` from a remote store is that, given up on for
-            // now: a failing storage, worth trying again later. (Its status is in
-            // the client's retry error, which object_store does not export.) Kinds
-            // further down the chain say more, when there are any.
-            object_store::Error::Generic { source, .. } if !local => {
-                let source: &(dyn std::error::Error + 'static) = source.as_ref();
-                let deeper = std::iter::successors(Some(source), |c| c.source())
-                    .find_map(|c| by_kind(label, local, c, &detail));
-                Some(deeper.unwrap_or_else(|| match by_protocol_code(label, detail) {
-                    StoreError::Repository { repo, detail } => StoreError::Failing { repo, detail },
-                    known => known,
-                }))
             }
             _ => None,
         };

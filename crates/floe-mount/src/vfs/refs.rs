@@ -106,51 +106,43 @@ impl Vfs {
         &self,
         refs: &RefsView,
     ) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
-        let mut slot = refs.by_time.lock().map_err(|_| poisoned())?;
-        if let Some(v) = slot.as_ref() {
-            return Ok(v.clone());
-        }
-        let branch = shown(&self.inner.opts.history_branch)
-            .and_then(|b| refs.branches.get(b.as_ref()))
-            .or_else(|| refs.branches.values().next());
-        let mut out = BTreeMap::new();
-        if let Some(tip) = branch {
-            for c in self.ancestry(&tip.id)?.iter() {
-                let base = time_label(&c.time);
-                let mut name = base.clone();
-                let mut n = 1;
-                while out.contains_key(&name) {
-                    n += 1;
-                    name = format!("{base}-{n}");
+        memoized(&refs.by_time, || {
+            let branch = shown(&self.inner.opts.history_branch)
+                .and_then(|b| refs.branches.get(b.as_ref()))
+                .or_else(|| refs.branches.values().next());
+            let mut out = BTreeMap::new();
+            if let Some(tip) = branch {
+                for c in self.ancestry(&tip.id)?.iter() {
+                    let base = time_label(&c.time);
+                    let mut name = base.clone();
+                    let mut n = 1;
+                    while out.contains_key(&name) {
+                        n += 1;
+                        name = format!("{base}-{n}");
+                    }
+                    out.insert(name, c.clone());
                 }
-                out.insert(name, c.clone());
             }
-        }
-        let v = Arc::new(out);
-        *slot = Some(v.clone());
-        Ok(v)
+            Ok(out)
+        })
     }
 
     pub(super) fn snapshots(
         &self,
         refs: &RefsView,
     ) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
-        let mut slot = refs.snapshots.lock().map_err(|_| poisoned())?;
-        if let Some(v) = slot.as_ref() {
-            return Ok(v.clone());
-        }
-        let mut out = BTreeMap::new();
-        for tip in refs.branches.values().chain(refs.tags.values()) {
-            if out.contains_key(&tip.id) {
-                continue;
+        memoized(&refs.snapshots, || {
+            let mut out = BTreeMap::new();
+            for tip in refs.branches.values().chain(refs.tags.values()) {
+                if out.contains_key(&tip.id) {
+                    continue;
+                }
+                for c in self.ancestry(&tip.id)?.iter() {
+                    out.insert(c.id.clone(), c.clone());
+                }
             }
-            for c in self.ancestry(&tip.id)?.iter() {
-                out.insert(c.id.clone(), c.clone());
-            }
-        }
-        let v = Arc::new(out);
-        *slot = Some(v.clone());
-        Ok(v)
+            Ok(out)
+        })
     }
 
     /// A snapshot by id, listed or not.
@@ -180,4 +172,18 @@ impl Vfs {
         }
         .ok_or(MountError::NotFound)
     }
+}
+
+/// A view derived from one refresh's refs, computed on first use and kept with them.
+fn memoized<T>(
+    slot: &Mutex<Option<Arc<T>>>,
+    compute: impl FnOnce() -> Result<T, MountError>,
+) -> Result<Arc<T>, MountError> {
+    let mut slot = slot.lock().map_err(|_| poisoned())?;
+    if let Some(v) = slot.as_ref() {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(compute()?);
+    *slot = Some(v.clone());
+    Ok(v)
 }
