@@ -12,6 +12,7 @@
 //! - [`mounts`]: mount, list and unmount repositories; open a folder in the file manager.
 //! - [`sync`]: a one-shot sync of a folder; [`inspect`]: what a sync would do with a
 //!   file; [`doctor`]: check a destination; [`login`]: keep or forget its login.
+//! - [`verify`]: compare a folder's files with what the repository holds, values read back.
 
 pub mod doctor;
 pub mod engine;
@@ -22,6 +23,7 @@ pub mod inspect;
 pub mod login;
 pub mod mounts;
 pub mod sync;
+pub mod verify;
 pub mod words;
 
 pub use error::ApiError;

@@ -234,3 +234,22 @@ pub(crate) struct InspectArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Folder the files were synced from.
+    pub folder: PathBuf,
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Group the folder was synced into.
+    #[arg(long, default_value = "/")]
+    pub group: String,
+    /// File name pattern the folder was synced with (repeatable).
+    #[arg(long)]
+    pub pattern: Vec<String>,
+    /// Print the report as JSON (it lists the files gone from the folder too).
+    #[arg(long)]
+    pub json: bool,
+}

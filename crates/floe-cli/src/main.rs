@@ -124,6 +124,9 @@ enum Command {
     Unmount(UnmountArgs),
     /// Show how a source file maps onto a repository, without writing anything.
     Inspect(InspectArgs),
+    /// Compare every file of a folder with what the repository holds: in it,
+    /// unchanged since ingest, and its records read back as the file's values.
+    Verify(VerifyArgs),
 }
 
 /// Exit status of a `floe sync` stopped by Ctrl-C or SIGTERM (128 + SIGINT, as
@@ -228,6 +231,7 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Doctor(a) => doctor(a).await,
         Command::Log(a) => log(a).await,
         Command::Inspect(a) => inspect(a).await,
+        Command::Verify(a) => verify(a).await,
     }
 }
 
@@ -319,6 +323,49 @@ async fn sync(a: SyncArgs) -> Result<i32, Failure> {
         return Ok(EXIT_INTERRUPTED);
     }
     Ok(report.exit_code())
+}
+
+/// `floe verify`.
+async fn verify(a: VerifyArgs) -> Result<i32, Failure> {
+    use floe_api::verify::VerifyProgress;
+    let mut opts = floe_api::verify::VerifyOptions::new(a.folder, repo_url(&a.repo)?);
+    opts.branch = a.branch;
+    opts.group = a.group;
+    opts.patterns = a.pattern;
+    let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |p: &VerifyProgress| {
+        if let Some(b) = &bar {
+            match p {
+                VerifyProgress::Planned { bytes, .. } => b.set_length(*bytes),
+                VerifyProgress::FileDone { file, bytes } => {
+                    b.inc(*bytes);
+                    b.set_message(file.clone());
+                }
+            }
+        }
+    };
+    let report = floe_api::verify::run(opts, &progress).await?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for f in &report.findings {
+            out!("{f}");
+        }
+        out!("{}", report.summary());
+    }
+    Ok(report.verdict().exit_code())
 }
 
 /// `floe add`.

@@ -51,6 +51,10 @@ pub enum StoreError {
         "`{snapshot}` is not a snapshot id ({detail}); `floe log` lists the snapshots of {repo}"
     )]
     BadSnapshotId { repo: String, snapshot: String, detail: String },
+    #[error(
+        "{repo}: an object the repository refers to is missing ({detail}); the repository is damaged there: `floe verify` names the files and records affected"
+    )]
+    MissingObject { repo: String, detail: String },
     #[error("repository {repo}: {detail}")]
     Repository { repo: String, detail: String },
     #[error("array `{path}`: {detail}")]
@@ -64,6 +68,7 @@ impl StoreError {
             | StoreError::NotARepository(_)
             | StoreError::NoBranch { .. }
             | StoreError::Repository { .. }
+            | StoreError::MissingObject { .. }
             | StoreError::Array { .. } => ErrorCode::Repository,
             StoreError::MissingBucket(_) | StoreError::Credentials { .. } => ErrorCode::Storage,
             StoreError::Unreachable { .. } | StoreError::Failing { .. } => ErrorCode::Storage,

@@ -8,6 +8,7 @@
 
 pub mod doctor;
 mod error;
+mod reader;
 pub mod remote;
 mod repo;
 pub mod secrets;
@@ -16,6 +17,7 @@ pub mod view;
 mod writer;
 
 pub use error::StoreError;
+pub use reader::Reader;
 pub use repo::{CommitInfo, Holdings, Repo};
 pub use view::{Series, Variable, View};
 pub use writer::Writer;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use icechunk::Storage;
 use icechunk::storage::{
     AzureCredentials, AzureStaticCredentials, GcsCredentials, GcsStaticCredentials, S3Credentials,
-    S3Options, S3StaticCredentials,
+    S3Options, S3StaticCredentials, StorageErrorKind,
 };
 
 use crate::StoreError;
@@ -221,6 +221,38 @@ pub fn message(e: &dyn std::fmt::Display) -> String {
     }
 }
 
+/// The storage's own error kind inside one of Icechunk's. Icechunk nests its kinds
+/// as `#[error(transparent)]` variants, whose `source()` skips the nested kind: a
+/// leaf such as `ObjectNotFound` never shows up in the chain on its own.
+fn storage_kind<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StorageErrorKind> {
+    use icechunk::repository::RepositoryErrorKind as R;
+    use icechunk::session::SessionErrorKind as S;
+    use icechunk::store::StoreErrorKind as T;
+    let of_repository = |r: &'a R| match r {
+        R::StorageError(k) => Some(k),
+        _ => None,
+    };
+    let of_session = |s: &'a S| match s {
+        S::StorageError(k) => Some(k),
+        S::RepositoryError(r) => of_repository(r),
+        _ => None,
+    };
+    if let Some(k) = cause.downcast_ref::<StorageErrorKind>() {
+        return Some(k);
+    }
+    if let Some(t) = cause.downcast_ref::<T>() {
+        return match t {
+            T::SessionError(s) => of_session(s),
+            T::RepositoryError(r) => of_repository(r),
+            _ => None,
+        };
+    }
+    if let Some(s) = cause.downcast_ref::<S>() {
+        return of_session(s);
+    }
+    cause.downcast_ref::<R>().and_then(of_repository)
+}
+
 fn by_kind(
     label: &str,
     local: bool,
@@ -249,11 +281,20 @@ fn by_kind(
             _ => None,
         };
     }
+    // A missing repository, branch or tag has kinds of Icechunk's own, matched by
+    // the callers before any of this: an object that is not found here is one the
+    // repository refers to (a chunk, a manifest), and the repository is damaged.
+    if storage_kind(cause).is_some_and(|k| matches!(k, StorageErrorKind::ObjectNotFound)) {
+        return Some(StoreError::MissingObject { repo, detail });
+    }
     if let Some(os) = cause.downcast_ref::<object_store::Error>() {
         return match os {
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => {
                 Some(StoreError::Credentials { repo, detail })
+            }
+            object_store::Error::NotFound { .. } => {
+                Some(StoreError::MissingObject { repo, detail })
             }
             _ => None,
         };
@@ -377,6 +418,18 @@ mod tests {
         };
         assert!(matches!(c(&refused), StoreError::Credentials { .. }));
         assert!(matches!(classify_error("/data/repo", &gave_up), StoreError::Repository { .. }));
+        // an object the repository refers to, gone: Icechunk's own leaf kind, nested
+        // in kinds whose source() skips it
+        use icechunk::session::SessionErrorKind;
+        use icechunk::store::StoreErrorKind;
+        let gone = icechunk::store::StoreError::capture(StoreErrorKind::SessionError(
+            SessionErrorKind::StorageError(StorageErrorKind::ObjectNotFound),
+        ));
+        assert!(matches!(c(&gone), StoreError::MissingObject { .. }));
+        let other = icechunk::store::StoreError::capture(StoreErrorKind::SessionError(
+            SessionErrorKind::StorageError(StorageErrorKind::Other("x".into())),
+        ));
+        assert!(matches!(c(&other), StoreError::Repository { .. }));
     }
 
     #[test]

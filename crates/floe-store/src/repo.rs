@@ -273,7 +273,10 @@ impl Repo {
     }
 
     /// `snapshot` as an Icechunk snapshot id.
-    fn snapshot_id(&self, snapshot: &str) -> Result<icechunk::format::SnapshotId, StoreError> {
+    pub(crate) fn snapshot_id(
+        &self,
+        snapshot: &str,
+    ) -> Result<icechunk::format::SnapshotId, StoreError> {
         icechunk::format::SnapshotId::try_from(snapshot).map_err(|e| StoreError::BadSnapshotId {
             repo: self.label.clone(),
             snapshot: snapshot.to_string(),

@@ -1281,7 +1281,7 @@ pub async fn plan_against(
 
 /// The planning step shared by a sync and `plan_against`: the file's append
 /// dimensions and record coordinates, and its plan against `state`.
-fn plan_source(
+pub(crate) fn plan_source(
     reader: &dyn SourceReader,
     file: &str,
     state: &RepoState,
@@ -1337,7 +1337,7 @@ fn newest_mtime(dir: &std::path::Path) -> std::io::Result<SystemTime> {
     Ok(newest)
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

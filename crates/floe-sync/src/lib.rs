@@ -2,12 +2,14 @@
 //!
 //! [`scan`] finds candidate files, [`ingest::Ingest`] runs the one-shot pipeline
 //! (complete? → already ingested? → order by data time → plan → write → commit with
-//! provenance) and returns a [`report::Report`].
+//! provenance) and returns a [`report::Report`]; [`verify::Verify`] reads back what
+//! the repository holds of each file and compares it with the file, value by value.
 
 pub mod error;
 pub mod ingest;
 pub mod report;
 pub mod scan;
+pub mod verify;
 
 pub use error::IngestError;
 pub use ingest::{Clock, HashMemo, Ingest, IngestOptions, Progress, SystemClock, plan_against};
