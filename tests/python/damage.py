@@ -138,9 +138,13 @@ def main():
     if tuple(arr.chunks[1:]) != tuple(arr.shape[1:]):
         sys.exit(f"{args.array} is chunked along more than its first axis: {arr.chunks}")
     k = args.chunk
-    if (k + 2) * arr.chunks[0] > arr.shape[0]:
+    # (a swap needs the next chunk whole too)
+    whole = k + 2 if args.how == "swap" else k + 1
+    if whole * arr.chunks[0] > arr.shape[0]:
         sys.exit(f"{args.array} has too few whole chunks ({arr.shape[0]} records of {arr.chunks[0]})")
-    want = {chunk_bytes(arr, k): "target", chunk_bytes(arr, k + 1): "other"}
+    want = {chunk_bytes(arr, k): "target"}
+    if args.how == "swap":
+        want[chunk_bytes(arr, k + 1)] = "other"
     objects = objects_for(args.repo)
     zstd = numcodecs.Zstd()
     found = {}

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use floe_tests::daemon::{drop_files, spawn_daemon, status, wait_until};
 use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 use serde_json::Value;
@@ -253,4 +254,49 @@ fn verify_on_s3() {
 fn verify_on_azure() {
     let server = azurite_container("floe-verify");
     remote("az://floe-verify/site", &pairs(&az_env(&server)));
+}
+
+#[test]
+fn the_daemon_reads_each_commit_back_and_verifies_the_folder_on_its_schedule() {
+    let d = tempfile::tempdir().unwrap();
+    let (watched, stage, repo) =
+        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
+    std::fs::create_dir_all(&watched).unwrap();
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let (w, r) = (watched.to_str().unwrap(), repo.to_str().unwrap());
+    // a full verification every 3.6 s
+    let add = ["add", w, r, "--verify-after-commit", "--verify-every-hours", "0.001"];
+    let out = floe_env(&add, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let _daemon = spawn_daemon(&env, "0.3", "5");
+    // eight files of 10 records: /waveform's first chunk (64 records) is whole
+    drop_files(&stage, &watched, &["--files", "8", "--records", "10", "--hf", "10"]);
+    let last = |env: &[(&str, &str)]| status(env)[0]["last_verification"].clone();
+    wait_until("the commits read back", || {
+        let s = status(&env);
+        s[0]["files_ingested"] == 8 && s[0]["last_verification"]["scope"] == "commit"
+    });
+    assert_eq!(last(&env)["verdict"], "verified", "{:#}", status(&env));
+    wait_until("a full verification", || {
+        let v = last(&env);
+        v["scope"] == "full" && v["verdict"] == "verified"
+    });
+    assert!(last(&env)["summary"].as_str().unwrap().starts_with("8 of 8 files verified"));
+
+    // the repository damaged under the daemon: its next full verification says so,
+    // and the folder's last problem names the array
+    let r = py("damage.py", &[r, "/waveform", "delete", "--chunk", "0"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    wait_until("the damage found", || last(&env)["verdict"] == "damaged");
+    let s = status(&env);
+    let v = &s[0]["last_verification"];
+    assert_eq!(v["scope"], "full", "{s:#}");
+    let first = v["findings"][0].as_str().unwrap();
+    assert!(first.contains("`/waveform`") && first.contains("a chunk object is missing"), "{s:#}");
+    let problem = s[0]["last_error"].as_str().unwrap();
+    assert!(problem.starts_with("Verification found damage"), "{problem}");
+    // and `floe status` in words
+    let text = floe_env(&["status"], &env);
+    assert!(text.stdout.contains("the repository differs from its files"), "{}", text.stdout);
 }

@@ -19,6 +19,8 @@ export interface FolderView {
   files_ingested: number;
   throughput: number;
   last_commit: string | null;
+  /** The last verification in a sentence (none since the engine started). */
+  verification: string | null;
 }
 
 export interface StatusView {
@@ -55,6 +57,10 @@ export interface NewFolder {
   patterns: string[];
   append_dims: string[];
   live_every_secs: number | null;
+  /** Read each commit back from the storage and compare it with the files. */
+  verify_after_commit: boolean;
+  /** Verify the whole folder every this many hours (none: never). */
+  verify_every_hours: number | null;
   login: Record<string, string>;
   check: boolean;
 }

@@ -8,6 +8,7 @@ interface Card {
   detail: HTMLElement;
   numbers: HTMLElement;
   commit: HTMLElement;
+  verification: HTMLElement;
   problem: HTMLElement;
   toggle: HTMLButtonElement;
 }
@@ -59,6 +60,7 @@ function card(f: FolderView): Card {
   const detail = h("p", { class: "detail" });
   const numbers = h("p", { class: "numbers" });
   const commit = h("p", { class: "commit muted" });
+  const verification = h("p", { class: "verification muted" });
   const problem = h("p", { class: "problem" });
   const toggle = h("button", { type: "button", class: "toggle" }) as HTMLButtonElement;
   toggle.addEventListener("click", async () => {
@@ -98,10 +100,11 @@ function card(f: FolderView): Card {
     detail,
     numbers,
     commit,
+    verification,
     problem,
     h("div", { class: "row" }, toggle, remove),
   );
-  return { root, headline, detail, numbers, commit, problem, toggle };
+  return { root, headline, detail, numbers, commit, verification, problem, toggle };
 }
 
 /** Set a data attribute only when it changes (no needless style work every tick). */
@@ -134,6 +137,8 @@ export function renderFolders(s: StatusView): void {
       `${f.files_pending} pending (${bytes(f.bytes_pending)}) · ${f.files_ingested} synced · ${(f.throughput / 1e6).toFixed(1)} MB/s`,
     );
     setText(c.commit, f.last_commit ? `Last commit ${f.last_commit}` : "No commit since start");
+    setText(c.verification, f.verification ?? "");
+    c.verification.hidden = !f.verification;
     setText(c.problem, f.problem ?? "");
     const role = f.needs_attention ? "alert" : "note";
     if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);
@@ -204,6 +209,17 @@ function addForm(): HTMLElement {
     ),
   );
   live.setAttribute("aria-describedby", "new-live-hint");
+  const readBack = h("input", { type: "checkbox", id: "new-verify-commit" }) as HTMLInputElement;
+  const readBackField = h(
+    "div",
+    { class: "field" },
+    h("label", { for: "new-verify-commit" }, readBack, " Read each commit back and compare it with the files"),
+  );
+  const [everyField, every] = field(
+    "Verify everything every … hours (optional)",
+    h("input", { id: "new-verify-every", type: "number", min: "0", step: "any", placeholder: "24" }),
+    "Compares every file with what the repository holds; empty: never.",
+  );
   const submit = h("button", { type: "submit", id: "add-folder", class: "primary" }, "Test connection and add");
 
   const url = (): string => {
@@ -250,7 +266,7 @@ function addForm(): HTMLElement {
     whereField,
     prefixField,
     login,
-    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField),
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField),
     h("div", { class: "row" }, submit),
     msg,
   );
@@ -273,6 +289,8 @@ function addForm(): HTMLElement {
         patterns: [],
         append_dims: dim.value.trim() ? [dim.value.trim()] : [],
         live_every_secs: live.checked ? 30 : null,
+        verify_after_commit: readBack.checked,
+        verify_every_hours: Number(every.value) > 0 ? Number(every.value) : null,
         login: creds,
         check: true,
       });

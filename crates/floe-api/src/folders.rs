@@ -32,6 +32,12 @@ pub struct NewFolder {
     /// many seconds while the logger has them open (none: when complete).
     #[serde(default)]
     pub live_every_secs: Option<f64>,
+    /// Read each commit back from the storage and compare it with the files.
+    #[serde(default)]
+    pub verify_after_commit: bool,
+    /// Verify the whole folder every this many hours (none: never).
+    #[serde(default)]
+    pub verify_every_hours: Option<f64>,
     /// The destination's login (`AWS_ACCESS_KEY_ID`, …), kept in the OS keychain;
     /// empty to use what the keychain or the environment already has.
     #[serde(default)]
@@ -103,6 +109,8 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         paused: false,
         commit: new.commit,
         live_every_secs: new.live_every_secs,
+        verify_after_commit: new.verify_after_commit,
+        verify_every_hours: new.verify_every_hours,
     })?;
     let mut checks = Vec::new();
     if new.check {

@@ -4,6 +4,8 @@
 use floe_core::ErrorCode;
 use floe_engine::daemon::FolderStatus;
 use floe_engine::state::{FolderState, Stall};
+use floe_engine::verification::{LastVerification, Scope};
+use floe_sync::verify::Verdict;
 use serde::Serialize;
 
 /// The whole engine at a glance (the tray icon).
@@ -53,6 +55,9 @@ pub struct FolderView {
     /// Bytes per second over the last sync cycle.
     pub throughput: f64,
     pub last_commit: Option<String>,
+    /// The last verification in a sentence (none: the folder has not been verified
+    /// since the engine started).
+    pub verification: Option<String>,
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
@@ -93,6 +98,23 @@ fn remedy(code: ErrorCode) -> &'static str {
         | ErrorCode::ChangedSinceIngest
         | ErrorCode::BadSource => "The file was set aside; the other files keep flowing.",
         ErrorCode::Internal => "This is a bug in Floe; please report it with the log.",
+    }
+}
+
+/// The last verification in a sentence.
+fn verification(v: &LastVerification) -> String {
+    let what = match v.scope {
+        Scope::Commit => "Last commit read back",
+        Scope::Full => "Last full verification",
+    };
+    match v.verdict {
+        Verdict::Verified => format!("{what} ({}): {}", v.at, v.summary),
+        Verdict::Behind => format!("{what} ({}): {}", v.at, v.summary),
+        Verdict::Damaged => format!(
+            "{what} ({}): the repository differs from its files. {} Run `floe verify` for every detail.",
+            v.at,
+            v.findings.first().map_or("", String::as_str)
+        ),
     }
 }
 
@@ -152,11 +174,12 @@ pub fn describe(s: &FolderStatus) -> FolderView {
     let problem = problem.or_else(|| {
         s.last_error.as_ref().filter(|_| state != "paused").map(|e| format!("Last problem: {e}"))
     });
+    let damaged = s.last_verification.as_ref().is_some_and(|v| v.verdict == Verdict::Damaged);
     FolderView {
         path: s.path.display().to_string(),
         repo: s.repo.clone(),
         branch: s.branch.clone(),
-        needs_attention: matches!(state.as_str(), "error" | "offline"),
+        needs_attention: matches!(state.as_str(), "error" | "offline") || damaged,
         paused: state == "paused",
         state,
         headline,
@@ -167,6 +190,7 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         files_ingested: s.files_ingested,
         throughput: s.throughput,
         last_commit: s.last_commit.clone(),
+        verification: s.last_verification.as_ref().map(verification),
     }
 }
 
@@ -202,6 +226,7 @@ mod tests {
             last_commit: Some("ABC".into()),
             last_error: None,
             throughput: 2.5e6,
+            last_verification: None,
         }
     }
 
@@ -241,6 +266,34 @@ mod tests {
         let v = describe(&s);
         assert!(!v.needs_attention);
         assert_eq!(v.problem.as_deref(), Some("Last problem: b.nc: truncated"));
+    }
+
+    #[test]
+    fn a_damaged_repository_needs_attention_while_the_files_keep_flowing() {
+        let mut s = status(json!({"state": "idle"}));
+        s.last_verification = Some(LastVerification {
+            scope: Scope::Full,
+            at: "2026-12-02T08:00:00Z".into(),
+            verdict: Verdict::Damaged,
+            snapshot: "ABC".into(),
+            summary: "3 of 4 files verified".into(),
+            findings: vec!["a.nc: the repository differs from the file".into()],
+        });
+        let v = describe(&s);
+        assert!(v.needs_attention);
+        assert_eq!(v.headline, "Up to date");
+        let line = v.verification.unwrap();
+        assert!(
+            line.starts_with(
+                "Last full verification (2026-12-02T08:00:00Z): the repository differs"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("a.nc: the repository differs from the file"), "{line}");
+        if let Some(v) = s.last_verification.as_mut() {
+            v.verdict = Verdict::Verified;
+        }
+        assert!(!describe(&s).needs_attention);
     }
 
     #[test]

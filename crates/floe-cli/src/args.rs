@@ -103,6 +103,13 @@ pub(crate) struct AddArgs {
     pub commit_max_mb: f64,
     #[command(flatten)]
     pub live: LiveArgs,
+    /// After each commit, read its files back from the storage and compare them
+    /// with the sources (the last result shows in `floe status`).
+    #[arg(long)]
+    pub verify_after_commit: bool,
+    /// Verify the whole folder against its repository every this many hours.
+    #[arg(long)]
+    pub verify_every_hours: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -387,6 +387,8 @@ async fn add(a: AddArgs) -> Result<i32, Failure> {
             max_commit_bytes: mb(a.commit_max_mb),
         },
         live_every_secs: a.live.every(),
+        verify_after_commit: a.verify_after_commit,
+        verify_every_hours: a.verify_every_hours.filter(|h| *h > 0.0),
         login: Default::default(),
         check: false,
     };
@@ -434,6 +436,9 @@ async fn status(a: StatusArgs) -> Result<i32, Failure> {
         out!("    {}", f.detail);
         if let Some(c) = &f.last_commit {
             out!("    last commit {c}");
+        }
+        if let Some(v) = &f.verification {
+            out!("    {v}");
         }
         if let Some(p) = &f.problem {
             out!("    {p}");

@@ -32,6 +32,15 @@ pub struct FolderConfig {
     /// it is complete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_every_secs: Option<f64>,
+    /// After each commit, read the files it took back from the storage and compare
+    /// them with the sources (`floe verify` of that commit). Off by default: it reads
+    /// back what was just uploaded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_after_commit: bool,
+    /// Verify the whole folder against its repository every this many hours
+    /// (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_every_hours: Option<f64>,
 }
 
 /// A folder's commit cadence. A commit is made once `files` complete files are
@@ -205,6 +214,8 @@ mod tests {
             paused: false,
             commit: Cadence::default(),
             live_every_secs: None,
+            verify_after_commit: false,
+            verify_every_hours: None,
         }
     }
 

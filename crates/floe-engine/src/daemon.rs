@@ -25,6 +25,7 @@ use floe_store::throttle::Throttle;
 
 use crate::config::{Config, FolderConfig};
 use crate::state::{Backoff, FolderState, Input, Stall, step};
+use crate::verification::{self, LastVerification};
 use crate::watch::{Change, Write, watch};
 use floe_source::complete::WrittenNotClosed;
 
@@ -52,6 +53,9 @@ pub struct FolderStatus {
     pub last_error: Option<String>,
     /// Source bytes per second over the last sync cycle.
     pub throughput: f64,
+    /// The last verification: of the commit just made, or of the whole folder.
+    #[serde(default)]
+    pub last_verification: Option<LastVerification>,
 }
 
 /// A control request, one JSON line.
@@ -347,6 +351,7 @@ async fn folder_task(
         last_commit: None,
         last_error: None,
         throughput: 0.0,
+        last_verification: None,
     }));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
@@ -413,6 +418,9 @@ async fn folder_task(
         }
     };
     let hashes: Arc<HashMemo> = Arc::default();
+    let verify_every =
+        folder.verify_every_hours.filter(|h| *h > 0.0).map(|h| Duration::from_secs_f64(h * 3600.0));
+    let mut verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
     let backoff = Backoff::default();
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut recheck_at: Option<tokio::time::Instant> = None;
@@ -505,6 +513,12 @@ async fn folder_task(
                         recheck_at = recheck_at.map(|r| r.min(now + Duration::from_secs_f64(due)));
                     }
                     retry_at = None;
+                    if folder.verify_after_commit
+                        && let Some(last) = report.commits.last()
+                    {
+                        let files = report.ingested.iter().map(|i| i.file.clone()).collect();
+                        verify_into(&folder, &url, Some((last.clone(), files)), &status).await;
+                    }
                 }
                 Err(e) if let Some(cause) = transient(&e) => {
                     apply(Input::Transient { message: e.to_string(), cause });
@@ -539,6 +553,45 @@ async fn folder_task(
                 recheck_at = None;
                 apply(Input::Changed);
             }
+            _ = tokio::time::sleep_until(verify_at.unwrap_or(far)), if verify_at.is_some() => {
+                if lock(&machine).clone() != FolderState::Paused {
+                    let permit = limits.permits.acquire().await;
+                    verify_into(&folder, &url, None, &status).await;
+                    drop(permit);
+                }
+                verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
+            }
+        }
+    }
+}
+
+/// Run a verification (see [`verification::verify`]) and keep its result in the
+/// folder's status; a damaged repository, or a verification that could not run, is
+/// also the folder's last problem. Data keeps flowing either way.
+async fn verify_into(
+    folder: &FolderConfig,
+    url: &RepoUrl,
+    after_commit: Option<(String, std::collections::BTreeSet<String>)>,
+    status: &Mutex<FolderStatus>,
+) {
+    match verification::verify(folder, url, after_commit).await {
+        Ok(v) => {
+            tracing::info!(
+                folder = %folder.path.display(),
+                scope = ?v.scope,
+                verdict = v.verdict.as_str(),
+                summary = %v.summary,
+                "verified"
+            );
+            let mut st = lock(status);
+            if v.verdict == floe_sync::verify::Verdict::Damaged {
+                let first = v.findings.first().cloned().unwrap_or_else(|| v.summary.clone());
+                st.last_error = Some(format!("Verification found damage: {first}"));
+            }
+            st.last_verification = Some(v);
+        }
+        Err(e) => {
+            lock(status).last_error = Some(format!("The verification could not run: {e}"));
         }
     }
 }

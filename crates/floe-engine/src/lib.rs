@@ -4,10 +4,13 @@
 //!   the user's config directory. Secrets are never stored there.
 //! - [`state`]: the per-folder state machine (idle, scanning, waiting, syncing, paused,
 //!   offline, error) as a pure, total transition function; every transition is emitted.
+//! - [`verification`]: each commit read back after it is made, and the whole folder on
+//!   a schedule, compared with the files (`floe verify`).
 //! - [`watch`]: file-system events (debounced) plus periodic full rescans, delivered to
 //!   an injected sink; the watcher stops when its handle is dropped.
 
 pub mod config;
 pub mod daemon;
 pub mod state;
+pub mod verification;
 pub mod watch;

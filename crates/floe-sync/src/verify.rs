@@ -70,7 +70,7 @@ pub enum VerifyProgress {
 }
 
 /// The outcome of a verification, worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The repository differs from a source that did not change: a value, a missing
@@ -360,8 +360,9 @@ impl Verify<'_> {
             seconds: 0.0,
         };
         let present: BTreeSet<&str> = here.iter().map(|c| c.rel.as_str()).collect();
-        report.gone =
-            steps.keys().filter(|s| !present.contains(s.as_str())).cloned().collect::<Vec<_>>();
+        if o.only.is_none() {
+            report.gone = steps.keys().filter(|s| !present.contains(s.as_str())).cloned().collect();
+        }
         let sizes: Vec<u64> = here.iter().map(source_size).collect();
         (self.progress)(&VerifyProgress::Planned { files: here.len(), bytes: sizes.iter().sum() });
         let ctx = Context {
