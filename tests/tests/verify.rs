@@ -194,6 +194,27 @@ fn files_shaped_like_real_instruments_verify_after_their_sync() {
 }
 
 #[test]
+fn every_source_format_verifies_and_a_group_is_verified_where_it_was_synced() {
+    for format in ["nc3", "nc3-64", "h5netcdf", "zarr2", "zarr3"] {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        make(&src, &["--files", "3", "--format", format]);
+        let repo = d.path().join("repo");
+        let (code, sync) = sync_json(&src, &repo, &["--group", "/site"]);
+        assert_eq!(code, 0, "{format}: {sync}");
+        let (f, r) = (src.to_str().unwrap(), repo.to_str().unwrap());
+        let out = floe(&["verify", f, r, "--group", "/site", "--json"]);
+        assert_eq!(out.code, 0, "{format}: {}\n{}", out.stdout, out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["verified"].as_array().unwrap().len(), 3, "{format}: {report:#}");
+        // the root group holds none of them
+        let (code, report) = verify(&src, r, &[]);
+        assert_eq!(code, 1, "{format}: {report:#}");
+        assert_eq!(report["findings"].as_array().unwrap().len(), 3, "{format}: {report:#}");
+    }
+}
+
+#[test]
 fn a_file_taken_in_steps_verifies_every_step() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
