@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::{Repo, StoreError, Writer};
 
+/// Decoded chunks a reader keeps (a chunk holds several files' records).
+const READ_CACHE_BYTES: usize = 32 << 20;
+
 /// What one snapshot of a repository holds, read straight from the storage.
 ///
 /// Unlike a [`Writer`], a `Reader` never consults the partly filled chunks a
@@ -51,7 +54,8 @@ impl Repo {
             .map_err(|e| crate::remote::classify_error(&self.label, &e))?;
         let snapshot = session.snapshot_id().to_string();
         // tails of its own, empty: nothing is served from memory
-        let inner = Writer::new(session, branch, &self.label, Default::default(), &snapshot, None);
+        let inner = Writer::new(session, branch, &self.label, Default::default(), &snapshot, None)
+            .with_chunk_cache(READ_CACHE_BYTES);
         Ok(Reader { inner, snapshot })
     }
 }

@@ -48,6 +48,51 @@ pub struct Writer {
     uploads: Mutex<HashMap<String, Vec<Upload>>>,
     /// Bytes (in KiB permits) that uploads under way may hold.
     budget: Arc<Semaphore>,
+    /// Decoded chunks kept for reads, when on (a [`crate::Reader`]'s).
+    chunk_cache: Option<Mutex<ChunkCache>>,
+}
+
+/// Decoded chunks by array path and chunk index, oldest evicted first once they
+/// hold more than `limit` bytes. Verification reads each file's records, and a chunk
+/// holds several files' (8 by default): without it every chunk is fetched and
+/// decoded once per file it holds.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkCache {
+    limit: usize,
+    held: usize,
+    chunks: HashMap<(String, Vec<u64>), Arc<Data>>,
+    order: std::collections::VecDeque<(String, Vec<u64>)>,
+}
+
+impl ChunkCache {
+    fn get(&self, key: &(String, Vec<u64>)) -> Option<Arc<Data>> {
+        self.chunks.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (String, Vec<u64>), data: Arc<Data>) {
+        let size = data_bytes(&data);
+        if size > self.limit || self.chunks.contains_key(&key) {
+            return;
+        }
+        while self.held + size > self.limit
+            && let Some(old) = self.order.pop_front()
+        {
+            if let Some(d) = self.chunks.remove(&old) {
+                self.held -= data_bytes(&d);
+            }
+        }
+        self.held += size;
+        self.order.push_back(key.clone());
+        self.chunks.insert(key, data);
+    }
+}
+
+/// Bytes a decoded chunk holds (text: its characters).
+fn data_bytes(d: &Data) -> usize {
+    match d {
+        Data::Fixed(b) => b.len(),
+        Data::Strings(v) => v.iter().map(|s| s.len() + 24).sum(),
+    }
 }
 
 /// A chunk upload running in the background.
@@ -223,7 +268,15 @@ impl Writer {
             faults: Arc::new(NoFaults),
             uploads: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(UPLOAD_BUDGET >> 10)),
+            chunk_cache: None,
         }
+    }
+
+    /// Keep up to `bytes` of decoded chunks for reads (for a read-only session:
+    /// a writer's chunks change under it).
+    pub(crate) fn with_chunk_cache(mut self, bytes: usize) -> Self {
+        self.chunk_cache = Some(Mutex::new(ChunkCache { limit: bytes, ..ChunkCache::default() }));
+        self
     }
 
     /// Stop at `faults`' points (a crash test's; shipped builds keep [`NoFaults`]).
@@ -687,9 +740,9 @@ impl Writer {
             start.iter().zip(count).zip(&chunk).map(|((s, n), c)| (s + n - 1) / c).collect();
         let mut idx = first.clone();
         loop {
-            let data = self.chunk_data(&array, path, &idx, text).await?;
+            let data = self.cached_chunk(&array, path, &idx, text).await?;
             let origin: Vec<u64> = idx.iter().zip(&chunk).map(|(i, c)| i * c).collect();
-            copy_box(&origin, &chunk, start, count, |src, dst, len| match &data {
+            copy_box(&origin, &chunk, start, count, |src, dst, len| match data.as_ref() {
                 Data::Fixed(b) => out_bytes[dst * item..(dst + len) * item]
                     .copy_from_slice(&b[src * item..(src + len) * item]),
                 Data::Strings(v) => out_text[dst..dst + len].clone_from_slice(&v[src..src + len]),
@@ -708,6 +761,26 @@ impl Writer {
                 idx[d] = first[d];
             }
         }
+    }
+
+    /// One chunk, decoded: from the chunk cache when there is one.
+    async fn cached_chunk(
+        &self,
+        array: &Array<Store>,
+        path: &str,
+        idx: &[u64],
+        text: bool,
+    ) -> Result<Arc<Data>, StoreError> {
+        let Some(cache) = &self.chunk_cache else {
+            return self.chunk_data(array, path, idx, text).await.map(Arc::new);
+        };
+        let key = (path.to_string(), idx.to_vec());
+        if let Some(d) = lock(cache).get(&key) {
+            return Ok(d);
+        }
+        let d = Arc::new(self.chunk_data(array, path, idx, text).await?);
+        lock(cache).put(key, d.clone());
+        Ok(d)
     }
 
     async fn chunk_data(

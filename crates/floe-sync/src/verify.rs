@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use floe_core::{FileProvenance, RepoUrl};
@@ -18,7 +19,6 @@ use floe_plan::{ArrayAction, ArrayOp, RepoState, Settings};
 use floe_source::records::{self, Counts};
 use floe_source::{Data, SourceReader};
 use floe_store::{Reader, Repo, StoreError};
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::IngestError;
@@ -325,10 +325,12 @@ impl std::fmt::Debug for Verify<'_> {
     }
 }
 
-/// Shared by the files of one run.
-struct Context<'a> {
-    reader: &'a Reader,
-    state: &'a RepoState,
+/// Shared by the files of one run (their checks run as tasks of their own, so
+/// that reading and decoding sources takes every core).
+struct Context {
+    reader: Reader,
+    state: RepoState,
+    steps: Steps,
     slab_bytes: u64,
     /// BLAKE3 of each static array's values in the repository, read once per run
     /// (every file of a folder carries the same `lat`/`lon`), or why it did not read.
@@ -359,36 +361,44 @@ impl Verify<'_> {
             bytes: 0,
             seconds: 0.0,
         };
-        let present: BTreeSet<&str> = here.iter().map(|c| c.rel.as_str()).collect();
         if o.only.is_none() {
+            let present: BTreeSet<&str> = here.iter().map(|c| c.rel.as_str()).collect();
             report.gone = steps.keys().filter(|s| !present.contains(s.as_str())).cloned().collect();
         }
         let sizes: Vec<u64> = here.iter().map(source_size).collect();
         (self.progress)(&VerifyProgress::Planned { files: here.len(), bytes: sizes.iter().sum() });
-        let ctx = Context {
-            reader: &reader,
-            state: &state,
+        let ctx = Arc::new(Context {
+            reader,
+            state,
+            steps,
             slab_bytes: o.slab_bytes,
             statics: Default::default(),
-        };
-        let checks: Vec<_> =
-            here.iter().zip(&sizes).map(|(c, size)| self.check(&ctx, &steps, c, *size)).collect();
-        let mut results = futures::stream::iter(checks).buffer_unordered(FILES_AT_ONCE);
+        });
         let mut unmatched = Vec::new();
-        while let Some(done) = results.next().await {
-            let (c, size, outcome) = done?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut todo = here.into_iter().zip(sizes);
+        loop {
+            while tasks.len() < FILES_AT_ONCE
+                && let Some((c, size)) = todo.next()
+            {
+                tasks.spawn(check(ctx.clone(), c, size));
+            }
+            let Some(done) = tasks.join_next().await else { break };
+            // (a check that panicked is a bug of Floe's: it goes on as the panic it was;
+            // no task is ever aborted)
+            let (c, size, outcome) =
+                done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
             report.bytes += size;
             (self.progress)(&VerifyProgress::FileDone { file: c.rel.clone(), bytes: size });
             match outcome {
-                Outcome::Verified => report.verified.push(c.rel.clone()),
-                Outcome::NotListed(hash) => unmatched.push((c.rel.clone(), hash)),
+                Outcome::Verified => report.verified.push(c.rel),
+                Outcome::NotListed(hash) => unmatched.push((c.rel, hash)),
                 Outcome::Problem(problem) => {
-                    report.findings.push(Finding { source: c.rel.clone(), problem })
+                    report.findings.push(Finding { source: c.rel, problem })
                 }
             }
         }
-        drop(results);
-        self.copies_or_missing(&steps, unmatched, &mut report);
+        self.copies_or_missing(&ctx.steps, unmatched, &mut report);
         report.verified.sort();
         report.findings.sort_by(|a, b| a.source.cmp(&b.source));
         report.seconds = t0.elapsed().as_secs_f64();
@@ -438,74 +448,65 @@ impl Verify<'_> {
             }
         }
     }
+}
 
-    /// One file of the folder against every step the history lists for it.
-    async fn check<'c>(
-        &self,
-        ctx: &Context<'_>,
-        steps: &Steps,
-        c: &'c Candidate,
-        size: u64,
-    ) -> Result<(&'c Candidate, u64, Outcome), IngestError> {
-        let hash = match scan::hash(&c.path) {
-            Ok(h) => h,
-            Err(e) => {
-                let problem = Problem::Unreadable { detail: e.to_string() };
-                return Ok((c, size, Outcome::Problem(problem)));
-            }
-        };
-        let Some(file_steps) = steps.get(&c.rel) else {
-            return Ok((c, size, Outcome::NotListed(hash)));
-        };
-        let outcome = self.check_steps(ctx, c, file_steps, &hash, size).await?;
-        Ok((c, size, outcome))
-    }
+/// One file of the folder against every step the history lists for it.
+async fn check(
+    ctx: Arc<Context>,
+    c: Candidate,
+    size: u64,
+) -> Result<(Candidate, u64, Outcome), IngestError> {
+    let hash = match scan::hash(&c.path) {
+        Ok(h) => h,
+        Err(e) => {
+            let problem = Problem::Unreadable { detail: e.to_string() };
+            return Ok((c, size, Outcome::Problem(problem)));
+        }
+    };
+    let Some(file_steps) = ctx.steps.get(&c.rel) else {
+        return Ok((c, size, Outcome::NotListed(hash)));
+    };
+    let outcome = check_steps(&ctx, &c, file_steps, &hash, size).await?;
+    Ok((c, size, outcome))
+}
 
-    async fn check_steps(
-        &self,
-        ctx: &Context<'_>,
-        c: &Candidate,
-        file_steps: &[FileProvenance],
-        hash: &str,
-        size: u64,
-    ) -> Result<Outcome, IngestError> {
-        let Some(last) = file_steps.last() else { return Ok(Outcome::NotListed(hash.into())) };
-        let changed = last.blake3 != hash;
-        let source = match floe_source::open(&c.path) {
-            Ok(r) => r,
-            Err(e) if changed => {
-                let how =
-                    format!("{}, and it cannot be read now: {e}", changed_how(last, hash, size));
-                return Ok(Outcome::Problem(Problem::Changed { how, differences: Vec::new() }));
+async fn check_steps(
+    ctx: &Context,
+    c: &Candidate,
+    file_steps: &[FileProvenance],
+    hash: &str,
+    size: u64,
+) -> Result<Outcome, IngestError> {
+    let Some(last) = file_steps.last() else { return Ok(Outcome::NotListed(hash.into())) };
+    let changed = last.blake3 != hash;
+    let mut differences = Vec::new();
+    for step in file_steps {
+        match compare_step(ctx, &c.path, step).await {
+            Ok(mut d) => differences.append(&mut d),
+            Err(Fault::Store(e)) => return Err(e.into()),
+            Err(Fault::Source(e)) if changed => {
+                let how = format!("{}; reading it failed: {e}", changed_how(last, hash, size));
+                return Ok(Outcome::Problem(Problem::Changed { how, differences }));
             }
-            Err(e) => return Ok(Outcome::Problem(Problem::Unreadable { detail: e.to_string() })),
-        };
-        let mut differences = Vec::new();
-        for step in file_steps {
-            match compare_step(ctx, &c.path, step).await {
-                Ok(mut d) => differences.append(&mut d),
-                Err(Fault::Store(e)) => return Err(e.into()),
-                Err(Fault::Source(e)) if changed => {
-                    let how = format!("{}; reading it failed: {e}", changed_how(last, hash, size));
-                    return Ok(Outcome::Problem(Problem::Changed { how, differences }));
-                }
-                Err(Fault::Source(e)) => {
-                    return Ok(Outcome::Problem(Problem::Unreadable { detail: e.to_string() }));
-                }
+            Err(Fault::Source(e)) => {
+                return Ok(Outcome::Problem(Problem::Unreadable { detail: e.to_string() }));
             }
         }
-        Ok(match (changed, differences.is_empty()) {
-            (false, true) => Outcome::Verified,
-            (false, false) => Outcome::Problem(Problem::Differs { differences }),
-            (true, _) => {
-                let mut how = changed_how(last, hash, size);
-                if let Some(more) = grew(source.as_ref(), file_steps) {
-                    how.push_str(&format!("; {more}"));
-                }
-                Outcome::Problem(Problem::Changed { how, differences })
-            }
-        })
     }
+    Ok(match (changed, differences.is_empty()) {
+        (false, true) => Outcome::Verified,
+        (false, false) => Outcome::Problem(Problem::Differs { differences }),
+        (true, _) => {
+            let mut how = changed_how(last, hash, size);
+            // (opened again only here: most files are unchanged, and opening a
+            // NetCDF-4 file reads its whole metadata)
+            let more = floe_source::open(&c.path).ok().and_then(|r| grew(r.as_ref(), file_steps));
+            if let Some(more) = more {
+                how.push_str(&format!("; {more}"));
+            }
+            Outcome::Problem(Problem::Changed { how, differences })
+        }
+    })
 }
 
 /// What one file came to.
@@ -573,7 +574,7 @@ fn source_size(c: &Candidate) -> u64 {
 
 /// The step's records of the file against the repository's at the step's offsets.
 async fn compare_step(
-    ctx: &Context<'_>,
+    ctx: &Context,
     path: &std::path::Path,
     step: &FileProvenance,
 ) -> Result<Vec<Difference>, Fault> {
@@ -590,7 +591,7 @@ async fn compare_step(
         append_dims: step.records.keys().cloned().collect(),
         ..Settings::default()
     };
-    let plan = match crate::ingest::plan_source(&window, &step.source, ctx.state, &settings) {
+    let plan = match crate::ingest::plan_source(&window, &step.source, &ctx.state, &settings) {
         Ok((plan, _)) => plan,
         Err(IngestError::Source(e)) => return Err(Fault::Source(e)),
         Err(e) => {
@@ -664,7 +665,7 @@ fn digest(data: &Data) -> blake3::Hash {
 /// A static array (no record dimension): the file's values against the
 /// repository's, whole. The repository's side is read once per run.
 async fn compare_static(
-    ctx: &Context<'_>,
+    ctx: &Context,
     window: &dyn SourceReader,
     op: &ArrayOp,
 ) -> Result<Vec<Difference>, Fault> {
@@ -712,7 +713,7 @@ struct Records<'a> {
 /// A record array: the step's records of the file against the repository's at
 /// the step's offset, slab by slab on the repository's chunk boundaries.
 async fn compare_records(
-    ctx: &Context<'_>,
+    ctx: &Context,
     window: &dyn SourceReader,
     op: &ArrayOp,
     step: &FileProvenance,
@@ -813,7 +814,7 @@ fn slabs(r: &Records<'_>, slab_bytes: u64) -> Vec<(u64, u64)> {
 /// records are wrong, and how. A slab that does not read is read again chunk by
 /// chunk, so a missing or broken chunk names its own records.
 async fn compare_slab(
-    ctx: &Context<'_>,
+    ctx: &Context,
     r: &Records<'_>,
     start: u64,
     count: &[u64],
@@ -860,6 +861,10 @@ fn inner_len(count: &[u64], axis: usize) -> u64 {
 
 /// The records (indices along `axis`, relative to the box) whose values differ.
 fn differing_records(here: &Data, there: &Data, count: &[u64], axis: usize) -> Vec<u64> {
+    if here == there {
+        // (the common case, one memcmp)
+        return Vec::new();
+    }
     let inner = inner_len(count, axis).max(1);
     let along = count[axis].max(1);
     let mut bad = BTreeSet::new();
