@@ -18,6 +18,8 @@ trap 'kill $az_pid 2>/dev/null; wait $az_pid 2>/dev/null; rm -rf "$az_dir"' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && break; sleep 0.1; done
 "$FLOE_VENV/bin/python" "$here/bench/ingest.py" --floe "$CARGO_TARGET_DIR/release/floe" \
   --azurite "http://127.0.0.1:$az_port" "$@"
+# verify against its own sync and the reference way
+"$FLOE_VENV/bin/python" "$here/bench/verify.py" --floe "$CARGO_TARGET_DIR/release/floe" "$@"
 "$FLOE_VENV/bin/python" "$here/bench/daemon.py" --floe "$CARGO_TARGET_DIR/release/floe"
 # The mount: through FUSE vs the icechunk crate in process vs Python icechunk
 (cd "$here" && cargo build -q --release -p floe-mount --example read_chunks)

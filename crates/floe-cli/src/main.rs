@@ -267,12 +267,9 @@ fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     stop
 }
 
-/// `floe sync`.
-async fn sync(a: SyncArgs) -> Result<i32, Failure> {
-    let json = a.json;
-    let mut opts = sync_options(a)?;
-    opts.stop = Some(stop_on_signal());
-    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+/// A bar of source bytes done, on a terminal (not with `--json`).
+fn progress_bar(json: bool) -> Option<ProgressBar> {
+    (!json && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
             ProgressStyle::with_template(
@@ -281,7 +278,15 @@ async fn sync(a: SyncArgs) -> Result<i32, Failure> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b
-    });
+    })
+}
+
+/// `floe sync`.
+async fn sync(a: SyncArgs) -> Result<i32, Failure> {
+    let json = a.json;
+    let mut opts = sync_options(a)?;
+    opts.stop = Some(stop_on_signal());
+    let bar = progress_bar(json);
     let progress = |p: &Progress| {
         if let Progress::WaitingQuiet { files, seconds } = p {
             let line = format!(
@@ -332,16 +337,7 @@ async fn verify(a: VerifyArgs) -> Result<i32, Failure> {
     opts.branch = a.branch;
     opts.group = a.group;
     opts.patterns = a.pattern;
-    let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar = progress_bar(a.json);
     let progress = |p: &VerifyProgress| {
         if let Some(b) = &bar {
             match p {

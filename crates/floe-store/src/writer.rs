@@ -913,6 +913,24 @@ fn copy_box(
 #[cfg(test)]
 mod tests {
     use super::copy_box;
+
+    #[test]
+    fn the_chunk_cache_keeps_to_its_limit_oldest_out_first() {
+        use super::{Arc, ChunkCache};
+        let mut c = ChunkCache { limit: 10, ..ChunkCache::default() };
+        let key = |i: u64| ("/a".to_string(), vec![i]);
+        let four = || Arc::new(Data::Fixed(vec![0; 4]));
+        c.put(key(0), four());
+        c.put(key(1), four());
+        assert!(c.get(&key(0)).is_some() && c.get(&key(1)).is_some());
+        c.put(key(2), four());
+        assert!(c.get(&key(0)).is_none(), "the oldest went out");
+        assert!(c.get(&key(1)).is_some() && c.get(&key(2)).is_some());
+        assert_eq!(c.held, 8);
+        c.put(key(3), Arc::new(Data::Fixed(vec![0; 11])));
+        assert!(c.get(&key(3)).is_none(), "a chunk larger than the whole cache is not kept");
+        assert_eq!(c.held, 8);
+    }
     use floe_core::{CommitProvenance, RepoUrl};
     use floe_source::Data;
     use serde_json::{Value, json};
