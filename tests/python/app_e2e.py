@@ -179,6 +179,9 @@ def phase_app():
         set_select(d, "#dest-kind", "local")
         fill(d, "#new-folder", str(WATCH))
         fill(d, "#dest-where", str(REPO))
+        # with each commit read back from the repository
+        css(d, "#add-form details summary").click()
+        css(d, "#new-verify-commit").click()
         css(d, "#add-folder").click()
         wait(d, "folder added", lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 60)
         real = str(WATCH.resolve())
@@ -188,9 +191,13 @@ def phase_app():
         wait(d, "first commit in the card",
              lambda: "Last commit" in text(d, card(real) + " .commit"), timeout=90)
         wait(d, "up to date", lambda: text(d, card(real) + " .headline") == "Up to date")
+        wait(d, "the commit read back in the card",
+             lambda: "1 of 1 files verified" in text(d, card(real) + " .verification"), timeout=60)
+        assert text(d, card(real) + " .verification").startswith("Last commit read back")
         st = floe_status()
         assert [f["path"] for f in st] == [real], st
         assert st[0]["files_ingested"] == 1, st
+        assert st[0]["last_verification"]["verdict"] == "verified", st
 
         # History shows the new commit with its file, and the plot
         tab(d, "history")
