@@ -56,6 +56,8 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         ds.institution = "Floe test lab"
         ds.history = f"file {i} written by make_fixtures.py"
         ds.Conventions = "CF-1.8"
+        if opts is not None and opts.firmware:
+            ds.firmware = opts.firmware
         ds.createDimension("time", None)
         if fmt == "NETCDF4":
             ds.createDimension("hf_time", None)
@@ -187,6 +189,7 @@ def main():
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--duplicate-time", action="store_true")
     ap.add_argument("--name-prefix", default="site_")
+    ap.add_argument("--firmware", default=None, help="a global attribute `firmware` (NetCDF)")
     ap.add_argument("--hold", type=float, default=0.0,
                     help="keep each NetCDF-4/3 file open this many seconds, writing to it, before closing")
     args = ap.parse_args()

@@ -38,6 +38,12 @@ pub struct NewFolder {
     /// Verify the whole folder every this many hours (none: never).
     #[serde(default)]
     pub verify_every_hours: Option<f64>,
+    /// What a file that drifts does: stop (refused), branch or repo (goes on there).
+    #[serde(default)]
+    pub on_drift: floe_sync::drift::OnDrift,
+    /// Global attributes whose change starts a tagged settings period.
+    #[serde(default)]
+    pub tag_on_change: Vec<String>,
     /// The destination's login (`AWS_ACCESS_KEY_ID`, …), kept in the OS keychain;
     /// empty to use what the keychain or the environment already has.
     #[serde(default)]
@@ -111,6 +117,8 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         live_every_secs: new.live_every_secs,
         verify_after_commit: new.verify_after_commit,
         verify_every_hours: new.verify_every_hours,
+        on_drift: new.on_drift,
+        tag_on_change: new.tag_on_change,
     })?;
     let mut checks = Vec::new();
     if new.check {

@@ -1,5 +1,6 @@
 //! A one-shot sync of a folder into a repository branch (`floe sync`).
 
+pub use floe_sync::drift::OnDrift;
 pub use floe_sync::{IngestOptions, Progress, Report};
 
 use crate::ApiError;

@@ -26,6 +26,19 @@ pub(crate) struct TargetArgs {
     /// File name pattern to ingest (repeatable); default: *.nc *.nc4 *.cdf *.h5 *.zarr …
     #[arg(long)]
     pub pattern: Vec<String>,
+    /// A file that does not fit the repository's schema: `stop` (refused, the
+    /// others flow), `branch` (it and those after it go on in a new branch
+    /// drift-<first record time>) or `repo` (in a new repository beside this one).
+    #[arg(long, default_value = "stop", value_parser = parse_on_drift)]
+    pub on_drift: floe_api::sync::OnDrift,
+    /// Global attributes (comma-separated) whose change starts a settings period:
+    /// the first commit with a new value is tagged <attr>-<value>.
+    #[arg(long, value_delimiter = ',')]
+    pub tag_on_change: Vec<String>,
+}
+
+fn parse_on_drift(s: &str) -> Result<floe_api::sync::OnDrift, String> {
+    floe_api::sync::OnDrift::parse(s).ok_or_else(|| format!("`{s}`: use stop, branch or repo"))
 }
 
 /// Following open NetCDF-3 files live (`sync` and `add` alike).

@@ -244,6 +244,8 @@ fn sync_options(a: SyncArgs) -> Result<IngestOptions, Failure> {
     opts.branch = t.branch;
     opts.settings = settings(&t.group, t.append_dim, a.chunk_mib, a.appends_per_chunk);
     opts.patterns = t.pattern;
+    opts.on_drift = t.on_drift;
+    opts.tag_on_change = t.tag_on_change;
     opts.dry_run = a.dry_run;
     opts.batch_files = a.batch.unwrap_or(usize::MAX).max(1);
     opts.batch_target_bytes = Some(((a.batch_mb.max(0.0) * 1e6) as u64).max(1));
@@ -385,6 +387,8 @@ async fn add(a: AddArgs) -> Result<i32, Failure> {
         live_every_secs: a.live.every(),
         verify_after_commit: a.verify_after_commit,
         verify_every_hours: a.verify_every_hours.filter(|h| *h > 0.0),
+        on_drift: t.on_drift,
+        tag_on_change: t.tag_on_change,
         login: Default::default(),
         check: false,
     };
@@ -567,6 +571,15 @@ async fn log(a: LogArgs) -> Result<i32, Failure> {
         out!("snapshot {}  {}", c.id, c.time.to_rfc3339_opts(chrono_secs(), true));
         out!("    {}", c.message);
         if let Some(p) = &c.provenance {
+            if let Some(k) = &p.continues {
+                out!(
+                    "    continues {} (branch {}) as of snapshot {}, after a schema drift: {}",
+                    k.repo,
+                    k.branch,
+                    k.snapshot,
+                    k.reason
+                );
+            }
             for f in &p.files {
                 // a file taken in steps (it grew, or is followed live): which
                 // of its records this step took

@@ -11,7 +11,7 @@ pub mod provenance;
 pub mod url;
 
 pub use error::{EXIT_WORK_REMAINS, ErrorCode};
-pub use provenance::{CommitProvenance, FileProvenance, PROVENANCE_KEY};
+pub use provenance::{CommitProvenance, Continuation, FileProvenance, PROVENANCE_KEY};
 pub use url::{RepoUrl, RepoUrlError};
 
 /// Lock a mutex whatever a former holder did: the data Floe guards (maps of

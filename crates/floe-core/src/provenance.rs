@@ -42,6 +42,10 @@ pub struct FileProvenance {
     /// any other is refused. Absent in provenance of earlier Floe builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_blake3: Option<String>,
+    /// The file's values of the global attributes its folder watches
+    /// (`--tag-on-change`): a change starts a new settings period, tagged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// Everything Floe records in one commit.
@@ -49,6 +53,23 @@ pub struct FileProvenance {
 pub struct CommitProvenance {
     pub floe_version: String,
     pub files: Vec<FileProvenance>,
+    /// This branch continues another branch or repository, which a schema drift
+    /// left behind: what that one held counts as held here (a folder that moved on
+    /// does not ingest its earlier files again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<Continuation>,
+}
+
+/// Where a folder's data went on from, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    /// The repository continued (its URL, as the folder named it).
+    pub repo: String,
+    pub branch: String,
+    /// Its tip when the folder moved on.
+    pub snapshot: String,
+    /// The drift, in words.
+    pub reason: String,
 }
 
 impl CommitProvenance {
@@ -88,7 +109,14 @@ mod tests {
                 offsets: BTreeMap::from([("time".into(), 0)]),
                 from: BTreeMap::new(),
                 records_blake3: Some("cd".into()),
+                settings: BTreeMap::from([("firmware".into(), "2.1".into())]),
             }],
+            continues: Some(Continuation {
+                repo: "/data/repo".into(),
+                branch: "main".into(),
+                snapshot: "S".into(),
+                reason: "`/co2`: type changed".into(),
+            }),
         };
         let meta = BTreeMap::from([(PROVENANCE_KEY.to_string(), p.to_value())]);
         assert_eq!(CommitProvenance::from_metadata(&meta).unwrap(), p);

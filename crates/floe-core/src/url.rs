@@ -76,6 +76,30 @@ impl RepoUrl {
     pub fn is_local(&self) -> bool {
         matches!(self, RepoUrl::Local(_))
     }
+
+    /// The repository beside this one named `<name>-<suffix>` (`/data/ctd` ->
+    /// `/data/ctd-<suffix>`, `s3://b/lab/ctd` -> `s3://b/lab/ctd-<suffix>`); `None`
+    /// for a repository at the root of a bucket or container, which has no name.
+    pub fn sibling(&self, suffix: &str) -> Option<RepoUrl> {
+        let named = |prefix: &str| {
+            (!prefix.is_empty()).then(|| format!("{}-{suffix}", prefix.trim_end_matches('/')))
+        };
+        Some(match self {
+            RepoUrl::Local(p) => {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                RepoUrl::Local(p.with_file_name(format!("{name}-{suffix}")))
+            }
+            RepoUrl::S3 { bucket, prefix } => {
+                RepoUrl::S3 { bucket: bucket.clone(), prefix: named(prefix)? }
+            }
+            RepoUrl::Azure { container, prefix } => {
+                RepoUrl::Azure { container: container.clone(), prefix: named(prefix)? }
+            }
+            RepoUrl::Gcs { bucket, prefix } => {
+                RepoUrl::Gcs { bucket: bucket.clone(), prefix: named(prefix)? }
+            }
+        })
+    }
 }
 
 fn split_bucket(
@@ -146,6 +170,15 @@ mod tests {
             RepoUrl::Gcs { bucket: "b".into(), prefix: "p".into() }
         );
         assert_eq!(RepoUrl::parse("s3://bucket/a/b").unwrap().to_string(), "s3://bucket/a/b");
+    }
+
+    #[test]
+    fn a_sibling_is_named_after_the_repository() {
+        let s = |u: &str| RepoUrl::parse(u).unwrap().sibling("2024-05-01T00-00-00Z");
+        assert_eq!(s("/data/ctd").unwrap().to_string(), "/data/ctd-2024-05-01T00-00-00Z");
+        assert_eq!(s("s3://b/lab/ctd").unwrap().to_string(), "s3://b/lab/ctd-2024-05-01T00-00-00Z");
+        assert_eq!(s("az://c/x").unwrap().to_string(), "az://c/x-2024-05-01T00-00-00Z");
+        assert!(s("s3://b").is_none(), "the root of a bucket has no name");
     }
 
     #[test]

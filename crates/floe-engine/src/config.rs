@@ -41,6 +41,14 @@ pub struct FolderConfig {
     /// (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_every_hours: Option<f64>,
+    /// What a file that does not fit the repository's schema does: `stop` (it is
+    /// refused), `branch` or `repo` (the folder goes on in a new branch or
+    /// repository, and this config is updated to it).
+    #[serde(default)]
+    pub on_drift: floe_sync::drift::OnDrift,
+    /// Global attributes whose change starts a tagged settings period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_on_change: Vec<String>,
 }
 
 /// A folder's commit cadence. A commit is made once `files` complete files are
@@ -216,6 +224,8 @@ mod tests {
             live_every_secs: None,
             verify_after_commit: false,
             verify_every_hours: None,
+            on_drift: Default::default(),
+            tag_on_change: Vec::new(),
         }
     }
 

@@ -331,7 +331,7 @@ struct Ctx {
 }
 
 async fn folder_task(
-    folder: FolderConfig,
+    mut folder: FolderConfig,
     ctx: Ctx,
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -409,7 +409,7 @@ async fn folder_task(
             None
         }
     };
-    let url = match RepoUrl::parse(&folder.repo) {
+    let mut url = match RepoUrl::parse(&folder.repo) {
         Ok(u) => u,
         Err(e) => {
             apply(Input::Fatal { code: ErrorCode::Usage, message: e.to_string() });
@@ -448,6 +448,8 @@ async fn folder_task(
             o.stop = Some(stop.clone());
             o.open_by_events = Some(writes.clone());
             o.live = folder.live_every_secs.map(|s| Duration::from_secs_f64(s.max(0.0)));
+            o.on_drift = folder.on_drift;
+            o.tag_on_change = folder.tag_on_change.clone();
             let started = Instant::now();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
@@ -513,6 +515,13 @@ async fn folder_task(
                         recheck_at = recheck_at.map(|r| r.min(now + Duration::from_secs_f64(due)));
                     }
                     retry_at = None;
+                    if let Some(sw) = report.switched.last() {
+                        let moved = went_on(&opts.config, &mut folder, sw);
+                        url = RepoUrl::parse(&folder.repo).unwrap_or(url);
+                        let mut st = lock(&status);
+                        (st.repo, st.branch) = (folder.repo.clone(), folder.branch.clone());
+                        st.last_error = Some(moved);
+                    }
                     if folder.verify_after_commit
                         && let Some(last) = report.commits.last()
                     {
@@ -593,5 +602,30 @@ async fn verify_into(
         Err(e) => {
             lock(status).last_error = Some(format!("The verification could not run: {e}"));
         }
+    }
+}
+
+/// The folder went on elsewhere after a schema drift: it syncs there from now on,
+/// in this run and after a restart (the config says so). Returns the news, in words.
+fn went_on(config: &Path, folder: &mut FolderConfig, sw: &floe_sync::drift::Switch) -> String {
+    let news = format!(
+        "Schema drift ({}): the folder now syncs into {} (branch {}), which knows what the old one holds",
+        sw.reason, sw.repo, sw.branch
+    );
+    folder.repo = sw.repo.clone();
+    folder.branch = sw.branch.clone();
+    let saved = Config::load(config).and_then(|mut c| {
+        if let Some(f) = c.folders.iter_mut().find(|f| f.path == folder.path) {
+            f.repo = folder.repo.clone();
+            f.branch = folder.branch.clone();
+        }
+        c.save(config)
+    });
+    tracing::info!(folder = %folder.path.display(), repo = %sw.repo, branch = %sw.branch, "schema drift: went on");
+    match saved {
+        Ok(()) => news,
+        Err(e) => format!(
+            "{news}; the config could not be updated ({e}): after a restart the folder drifts there again"
+        ),
     }
 }

@@ -246,6 +246,39 @@ impl Repo {
         Ok(())
     }
 
+    /// Tag `snapshot` as `name`, or as `name-<suffix>` when `name` is taken (a
+    /// setting that returns to an earlier value), so tags never collide; the name
+    /// used.
+    pub async fn tag_unique(
+        &self,
+        name: &str,
+        suffix: &str,
+        snapshot: &str,
+    ) -> Result<String, StoreError> {
+        let id = self.snapshot_id(snapshot)?;
+        let taken = self.inner.list_tags().await.map_err(|e| repo_err(&self.label, e))?;
+        let mut chosen = name.to_string();
+        let mut n = 1;
+        while taken.contains(&chosen) {
+            chosen =
+                if n == 1 { format!("{name}-{suffix}") } else { format!("{name}-{suffix}-{n}") };
+            n += 1;
+        }
+        self.inner.create_tag(&chosen, &id).await.map_err(|e| repo_err(&self.label, e))?;
+        Ok(chosen)
+    }
+
+    /// Create `branch` at `snapshot` unless it exists (a folder that moves on to a
+    /// branch of its own after a schema drift starts it empty).
+    pub async fn ensure_branch_at(&self, branch: &str, snapshot: &str) -> Result<(), StoreError> {
+        if self.has_branch(branch).await? {
+            return Ok(());
+        }
+        let id = self.snapshot_id(snapshot)?;
+        self.inner.create_branch(branch, &id).await.map_err(|e| repo_err(&self.label, e))?;
+        Ok(())
+    }
+
     /// The branch's history, newest first.
     pub async fn history(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
         let version = VersionInfo::BranchTipRef(branch.to_string());
@@ -307,7 +340,45 @@ impl Repo {
             Some(snapshot) => self.history_at(snapshot).await?,
             None => self.history_or_empty(branch).await?,
         };
-        Ok(Holdings::fold(history, group))
+        let continues = continuation_of(&history);
+        let mut h = Holdings::fold(history, group);
+        if let Some(c) = continues {
+            h.absorb_older(self.continued(&c, group, 1).await?);
+            h.continues = Some(c);
+        }
+        Ok(h)
+    }
+
+    /// What a continued branch or repository held (and what the one it continued
+    /// held, and so on): a folder that moved on after a schema drift keeps knowing
+    /// what it ingested before.
+    pub async fn continued(
+        &self,
+        c: &floe_core::Continuation,
+        group: &str,
+        depth: usize,
+    ) -> Result<Holdings, StoreError> {
+        if depth > MAX_CONTINUATIONS {
+            return Ok(Holdings::default());
+        }
+        let here = c.repo == self.label;
+        let other = if here {
+            None
+        } else {
+            let url = RepoUrl::parse(&c.repo).map_err(|e| StoreError::Repository {
+                repo: self.label.clone(),
+                detail: format!("it continues `{}`, which is not a repository URL: {e}", c.repo),
+            })?;
+            Some(Repo::open(&url).await?)
+        };
+        let repo = other.as_ref().unwrap_or(self);
+        let history = repo.history_at(&c.snapshot).await?;
+        let further = continuation_of(&history);
+        let mut h = Holdings::fold(history, group);
+        if let Some(f) = further {
+            h.absorb_older(Box::pin(repo.continued(&f, group, depth + 1)).await?);
+        }
+        Ok(h)
     }
 
     /// A writable session on `branch`.
@@ -351,6 +422,14 @@ impl Repo {
     }
 }
 
+/// Continuations followed at most (one per schema drift of a folder).
+const MAX_CONTINUATIONS: usize = 64;
+
+/// The continuation a history starts with, if its first Floe commit names one.
+fn continuation_of(history: &[CommitInfo]) -> Option<floe_core::Continuation> {
+    history.iter().rev().find_map(|c| c.provenance.as_ref().and_then(|p| p.continues.clone()))
+}
+
 /// Icechunk's answer when there is no repository at the storage location.
 fn is_missing(e: &icechunk::repository::RepositoryError) -> bool {
     matches!(e.kind(), RepositoryErrorKind::RepositoryDoesntExist)
@@ -368,9 +447,33 @@ pub struct Holdings {
     pub taken_at: BTreeMap<String, std::time::SystemTime>,
     /// The snapshot this was read at.
     pub tip: Option<String>,
+    /// The branch or repository this one continues (its first Floe commit says so).
+    pub continues: Option<floe_core::Continuation>,
+    /// The newest recorded value of each watched global attribute (`--tag-on-change`).
+    pub settings: BTreeMap<String, String>,
 }
 
 impl Holdings {
+    /// Take in what an older branch or repository held, that this one continues:
+    /// its files count as held unless this one holds a newer version of them.
+    pub fn absorb_older(&mut self, older: Holdings) {
+        for (source, f) in older.files {
+            self.files.entry(source).or_insert(f);
+        }
+        for (source, records) in older.records {
+            let total = self.records.entry(source).or_default();
+            for (d, n) in records {
+                *total.entry(d).or_default() += n;
+            }
+        }
+        for (source, at) in older.taken_at {
+            self.taken_at.entry(source).or_insert(at);
+        }
+        for (k, v) in older.settings {
+            self.settings.entry(k).or_insert(v);
+        }
+    }
+
     /// Fold a history (newest first, as Icechunk gives it) for `group`.
     pub fn fold(history: Vec<CommitInfo>, group: &str) -> Holdings {
         let mut h = Holdings { tip: history.first().map(|c| c.id.clone()), ..Holdings::default() };
@@ -379,6 +482,9 @@ impl Holdings {
             for f in c.provenance.into_iter().flat_map(|p| p.files) {
                 if f.group == group {
                     h.taken_at.insert(f.source.clone(), time);
+                    for (k, v) in &f.settings {
+                        h.settings.insert(k.clone(), v.clone());
+                    }
                     let total = h.records.entry(f.source.clone()).or_default();
                     for (d, n) in &f.records {
                         *total.entry(d.clone()).or_default() += n;
@@ -425,6 +531,7 @@ mod holdings_tests {
             time: chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default(),
             message: String::new(),
             provenance: Some(floe_core::CommitProvenance {
+                continues: None,
                 floe_version: "t".into(),
                 files: files
                     .iter()
@@ -439,6 +546,7 @@ mod holdings_tests {
                         offsets: BTreeMap::new(),
                         from: BTreeMap::new(),
                         records_blake3: None,
+                        settings: BTreeMap::new(),
                     })
                     .collect(),
             }),

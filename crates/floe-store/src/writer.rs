@@ -965,7 +965,11 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let url = RepoUrl::Local(dir.path().join("repo"));
             let repo = crate::Repo::open_for_write(&url, &[]).await.unwrap();
-            let prov = CommitProvenance { floe_version: "test".into(), files: Vec::new() };
+            let prov = CommitProvenance {
+                floe_version: "test".into(),
+                files: Vec::new(),
+                continues: None,
+            };
             let mut len = 0u32;
             // pieces: inside chunk 0, to its end, across 3 chunks, short, ...
             let pieces = [[3u32, 2, 22, 1, 5], [9, 7, 30, 2, 1]];

@@ -24,6 +24,8 @@ pub enum IngestError {
     Reencode { file: String, detail: String },
     #[error("{0}: the folder does not exist or cannot be read; check the path and permissions")]
     Folder(String),
+    #[error("{file} drifted, and the folder cannot go on elsewhere: {detail}")]
+    Drift { file: String, detail: String },
 }
 
 impl IngestError {
@@ -42,7 +44,7 @@ impl IngestError {
             IngestError::ChangedSinceIngest { .. } => ErrorCode::ChangedSinceIngest,
             IngestError::StaticChanged { .. } => ErrorCode::SchemaDrift,
             IngestError::Reencode { .. } => ErrorCode::SchemaDrift,
-            IngestError::Folder(_) => ErrorCode::Usage,
+            IngestError::Folder(_) | IngestError::Drift { .. } => ErrorCode::Usage,
         }
     }
 
@@ -55,7 +57,7 @@ impl IngestError {
             | IngestError::StaticChanged { .. }
             | IngestError::Reencode { .. } => true,
             IngestError::Store(StoreError::Array { .. }) => true,
-            IngestError::Store(_) | IngestError::Folder(_) => false,
+            IngestError::Store(_) | IngestError::Folder(_) | IngestError::Drift { .. } => false,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use floe_core::fault::{FaultPoint, Faults, NoFaults};
-use floe_core::{CommitProvenance, FLOE_VERSION, FileProvenance, RepoUrl};
+use floe_core::{CommitProvenance, Continuation, FLOE_VERSION, FileProvenance, RepoUrl};
 use floe_plan::{ArrayAction, ArrayOp, Coords, Plan, RepoState, Settings, cftime};
 use floe_source::complete::{self, Completeness};
 use floe_source::records::{self, Counts};
@@ -14,6 +14,7 @@ use floe_store::{Repo, StoreError, Writer};
 use futures::StreamExt;
 
 use crate::IngestError;
+use crate::drift::{self, OnDrift, Switch};
 use crate::report::{Ingested, Rejected, Report, Waiting};
 use crate::scan::{self, Candidate};
 
@@ -81,6 +82,14 @@ pub struct IngestOptions {
     /// Where a crash test stops the process ([`floe_core::fault`]); [`NoFaults`] in
     /// every shipped build.
     pub faults: std::sync::Arc<dyn Faults>,
+    /// What a file that does not fit the target's schema does ([`crate::drift`]).
+    pub on_drift: OnDrift,
+    /// The target continues another branch or repository (after a schema drift):
+    /// what that one holds counts as held, and the target's first commit says so.
+    pub continues: Option<Continuation>,
+    /// Global attributes whose change starts a settings period: the first commit
+    /// with a new value is tagged `<attr>-<value>` ([`crate::settings`]).
+    pub tag_on_change: Vec<String>,
 }
 
 /// A backlog's commits close once they hold this many source bytes (64 MB, by default).
@@ -116,6 +125,9 @@ impl IngestOptions {
             live: None,
             open_by_events: None,
             faults: std::sync::Arc::new(NoFaults),
+            on_drift: OnDrift::Stop,
+            continues: None,
+            tag_on_change: Vec::new(),
         }
     }
 }
@@ -165,6 +177,8 @@ struct Pending {
     live: bool,
     hash: String,
     sort_key: f64,
+    /// Its values of the watched global attributes.
+    settings: crate::settings::Values,
 }
 
 /// How a candidate is taken: complete, or followed live while its writer appends.
@@ -390,6 +404,18 @@ fn sort_key(ds: &Dataset, coords: &Coords, dims: &[String]) -> f64 {
     f64::INFINITY
 }
 
+/// Schema drifts one run follows at most (each to a branch or repository of its own).
+const MAX_DRIFT_SWITCHES: usize = 8;
+
+/// A local repository by its absolute path: a continuation is read back from
+/// wherever the next run starts.
+fn absolute(url: &RepoUrl) -> RepoUrl {
+    match url {
+        RepoUrl::Local(p) => RepoUrl::Local(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+        other => other.clone(),
+    }
+}
+
 /// Replays of a batch after commit conflicts before giving up with a clear error.
 const CONFLICT_REPLAYS: usize = 5;
 
@@ -423,7 +449,12 @@ fn batches(pending: Vec<Pending>, o: &IngestOptions) -> Vec<Vec<Pending>> {
     for p in pending {
         let start_new = match out.last() {
             None => true,
-            Some(b) => full(b, o) || b.iter().map(|x| x.size).sum::<u64>() + p.size > o.batch_bytes,
+            Some(b) => {
+                full(b, o)
+                    || b.iter().map(|x| x.size).sum::<u64>() + p.size > o.batch_bytes
+                    // a new settings period starts with a commit of its own (tagged)
+                    || b.last().is_some_and(|x| !crate::settings::changes(&x.settings, &p.settings).is_empty())
+            }
         };
         if start_new {
             out.push(Vec::new());
@@ -448,10 +479,93 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Ingest<'_> {
-    /// One sync of the folder, in its phases: find the complete files, open the
-    /// target, decide what is new and in which order, hold what the cadence holds,
-    /// then commit the batches (or, in a dry run, plan them).
+    /// One sync of the folder (see [`Ingest::run_once`]); when files drift and the
+    /// folder's policy says so, it goes on in the branch or repository the first
+    /// drifted record names, with those files and any after them.
     pub async fn run(&self) -> Result<Report, IngestError> {
+        let mut report = self.run_once().await?;
+        let mut opts = self.opts.clone();
+        for _ in 0..MAX_DRIFT_SWITCHES {
+            let Some(next) = self.drift_switch(&opts, &mut report).await? else { break };
+            let on = Ingest { opts: next, clock: self.clock, progress: self.progress };
+            let more = on.run_once().await?;
+            report.absorb(more);
+            opts = on.opts;
+        }
+        Ok(report)
+    }
+
+    /// After a run that refused files as schema drift: where the folder goes on
+    /// (`None`: it does not), the drifted files taken out of the refused ones and
+    /// the switch reported.
+    async fn drift_switch(
+        &self,
+        opts: &IngestOptions,
+        report: &mut Report,
+    ) -> Result<Option<IngestOptions>, IngestError> {
+        let drifted: Vec<&Rejected> = report
+            .rejected
+            .iter()
+            .filter(|r| r.code == floe_core::ErrorCode::SchemaDrift)
+            .collect();
+        if opts.on_drift == OnDrift::Stop || drifted.is_empty() || opts.dry_run {
+            return Ok(None);
+        }
+        // named by the earliest drifted record (files are taken in data order)
+        let (first, time) = drifted
+            .iter()
+            .map(|r| (*r, self.first_record_time(&r.file)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(r, t)| (r.clone(), t))
+            .unwrap_or_else(|| (drifted[0].clone(), f64::INFINITY));
+        let now = self.clock.now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let name = drift::time_name(time)
+            .or_else(|| drift::time_name(now.as_secs_f64()))
+            .unwrap_or_else(|| "unknown".into());
+        let next = drift::next_target(opts.on_drift, &opts.repo, &opts.branch, &name)
+            .map_err(|detail| IngestError::Drift { file: first.file.clone(), detail })?;
+        let Some((repo, branch)) = next else { return Ok(None) };
+        let snapshot =
+            match Repo::open(&opts.repo).await?.history_or_empty(&opts.branch).await?.first() {
+                Some(c) => c.id.clone(),
+                None => Repo::initial_snapshot(),
+            };
+        let files: Vec<String> = drifted.iter().map(|r| r.file.clone()).collect();
+        report.rejected.retain(|r| r.code != floe_core::ErrorCode::SchemaDrift);
+        report.switched.push(Switch {
+            files,
+            reason: first.message.clone(),
+            repo: repo.to_string(),
+            branch: branch.clone(),
+        });
+        let mut next = opts.clone();
+        next.continues = Some(Continuation {
+            repo: absolute(&opts.repo).to_string(),
+            branch: opts.branch.clone(),
+            snapshot,
+            reason: first.message,
+        });
+        next.repo = repo;
+        next.branch = branch;
+        Ok(Some(next))
+    }
+
+    /// The data time of a file's first record (seconds since 1970 for a CF time).
+    fn first_record_time(&self, rel: &str) -> f64 {
+        let path = self.opts.folder.join(rel);
+        let Ok(reader) = floe_source::open(&path) else { return f64::INFINITY };
+        let dims =
+            floe_plan::append_dims(reader.dataset(), &self.opts.settings).unwrap_or_default();
+        match read_coords(reader.as_ref(), &dims) {
+            Ok(coords) => sort_key(reader.dataset(), &coords, &dims),
+            Err(_) => f64::INFINITY,
+        }
+    }
+
+    /// One sync of the folder into its target, in its phases: find the complete
+    /// files, open the target, decide what is new and in which order, hold what the
+    /// cadence holds, then commit the batches (or, in a dry run, plan them).
+    pub async fn run_once(&self) -> Result<Report, IngestError> {
         let started = Instant::now();
         let o = &self.opts;
         let mut report = Report {
@@ -510,8 +624,13 @@ impl Ingest<'_> {
             }
             let mut r = Repo::open_for_write(&o.repo, first_dims.as_deref().unwrap_or(&[])).await?;
             r.set_throttle(o.throttle.clone());
-            if o.branch != "main" {
-                r.ensure_branch(&o.branch, "main").await?;
+            match &o.continues {
+                // a branch of its own after a drift starts empty
+                Some(_) if o.branch != "main" => {
+                    r.ensure_branch_at(&o.branch, &Repo::initial_snapshot()).await?
+                }
+                _ if o.branch != "main" => r.ensure_branch(&o.branch, "main").await?,
+                _ => {}
             }
             Some(r)
         };
@@ -535,6 +654,11 @@ impl Ingest<'_> {
             Some(r) => ingested_here(r, &o.branch, &group, None).await?,
             None => Known::default(),
         };
+        let mut known = known;
+        if let (Some(r), Some(c), None) = (&repo, &o.continues, &known.continues) {
+            // nothing committed here yet: what the continued one holds is held
+            known.absorb_older(r.continued(c, &group, 1).await?);
+        }
         let tip = BranchTip::start(created, known.tip.clone());
         Ok(Some(Target { repo, group, first_dims, known, tip, first_writer }))
     }
@@ -715,9 +839,18 @@ impl Ingest<'_> {
             if done.is_empty() {
                 return Ok(());
             }
-            match self.commit(writer, &done).await {
+            // the first commit here says what it continues
+            let continues = match target.known.continues {
+                None => o.continues.clone(),
+                Some(_) => None,
+            };
+            match self.commit(writer, &done, continues).await {
                 Ok(id) => {
+                    if target.known.continues.is_none() {
+                        target.known.continues = o.continues.clone();
+                    }
                     target.tip.committed(&id, state);
+                    self.tag_periods(repo, &id, &done, &mut target.known.settings, report).await?;
                     self.committed(id, done, report);
                     return Ok(());
                 }
@@ -775,6 +908,7 @@ impl Ingest<'_> {
         &self,
         writer: Writer,
         done: &[(Pending, FileProvenance)],
+        continues: Option<Continuation>,
     ) -> Result<String, StoreError> {
         let message = match done {
             [(p, _)] => format!("floe: ingest {}", p.cand.rel),
@@ -786,6 +920,7 @@ impl Ingest<'_> {
         let prov = CommitProvenance {
             floe_version: FLOE_VERSION.to_string(),
             files: done.iter().map(|(_, f)| f.clone()).collect(),
+            continues,
         };
         writer.finish_uploads().await?;
         self.opts.faults.reached(FaultPoint::ChunksStored);
@@ -794,6 +929,29 @@ impl Ingest<'_> {
         self.opts.faults.reached(FaultPoint::Committed);
         tracing::debug!(seconds = t.elapsed().as_secs_f64(), files = done.len(), "commit");
         Ok(id)
+    }
+
+    /// Tag commit `id` for each watched attribute whose value its files change
+    /// (`current`: the branch's values before it, updated).
+    async fn tag_periods(
+        &self,
+        repo: &Repo,
+        id: &str,
+        done: &[(Pending, FileProvenance)],
+        current: &mut crate::settings::Values,
+        report: &mut Report,
+    ) -> Result<(), StoreError> {
+        for (p, _) in done {
+            for (attr, value) in crate::settings::changes(current, &p.settings) {
+                let name = crate::settings::tag_name(&attr, &value);
+                let when = drift::time_name(p.sort_key).unwrap_or_else(|| id.to_string());
+                let tag = repo.tag_unique(&name, &when, id).await?;
+                tracing::info!(%tag, snapshot = %id, "settings period");
+                report.tagged.push(tag);
+                current.insert(attr, value);
+            }
+        }
+        Ok(())
     }
 
     /// Report a commit and the files it took.
@@ -991,6 +1149,7 @@ impl Ingest<'_> {
             Err(err) => return Decision::Refuse(err.into()),
         };
         let size = if f.c.is_dir { dir_size(&f.c.path) } else { e.len };
+        let settings = crate::settings::watched(reader.dataset(), &self.opts.tag_on_change);
         Decision::Take(Box::new(Pending {
             cand: f.c.clone(),
             size,
@@ -1002,6 +1161,7 @@ impl Ingest<'_> {
             live,
             hash: f.hash,
             sort_key,
+            settings,
         }))
     }
 
@@ -1424,6 +1584,7 @@ fn file_provenance(
         offsets: plan.offsets.clone(),
         from: p.skip.iter().filter(|(_, n)| **n > 0).map(|(d, n)| (d.clone(), *n)).collect(),
         records_blake3: digest,
+        settings: p.settings.clone(),
     }
 }
 
@@ -1450,12 +1611,24 @@ mod tests {
                 live: false,
                 hash: String::new(),
                 sort_key: i as f64,
+                settings: Default::default(),
             })
             .collect()
     }
 
     fn lens(b: &[Vec<Pending>]) -> Vec<usize> {
         b.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn a_new_settings_period_starts_a_commit_of_its_own() {
+        let mut p = pending(&[10, 10, 10, 10]);
+        for (i, f) in p.iter_mut().enumerate() {
+            let fw = if i < 2 { "2.1" } else { "2.2" };
+            f.settings.insert("firmware".into(), fw.into());
+        }
+        let o = IngestOptions::new(PathBuf::new(), RepoUrl::Local(PathBuf::new()));
+        assert_eq!(lens(&batches(p, &o)), vec![2, 2]);
     }
 
     #[test]
@@ -1595,6 +1768,7 @@ mod tests {
             offsets: BTreeMap::from([("time".into(), 0)]),
             from: BTreeMap::new(),
             records_blake3: digest,
+            settings: BTreeMap::new(),
         }
     }
 

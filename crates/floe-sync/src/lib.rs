@@ -5,10 +5,12 @@
 //! provenance) and returns a [`report::Report`]; [`verify::Verify`] reads back what
 //! the repository holds of each file and compares it with the file, value by value.
 
+pub mod drift;
 pub mod error;
 pub mod ingest;
 pub mod report;
 pub mod scan;
+pub mod settings;
 pub mod verify;
 
 pub use error::IngestError;

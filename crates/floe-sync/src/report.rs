@@ -57,6 +57,53 @@ pub struct Report {
     pub records: BTreeMap<String, u64>,
     pub bytes: u64,
     pub seconds: f64,
+    /// Where the folder went on after files drifted (`--on-drift branch|repo`): the
+    /// drifted files were taken there, not refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub switched: Vec<crate::drift::Switch>,
+    /// Tags made for new settings periods (`--tag-on-change`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tagged: Vec<String>,
+}
+
+impl Report {
+    /// Add the report of the same run's next target (after a drift) to this one.
+    pub fn absorb(&mut self, next: Report) {
+        fn union(to: &mut Vec<String>, from: Vec<String>) {
+            for f in from {
+                if !to.contains(&f) {
+                    to.push(f);
+                }
+            }
+        }
+        self.ingested.extend(next.ingested);
+        union(&mut self.already_ingested, next.already_ingested);
+        for w in next.waiting {
+            if !self.waiting.iter().any(|x| x.file == w.file) {
+                self.waiting.push(w);
+            }
+        }
+        union(&mut self.held, next.held);
+        self.held_due_in = match (self.held_due_in, next.held_due_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for r in next.rejected {
+            if !self.rejected.iter().any(|x| x.file == r.file) {
+                self.rejected.push(r);
+            }
+        }
+        union(&mut self.stopped_before, next.stopped_before);
+        self.commits.extend(next.commits);
+        self.replays += next.replays;
+        for (d, n) in next.records {
+            *self.records.entry(d).or_default() += n;
+        }
+        self.bytes += next.bytes;
+        self.seconds += next.seconds;
+        self.switched.extend(next.switched);
+        self.tagged.extend(next.tagged);
+    }
 }
 
 impl Report {
@@ -94,6 +141,19 @@ impl std::fmt::Display for Report {
             self.bytes as f64 / 1e6,
             self.seconds
         )?;
+        for sw in &self.switched {
+            writeln!(
+                f,
+                "schema drift ({}): {} file(s) went on to {} (branch {}), which knows what the old target holds",
+                sw.reason,
+                sw.files.len(),
+                sw.repo,
+                sw.branch
+            )?;
+        }
+        for t in &self.tagged {
+            writeln!(f, "tagged {t}: a new settings period starts there")?;
+        }
         if self.replays > 0 {
             writeln!(
                 f,
