@@ -69,3 +69,39 @@ pub fn drop_files(stage: &Path, into: &Path, args: &[&str]) {
         let _ = std::fs::rename(f.path(), into.join(f.file_name()));
     }
 }
+
+/// A watched folder, a folder where files are written before they are moved in, its
+/// repository, and the daemon's own config and runtime folder.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub watched: std::path::PathBuf,
+    pub stage: std::path::PathBuf,
+    pub repo: std::path::PathBuf,
+    pub cfg: String,
+    pub run: String,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site::new()
+    }
+}
+
+impl Site {
+    /// All of it in a fresh temporary directory (removed when the site is dropped).
+    pub fn new() -> Site {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let at = |name: &str| dir.path().join(name);
+        let (watched, stage, repo) = (at("in"), at("stage"), at("repo"));
+        std::fs::create_dir_all(&watched).expect("the watched folder");
+        let (cfg, run) = (at("config.toml"), at("run"));
+        let text = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+        let (cfg, run) = (text(cfg), text(run));
+        Site { dir, watched, stage, repo, cfg, run }
+    }
+
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [("FLOE_CONFIG", self.cfg.as_str()), ("FLOE_RUNTIME_DIR", self.run.as_str())]
+    }
+}

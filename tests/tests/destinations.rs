@@ -101,33 +101,6 @@ fn commits(repo: &std::path::Path) -> Vec<usize> {
     v
 }
 
-/// A watched folder, a folder where files are written before they are moved in, its
-/// repository, and the daemon's own config and runtime folder.
-struct Site {
-    dir: tempfile::TempDir,
-    watched: std::path::PathBuf,
-    stage: std::path::PathBuf,
-    repo: std::path::PathBuf,
-    cfg: String,
-    run: String,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let at = |name: &str| dir.path().join(name);
-        let (watched, stage, repo) = (at("in"), at("stage"), at("repo"));
-        std::fs::create_dir_all(&watched).unwrap();
-        let (cfg, run) = (at("config.toml"), at("run"));
-        let (cfg, run) = (cfg.to_str().unwrap().to_string(), run.to_str().unwrap().to_string());
-        Site { dir, watched, stage, repo, cfg, run }
-    }
-
-    fn env(&self) -> [(&str, &str); 2] {
-        [("FLOE_CONFIG", self.cfg.as_str()), ("FLOE_RUNTIME_DIR", self.run.as_str())]
-    }
-}
-
 #[test]
 fn the_commit_cadence_batches_by_count_and_age() {
     let site = Site::new();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use floe_tests::daemon::{drop_files, spawn_daemon, status, wait_until};
+use floe_tests::daemon::{Site, drop_files, spawn_daemon, status, wait_until};
 use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 use serde_json::Value;
@@ -142,30 +142,27 @@ fn without_a_policy_a_drifted_file_is_refused_and_left_where_it_is() {
 
 #[test]
 fn the_daemon_goes_on_where_the_drift_took_it_and_remembers() {
-    let d = tempfile::tempdir().unwrap();
-    let (watched, stage, repo) =
-        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
-    std::fs::create_dir_all(&watched).unwrap();
-    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
-    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let site = Site::new();
+    let (watched, stage, repo) = (&site.watched, &site.stage, &site.repo);
+    let env = site.env();
     let (w, r) = (watched.to_str().unwrap(), repo.to_str().unwrap());
     let out = floe_env(&["add", w, r, "--on-drift", "branch"], &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let _daemon = spawn_daemon(&env, "0.3", "5");
-    drop_files(&stage, &watched, &["--files", "3"]);
+    drop_files(stage, watched, &["--files", "3"]);
     wait_until("three files", || status(&env)[0]["files_ingested"] == 3);
-    drop_files(&stage, &watched, &["--files", "1", "--start", "3", "--co2-dtype", "f4"]);
+    drop_files(stage, watched, &["--files", "1", "--start", "3", "--co2-dtype", "f4"]);
     let branch = format!("drift-{DRIFT_NAME}");
     wait_until("the drift branch", || status(&env)[0]["branch"] == branch.as_str());
     let s = status(&env);
     assert!(s[0]["last_error"].as_str().unwrap().contains("Schema drift"), "{s:#}");
-    let config = std::fs::read_to_string(&cfg).unwrap();
+    let config = std::fs::read_to_string(&site.cfg).unwrap();
     assert!(config.contains(&format!("branch = \"{branch}\"")), "{config}");
     // the next file goes straight there
-    drop_files(&stage, &watched, &["--files", "1", "--start", "4", "--co2-dtype", "f4"]);
+    drop_files(stage, watched, &["--files", "1", "--start", "4", "--co2-dtype", "f4"]);
     wait_until("the fifth file", || status(&env)[0]["files_ingested"] == 5);
-    assert_eq!(log_json(&repo, &branch).len(), 3, "initial commit + 2 drifted files");
-    assert_eq!(log_json(&repo, "main").len(), 4, "initial commit + 3 files");
+    assert_eq!(log_json(repo, &branch).len(), 3, "initial commit + 2 drifted files");
+    assert_eq!(log_json(repo, "main").len(), 4, "initial commit + 3 files");
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use floe_tests::daemon::{drop_files, spawn_daemon, status, wait_until};
+use floe_tests::daemon::{Site, drop_files, spawn_daemon, status, wait_until};
 use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 use serde_json::Value;
@@ -279,12 +279,9 @@ fn verify_on_azure() {
 
 #[test]
 fn the_daemon_reads_each_commit_back_and_verifies_the_folder_on_its_schedule() {
-    let d = tempfile::tempdir().unwrap();
-    let (watched, stage, repo) =
-        (d.path().join("in"), d.path().join("stage"), d.path().join("repo"));
-    std::fs::create_dir_all(&watched).unwrap();
-    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
-    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    let site = Site::new();
+    let (watched, stage, repo) = (&site.watched, &site.stage, &site.repo);
+    let env = site.env();
     let (w, r) = (watched.to_str().unwrap(), repo.to_str().unwrap());
     // a full verification every 3.6 s
     let add = ["add", w, r, "--verify-after-commit", "--verify-every-hours", "0.001"];
@@ -292,7 +289,7 @@ fn the_daemon_reads_each_commit_back_and_verifies_the_folder_on_its_schedule() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let _daemon = spawn_daemon(&env, "0.3", "5");
     // eight files of 10 records: /waveform's first chunk (64 records) is whole
-    drop_files(&stage, &watched, &["--files", "8", "--records", "10", "--hf", "10"]);
+    drop_files(stage, watched, &["--files", "8", "--records", "10", "--hf", "10"]);
     let last = |env: &[(&str, &str)]| status(env)[0]["last_verification"].clone();
     wait_until("the commits read back", || {
         let s = status(&env);

@@ -236,6 +236,19 @@ impl Repo {
         Ok(self.branches().await?.iter().any(|b| b == branch))
     }
 
+    /// The snapshot `branch` points at (`None`: there is no such branch).
+    pub async fn branch_tip(&self, branch: &str) -> Result<Option<String>, StoreError> {
+        match self.inner.lookup_branch(branch).await {
+            Ok(id) => Ok(Some(id.to_string())),
+            Err(e)
+                if matches!(e.kind(), RepositoryErrorKind::Ref(RefErrorKind::RefNotFound(_))) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(repo_err(&self.label, e)),
+        }
+    }
+
     /// Create `branch` at the tip of `from` if it does not exist yet.
     pub async fn ensure_branch(&self, branch: &str, from: &str) -> Result<(), StoreError> {
         if self.has_branch(branch).await? {

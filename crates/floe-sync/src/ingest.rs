@@ -525,11 +525,12 @@ impl Ingest<'_> {
         let next = drift::next_target(opts.on_drift, &opts.repo, &opts.branch, &name)
             .map_err(|detail| IngestError::Drift { file: first.file.clone(), detail })?;
         let Some((repo, branch)) = next else { return Ok(None) };
-        let snapshot =
-            match Repo::open(&opts.repo).await?.history_or_empty(&opts.branch).await?.first() {
-                Some(c) => c.id.clone(),
-                None => Repo::initial_snapshot(),
-            };
+        // (the tip alone: one request, not the branch's whole history)
+        let snapshot = Repo::open(&opts.repo)
+            .await?
+            .branch_tip(&opts.branch)
+            .await?
+            .unwrap_or_else(Repo::initial_snapshot);
         let files: Vec<String> = drifted.iter().map(|r| r.file.clone()).collect();
         report.rejected.retain(|r| r.code != floe_core::ErrorCode::SchemaDrift);
         report.switched.push(Switch {
