@@ -52,6 +52,19 @@ pub(crate) async fn resume(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<Str
     s.host.resume(folder).await
 }
 
+/// Release (`release: true`) or drop what the folder's validation gate holds.
+#[tauri::command]
+pub(crate) async fn gate_decide(
+    s: State<'_, Floe>,
+    path: PathBuf,
+    release: bool,
+) -> R<floe_api::gate::Decision> {
+    let target = floe_api::gate::target(s.host.config_path(), &path.to_string_lossy(), None)?;
+    let verdict =
+        if release { floe_api::gate::Verdict::Release } else { floe_api::gate::Verdict::Drop };
+    floe_api::gate::decide(s.host.socket(), &target, verdict).await
+}
+
 #[tauri::command]
 pub(crate) async fn commits(repo: String, branch: String, limit: usize) -> R<Vec<CommitView>> {
     floe_api::history::commits(&repo, &branch, limit).await

@@ -72,7 +72,7 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         t.units = units
         t.calendar = "standard"
         t.standard_name = "time"
-        tv = to_units(a["time"], units)
+        tv = to_units(a["time"] + (opts.time_shift if opts else 0.0), units)
         if opts is not None and opts.duplicate_time:
             tv[1] = tv[0]
         t[:] = tv
@@ -82,11 +82,20 @@ def write_netcdf(path, i, fmt, a, extra_var=False, h5_engine=False):
         v[:] = a["ch4"]
         v = ds.createVariable("co2", opts.co2_dtype if opts else "f8", ("time",), **z)
         v.units = "ppm"
-        v[:] = a["co2"]
+        co2 = np.array(a["co2"])
+        if opts is not None and opts.spike is not None:
+            co2[5] = opts.spike
+        if opts is not None and opts.valid_range:
+            v.valid_range = np.array([300.0, 600.0])
+        v[:] = co2
         v = ds.createVariable("temperature", "i2", ("time",), fill_value=np.int16(-32767), **z)
         v.scale_factor = np.float32(0.01)
         v.add_offset = np.float32(273.15)
         v.units = "K"
+        if opts is not None and opts.valid_range:
+            # packed units: 1000..2500 * 0.01 + 273.15 K, 10 to 25 degC (the raw
+            # values, 1500 or so, are outside the decoded range and inside this)
+            v.valid_range = np.array([1000, 2500], dtype="i2")
         v.set_auto_maskandscale(False)
         v[:] = a["temp"]
         v = ds.createVariable("waveform", "f4", ("time", "sample"), **z)
@@ -190,6 +199,13 @@ def main():
     ap.add_argument("--duplicate-time", action="store_true")
     ap.add_argument("--name-prefix", default="site_")
     ap.add_argument("--firmware", default=None, help="a global attribute `firmware` (NetCDF)")
+    ap.add_argument("--time-shift", type=float, default=0.0,
+                    help="seconds added to every record time (-10: a file's first record repeats the last of the one before)")
+    ap.add_argument("--valid-range", action="store_true",
+                    help="valid ranges as instruments write them: co2's in its own units (floats), "
+                         "the packed temperature's in packed units (int16: 10 to 25 degC)")
+    ap.add_argument("--spike", type=float, default=None,
+                    help="one co2 value replaced by this (a spike outside the valid range)")
     ap.add_argument("--hold", type=float, default=0.0,
                     help="keep each NetCDF-4/3 file open this many seconds, writing to it, before closing")
     args = ap.parse_args()

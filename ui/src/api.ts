@@ -21,6 +21,15 @@ export interface FolderView {
   last_commit: string | null;
   /** The last verification in a sentence (none since the engine started). */
   verification: string | null;
+  /** Files the validation gate holds (empty: it holds nothing). */
+  held_files: string[];
+}
+
+/** What a release or drop at the validation gate did. */
+export interface GateDecision {
+  branch: string;
+  files: string[];
+  snapshot: string;
 }
 
 export interface StatusView {
@@ -61,8 +70,17 @@ export interface NewFolder {
   verify_after_commit: boolean;
   /** Verify the whole folder every this many hours (none: never). */
   verify_every_hours: number | null;
+  /** Commit through a validation gate with these checks (none: straight to the branch). */
+  gate: GateOptions | null;
   login: Record<string, string>;
   check: boolean;
+}
+
+/** The validation gate's checks; schema and duplicates are on by default. */
+export interface GateOptions {
+  schema?: boolean;
+  duplicates?: boolean;
+  valid_range?: boolean;
 }
 
 export interface Added {
@@ -141,6 +159,8 @@ export const api = {
   removeFolder: (path: string) => call<FolderConfig>("remove_folder", { path }),
   pause: (folder: string | null) => call<string>("pause", { folder }),
   resume: (folder: string | null) => call<string>("resume", { folder }),
+  gateDecide: (path: string, release: boolean) =>
+    call<GateDecision>("gate_decide", { path, release }),
   commits: (repo: string, branch: string, limit: number) =>
     call<CommitView[]>("commits", { repo, branch, limit }),
   variables: (repo: string, branch: string) => call<Variable[]>("variables", { repo, branch }),

@@ -11,6 +11,8 @@ interface Card {
   verification: HTMLElement;
   problem: HTMLElement;
   toggle: HTMLButtonElement;
+  /** Release and drop, shown while the validation gate holds files. */
+  gate: HTMLElement;
 }
 
 const cards = new Map<string, Card>();
@@ -74,6 +76,7 @@ function card(f: FolderView): Card {
       toggle.disabled = false;
     }
   });
+  const gate = gateButtons(f.path);
   const remove = h("button", { type: "button", class: "remove" }, "Remove…") as HTMLButtonElement;
   remove.addEventListener("click", async () => {
     if (remove.dataset.armed !== "true") {
@@ -102,9 +105,40 @@ function card(f: FolderView): Card {
     commit,
     verification,
     problem,
+    gate,
     h("div", { class: "row" }, toggle, remove),
   );
-  return { root, headline, detail, numbers, commit, verification, problem, toggle };
+  return { root, headline, detail, numbers, commit, verification, problem, toggle, gate };
+}
+
+/** The gate's two decisions for a folder's held files. */
+function gateButtons(path: string): HTMLElement {
+  const decide = async (button: HTMLButtonElement, release: boolean): Promise<void> => {
+    button.disabled = true;
+    try {
+      const d = await api.gateDecide(path, release);
+      const msg = document.getElementById("folders-msg");
+      const what = release ? "Released" : "Dropped";
+      if (msg) say(msg, "ok", `${what} ${d.files.length} file(s); ${d.branch} is at ${d.snapshot}.`);
+    } catch (e) {
+      alertError(e);
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const release = h(
+    "button",
+    { type: "button", class: "gate-release", title: "Put the held files on the branch anyway" },
+    "Release held files",
+  ) as HTMLButtonElement;
+  release.addEventListener("click", () => void decide(release, true));
+  const drop = h(
+    "button",
+    { type: "button", class: "gate-drop", title: "Leave the held files out until they change" },
+    "Drop held files",
+  ) as HTMLButtonElement;
+  drop.addEventListener("click", () => void decide(drop, false));
+  return h("div", { class: "row gate", hidden: true }, release, drop);
 }
 
 /** Set a data attribute only when it changes (no needless style work every tick). */
@@ -143,6 +177,7 @@ export function renderFolders(s: StatusView): void {
     const role = f.needs_attention ? "alert" : "note";
     if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);
     setData(c.problem, "attention", String(f.needs_attention));
+    c.gate.hidden = f.held_files.length === 0;
     setData(c.toggle, "paused", String(f.paused));
     setText(c.toggle, f.paused ? "Resume" : "Pause");
   }
@@ -215,6 +250,17 @@ function addForm(): HTMLElement {
     { class: "field" },
     h("label", { for: "new-verify-commit" }, readBack, " Read each commit back and compare it with the files"),
   );
+  const gated = h("input", { type: "checkbox", id: "new-gate" }) as HTMLInputElement;
+  const gateField = h(
+    "div",
+    { class: "field" },
+    h(
+      "label",
+      { for: "new-gate" },
+      gated,
+      " Check each commit before it reaches the branch (schema, repeated times, valid ranges)",
+    ),
+  );
   const [everyField, every] = field(
     "Verify everything every … hours (optional)",
     h("input", { id: "new-verify-every", type: "number", min: "0", step: "any", placeholder: "24" }),
@@ -266,7 +312,7 @@ function addForm(): HTMLElement {
     whereField,
     prefixField,
     login,
-    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField),
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField, gateField),
     h("div", { class: "row" }, submit),
     msg,
   );
@@ -291,6 +337,7 @@ function addForm(): HTMLElement {
         live_every_secs: live.checked ? 30 : null,
         verify_after_commit: readBack.checked,
         verify_every_hours: Number(every.value) > 0 ? Number(every.value) : null,
+        gate: gated.checked ? { valid_range: true } : null,
         login: creds,
         check: true,
       });

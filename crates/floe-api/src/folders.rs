@@ -44,6 +44,10 @@ pub struct NewFolder {
     /// Global attributes whose change starts a tagged settings period.
     #[serde(default)]
     pub tag_on_change: Vec<String>,
+    /// Commit through a validation gate with these checks (none: straight to the
+    /// branch).
+    #[serde(default)]
+    pub gate: Option<floe_sync::gate::GateOptions>,
     /// The destination's login (`AWS_ACCESS_KEY_ID`, …), kept in the OS keychain;
     /// empty to use what the keychain or the environment already has.
     #[serde(default)]
@@ -119,6 +123,7 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         verify_every_hours: new.verify_every_hours,
         on_drift: new.on_drift,
         tag_on_change: new.tag_on_change,
+        gate: new.gate,
     })?;
     let mut checks = Vec::new();
     if new.check {

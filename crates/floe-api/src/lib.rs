@@ -13,11 +13,13 @@
 //! - [`sync`]: a one-shot sync of a folder; [`inspect`]: what a sync would do with a
 //!   file; [`doctor`]: check a destination; [`login`]: keep or forget its login.
 //! - [`verify`]: compare a folder's files with what the repository holds, values read back.
+//! - [`gate`]: release or drop what a folder's validation gate holds.
 
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod folders;
+pub mod gate;
 pub mod history;
 pub mod inspect;
 pub mod login;

@@ -58,6 +58,9 @@ pub struct FolderView {
     /// The last verification in a sentence (none: the folder has not been verified
     /// since the engine started).
     pub verification: Option<String>,
+    /// The validation gate holds these files (empty: it holds nothing); the app
+    /// offers to release or drop them.
+    pub held_files: Vec<String>,
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
@@ -170,6 +173,19 @@ pub fn describe(s: &FolderStatus) -> FolderView {
             Some(format!("{message}. {}", remedy(*code))),
         ),
     };
+    // the gate holds: nothing new reaches the branch until someone decides
+    let (headline, detail, problem) = match &s.gate_held {
+        Some(h) if state != "error" => (
+            "Held at the gate".to_string(),
+            format!(
+                "{} wait on the staging branch; {} does not move until they are released or dropped.",
+                files(h.files.len() as u64),
+                s.branch
+            ),
+            Some(held(h)),
+        ),
+        _ => (headline, detail, problem),
+    };
     // a file set aside is worth knowing even while everything else flows
     let problem = problem.or_else(|| {
         s.last_error.as_ref().filter(|_| state != "paused").map(|e| format!("Last problem: {e}"))
@@ -179,7 +195,9 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         path: s.path.display().to_string(),
         repo: s.repo.clone(),
         branch: s.branch.clone(),
-        needs_attention: matches!(state.as_str(), "error" | "offline") || damaged,
+        needs_attention: matches!(state.as_str(), "error" | "offline")
+            || damaged
+            || s.gate_held.is_some(),
         paused: state == "paused",
         state,
         headline,
@@ -191,6 +209,21 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         throughput: s.throughput,
         last_commit: s.last_commit.clone(),
         verification: s.last_verification.as_ref().map(verification),
+        held_files: s.gate_held.as_ref().map(|h| h.files.clone()).unwrap_or_default(),
+    }
+}
+
+/// `held: <check> failed on <file>: <what>; <what to do>`, for the first failure
+/// (the others follow, counted).
+fn held(h: &floe_engine::daemon::GateHeld) -> String {
+    let first =
+        h.failures.first().map_or_else(|| "a check failed".to_string(), ToString::to_string);
+    match h.failures.len() {
+        0 | 1 => format!("held: {first}"),
+        _ => {
+            let others: Vec<&str> = h.failures[1..].iter().map(|f| f.check.name()).collect();
+            format!("held: {first} (also failed: {})", others.join(", "))
+        }
     }
 }
 
@@ -227,6 +260,7 @@ mod tests {
             last_error: None,
             throughput: 2.5e6,
             last_verification: None,
+            gate_held: None,
         }
     }
 

@@ -35,6 +35,78 @@ pub(crate) struct TargetArgs {
     /// the first commit with a new value is tagged <attr>-<value>.
     #[arg(long, value_delimiter = ',')]
     pub tag_on_change: Vec<String>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// The validation gate (`sync` and `add` alike).
+#[derive(Debug, Args)]
+pub(crate) struct GateArgs {
+    /// Commit to the staging branch floe-staging-<branch> first and move the branch
+    /// only when the checks pass (schema unchanged, no duplicate record times; the
+    /// options below add more). A failed check holds the files there until
+    /// `floe gate release` or `floe gate drop`.
+    #[arg(long)]
+    pub gate: bool,
+    /// With --gate: also check decoded values against each variable's
+    /// valid_range / valid_min / valid_max.
+    #[arg(long, requires = "gate")]
+    pub gate_valid_range: bool,
+    /// With --gate: decoded values of VAR within MIN:MAX (either may be empty;
+    /// repeatable), e.g. --gate-limit temperature=-60:60.
+    #[arg(long, value_parser = parse_limit, requires = "gate")]
+    pub gate_limit: Vec<(String, floe_api::gate::Limits)>,
+    /// With --gate: at most this share (0..1) of each variable's values in a file
+    /// may be fill or NaN.
+    #[arg(long, requires = "gate")]
+    pub gate_max_fill: Option<f64>,
+    /// With --gate: at most this many seconds between consecutive files' records.
+    #[arg(long, requires = "gate")]
+    pub gate_max_gap: Option<f64>,
+    /// With --gate: leave out a check that is on by default (schema, duplicates;
+    /// repeatable).
+    #[arg(long, value_parser = ["schema", "duplicates"], requires = "gate")]
+    pub gate_skip: Vec<String>,
+}
+
+impl GateArgs {
+    /// The gate's checks, when it is on.
+    pub(crate) fn options(&self) -> Result<Option<floe_api::gate::GateOptions>, String> {
+        if !self.gate {
+            return Ok(None);
+        }
+        if let Some(f) = self.gate_max_fill
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(format!("--gate-max-fill {f}: give a share between 0 and 1 (0.95 is 95%)"));
+        }
+        Ok(Some(floe_api::gate::GateOptions {
+            schema: !self.gate_skip.iter().any(|s| s == "schema"),
+            duplicates: !self.gate_skip.iter().any(|s| s == "duplicates"),
+            valid_range: self.gate_valid_range,
+            limits: self.gate_limit.iter().cloned().collect(),
+            max_fill: self.gate_max_fill,
+            max_gap_secs: self.gate_max_gap.filter(|g| *g > 0.0),
+        }))
+    }
+}
+
+fn parse_limit(s: &str) -> Result<(String, floe_api::gate::Limits), String> {
+    let (var, range) = s.split_once('=').ok_or_else(|| format!("`{s}`: write VAR=MIN:MAX"))?;
+    Ok((var.trim().to_string(), floe_api::gate::Limits::parse(range)?))
+}
+
+/// `floe gate release|drop`.
+#[derive(Debug, Args)]
+pub(crate) struct GateDecisionArgs {
+    /// A registered folder (`floe list`), or a repository URL.
+    pub target: String,
+    /// The gated branch (default: the folder's, else main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Print what was decided as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_on_drift(s: &str) -> Result<floe_api::sync::OnDrift, String> {

@@ -127,6 +127,20 @@ enum Command {
     /// Compare every file of a folder with what the repository holds: in it,
     /// unchanged since ingest, and its records read back as the file's values.
     Verify(VerifyArgs),
+    /// Decide what a folder's validation gate holds (see `--gate`).
+    #[command(subcommand)]
+    Gate(GateCommand),
+}
+
+/// What to do with the files a validation gate holds.
+#[derive(Debug, clap::Subcommand)]
+enum GateCommand {
+    /// Promote the held files anyway: the branch moves to them, and the commit
+    /// that moves it records the release and the checks that failed.
+    Release(GateDecisionArgs),
+    /// Discard the held files: the staging branch goes back to the branch, and a
+    /// commit records the dropped files, which are not taken again until they change.
+    Drop(GateDecisionArgs),
 }
 
 /// Exit status of a `floe sync` stopped by Ctrl-C or SIGTERM (128 + SIGINT, as
@@ -232,6 +246,8 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Log(a) => log(a).await,
         Command::Inspect(a) => inspect(a).await,
         Command::Verify(a) => verify(a).await,
+        Command::Gate(GateCommand::Release(a)) => gate(a, floe_api::gate::Verdict::Release).await,
+        Command::Gate(GateCommand::Drop(a)) => gate(a, floe_api::gate::Verdict::Drop).await,
     }
 }
 
@@ -246,6 +262,7 @@ fn sync_options(a: SyncArgs) -> Result<IngestOptions, Failure> {
     opts.patterns = t.pattern;
     opts.on_drift = t.on_drift;
     opts.tag_on_change = t.tag_on_change;
+    opts.gate = t.gate.options().map_err(|e| Failure(ErrorCode::Usage, e))?;
     opts.dry_run = a.dry_run;
     opts.batch_files = a.batch.unwrap_or(usize::MAX).max(1);
     opts.batch_target_bytes = Some(((a.batch_mb.max(0.0) * 1e6) as u64).max(1));
@@ -389,6 +406,7 @@ async fn add(a: AddArgs) -> Result<i32, Failure> {
         verify_every_hours: a.verify_every_hours.filter(|h| *h > 0.0),
         on_drift: t.on_drift,
         tag_on_change: t.tag_on_change,
+        gate: t.gate.options().map_err(|e| Failure(ErrorCode::Usage, e))?,
         login: Default::default(),
         check: false,
     };
@@ -580,6 +598,21 @@ async fn log(a: LogArgs) -> Result<i32, Failure> {
                     k.reason
                 );
             }
+            match &p.gate {
+                Some(floe_core::GateRecord::Released { failures, at }) => {
+                    out!("    gate: released at {at}, although:");
+                    for f in failures {
+                        out!("      {f}");
+                    }
+                }
+                Some(floe_core::GateRecord::Dropped { files, at, .. }) => {
+                    out!("    gate: dropped at {at} (not taken again until they change):");
+                    for f in files {
+                        out!("      {} ({} bytes, blake3 {})", f.source, f.size, f.blake3);
+                    }
+                }
+                None => {}
+            }
             for f in &p.files {
                 // a file taken in steps (it grew, or is followed live): which
                 // of its records this step took
@@ -699,6 +732,40 @@ fn ask(field: &floe_api::login::Field) -> Result<Option<String>, Failure> {
     };
     let v = line.trim().to_string();
     Ok((!v.is_empty()).then_some(v))
+}
+
+/// `floe gate release|drop`: decide, then say what was decided.
+async fn gate(a: GateDecisionArgs, verdict: floe_api::gate::Verdict) -> Result<i32, Failure> {
+    let path = Config::default_path().map_err(config_err)?;
+    let target = floe_api::gate::target(&path, &a.target, a.branch.as_deref())?;
+    let d = floe_api::gate::decide(&daemon::default_socket(), &target, verdict).await?;
+    if a.json {
+        let json = serde_json::to_string_pretty(&d)
+            .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?;
+        out!("{json}");
+        return Ok(0);
+    }
+    let what = match verdict {
+        floe_api::gate::Verdict::Release => "released",
+        floe_api::gate::Verdict::Drop => "dropped",
+    };
+    out!(
+        "{what} {} file(s) at the gate of {}; {} is now at {}",
+        d.files.len(),
+        d.branch,
+        d.branch,
+        d.snapshot
+    );
+    for f in &d.files {
+        out!("  {f}");
+    }
+    for f in &d.failures {
+        out!("it had failed: {f}");
+    }
+    if verdict == floe_api::gate::Verdict::Drop {
+        out!("the dropped files are not taken again until they change");
+    }
+    Ok(0)
 }
 
 fn chrono_secs() -> chrono::SecondsFormat {

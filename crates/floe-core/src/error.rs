@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// provably still being written (listed as waiting): run again later.
 pub const EXIT_WORK_REMAINS: i32 = 6;
 
+/// Exit code of a gated run whose checks failed: the branch did not move, the
+/// staging branch holds the files until `floe gate release` or `floe gate drop`.
+pub const EXIT_GATE_HELD: i32 = 8;
+
 /// A stable, machine-readable failure class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

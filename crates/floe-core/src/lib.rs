@@ -10,8 +10,10 @@ pub mod model;
 pub mod provenance;
 pub mod url;
 
-pub use error::{EXIT_WORK_REMAINS, ErrorCode};
-pub use provenance::{CommitProvenance, Continuation, FileProvenance, PROVENANCE_KEY};
+pub use error::{EXIT_GATE_HELD, EXIT_WORK_REMAINS, ErrorCode};
+pub use provenance::{
+    CommitProvenance, Continuation, DroppedFile, FileProvenance, GateRecord, PROVENANCE_KEY,
+};
 pub use url::{RepoUrl, RepoUrlError};
 
 /// Lock a mutex whatever a former holder did: the data Floe guards (maps of

@@ -58,6 +58,34 @@ pub struct CommitProvenance {
     /// does not ingest its earlier files again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continues: Option<Continuation>,
+    /// What the validation gate decided by hand: a commit that records held files
+    /// released anyway, or dropped (`floe gate release|drop`). Such a commit holds no
+    /// data of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
+}
+
+/// A decision at the validation gate, recorded in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum GateRecord {
+    /// The held commits were promoted although these checks failed.
+    Released { failures: Vec<String>, at: String },
+    /// The held commits were discarded; their files are not ingested again until
+    /// they change.
+    Dropped { files: Vec<DroppedFile>, failures: Vec<String>, at: String },
+}
+
+/// A source file whose held records were dropped at the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedFile {
+    /// Path relative to the watched folder, with `/` separators.
+    pub source: String,
+    /// Group inside the repository it was meant for.
+    pub group: String,
+    /// BLAKE3 hash of its bytes when dropped: the same bytes are not taken again.
+    pub blake3: String,
+    pub size: u64,
 }
 
 /// Where a folder's data went on from, and why.
@@ -116,6 +144,16 @@ mod tests {
                 branch: "main".into(),
                 snapshot: "S".into(),
                 reason: "`/co2`: type changed".into(),
+            }),
+            gate: Some(GateRecord::Dropped {
+                files: vec![DroppedFile {
+                    source: "b.nc".into(),
+                    group: "/".into(),
+                    blake3: "ef".into(),
+                    size: 3,
+                }],
+                failures: vec!["duplicates".into()],
+                at: "2024-01-02T00:00:00Z".into(),
             }),
         };
         let meta = BTreeMap::from([(PROVENANCE_KEY.to_string(), p.to_value())]);

@@ -49,6 +49,10 @@ pub struct FolderConfig {
     /// Global attributes whose change starts a tagged settings period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tag_on_change: Vec<String>,
+    /// Commit through a validation gate (absent: straight to the branch): to
+    /// `floe-staging-<branch>` first, the branch moved only when these checks pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<floe_sync::gate::GateOptions>,
 }
 
 /// A folder's commit cadence. A commit is made once `files` complete files are
@@ -226,6 +230,7 @@ mod tests {
             verify_every_hours: None,
             on_drift: Default::default(),
             tag_on_change: Vec::new(),
+            gate: None,
         }
     }
 

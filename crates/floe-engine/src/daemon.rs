@@ -56,6 +56,18 @@ pub struct FolderStatus {
     /// The last verification: of the commit just made, or of the whole folder.
     #[serde(default)]
     pub last_verification: Option<LastVerification>,
+    /// The validation gate holds the folder's staged files (none: it does not).
+    #[serde(default)]
+    pub gate_held: Option<GateHeld>,
+}
+
+/// What the validation gate holds, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateHeld {
+    /// The checks that failed, each with the file and what to do.
+    pub failures: Vec<floe_sync::gate::Failure>,
+    /// The held files (their commits are on the staging branch).
+    pub files: Vec<String>,
 }
 
 /// A control request, one JSON line.
@@ -72,6 +84,11 @@ pub enum Request {
     /// Re-read the configuration: start added folders, stop removed ones, restart
     /// changed ones (`floe add`/`floe remove` and the app send it).
     Reload,
+    /// Look at one folder (or all) now, as if files had changed (`floe gate
+    /// release|drop` sends it: the folder takes what it held back at once).
+    Rescan {
+        folder: Option<PathBuf>,
+    },
 }
 
 /// The answer, one JSON line.
@@ -112,6 +129,7 @@ use floe_core::lock;
 /// How the control socket reaches a folder task: its queue and its stop flag.
 type Control = (mpsc::UnboundedSender<Msg>, Arc<AtomicBool>);
 
+#[derive(Debug, Clone, Copy)]
 enum Msg {
     Change,
     Pause,
@@ -257,8 +275,9 @@ async fn serve_one(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
         Ok(Request::Status) => {
             Reply { ok: true, message: String::new(), folders: engine.statuses() }
         }
-        Ok(Request::Pause { folder }) => control(engine, folder.as_deref(), true),
-        Ok(Request::Resume { folder }) => control(engine, folder.as_deref(), false),
+        Ok(Request::Pause { folder }) => control(engine, folder.as_deref(), Action::Pause),
+        Ok(Request::Resume { folder }) => control(engine, folder.as_deref(), Action::Resume),
+        Ok(Request::Rescan { folder }) => control(engine, folder.as_deref(), Action::Rescan),
         Ok(Request::Reload) => engine.reload(),
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
@@ -266,8 +285,28 @@ async fn serve_one(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
     w.write_all(&out).await
 }
 
-/// Pause or resume one folder (by path) or all of them.
-fn control(engine: &Engine, folder: Option<&Path>, pause: bool) -> Reply {
+/// What a control request does to a folder.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Pause,
+    Resume,
+    Rescan,
+}
+
+impl Action {
+    /// The message to the folder's task, whether its current sync stops after the
+    /// commit under way (`None`: leave the flag), and the word for the reply.
+    fn parts(self) -> (Msg, Option<bool>, &'static str) {
+        match self {
+            Action::Pause => (Msg::Pause, Some(true), "paused"),
+            Action::Resume => (Msg::Resume, Some(false), "resumed"),
+            Action::Rescan => (Msg::Change, None, "looking at"),
+        }
+    }
+}
+
+/// Pause, resume or rescan one folder (by path) or all of them.
+fn control(engine: &Engine, folder: Option<&Path>, action: Action) -> Reply {
     let running = lock(&engine.running);
     let targets: Vec<_> = running
         .iter()
@@ -276,11 +315,14 @@ fn control(engine: &Engine, folder: Option<&Path>, pause: bool) -> Reply {
         })
         .map(|(_, r)| &r.control)
         .collect();
+    let (msg, stop_flag, verb) = action.parts();
     for (tx, stop) in &targets {
         // the flag stops a sync cycle after its current commit; the message moves the
         // state machine once the cycle is over
-        stop.store(pause, Ordering::SeqCst);
-        let _ = tx.send(if pause { Msg::Pause } else { Msg::Resume });
+        if let Some(on) = stop_flag {
+            stop.store(on, Ordering::SeqCst);
+        }
+        let _ = tx.send(msg);
     }
     if targets.is_empty() {
         return Reply {
@@ -289,7 +331,6 @@ fn control(engine: &Engine, folder: Option<&Path>, pause: bool) -> Reply {
             folders: vec![],
         };
     }
-    let verb = if pause { "paused" } else { "resumed" };
     Reply { ok: true, message: format!("{verb} {} folder(s)", targets.len()), folders: vec![] }
 }
 
@@ -352,6 +393,7 @@ async fn folder_task(
         last_error: None,
         throughput: 0.0,
         last_verification: None,
+        gate_held: None,
     }));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
@@ -450,6 +492,7 @@ async fn folder_task(
             o.live = folder.live_every_secs.map(|s| Duration::from_secs_f64(s.max(0.0)));
             o.on_drift = folder.on_drift;
             o.tag_on_change = folder.tag_on_change.clone();
+            o.gate = folder.gate.clone();
             let started = Instant::now();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
@@ -515,6 +558,7 @@ async fn folder_task(
                         recheck_at = recheck_at.map(|r| r.min(now + Duration::from_secs_f64(due)));
                     }
                     retry_at = None;
+                    lock(&status).gate_held = held_at_gate(&report);
                     if let Some(sw) = report.switched.last() {
                         let moved = went_on(&opts.config, &mut folder, sw);
                         url = RepoUrl::parse(&folder.repo).unwrap_or(url);
@@ -522,7 +566,9 @@ async fn folder_task(
                         (st.repo, st.branch) = (folder.repo.clone(), folder.branch.clone());
                         st.last_error = Some(moved);
                     }
+                    // (a held commit is not on the branch: it is read back once it is)
                     if folder.verify_after_commit
+                        && !report.held_at_gate()
                         && let Some(last) = report.commits.last()
                     {
                         let files = report.ingested.iter().map(|i| i.file.clone()).collect();
@@ -571,6 +617,19 @@ async fn folder_task(
                 verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
             }
         }
+    }
+}
+
+/// What the gate holds after a sync, for the status.
+fn held_at_gate(report: &floe_sync::Report) -> Option<GateHeld> {
+    match &report.gate {
+        Some(floe_sync::gate::GateOutcome::Held { failures, files }) => {
+            Some(GateHeld { failures: failures.clone(), files: files.clone() })
+        }
+        Some(
+            floe_sync::gate::GateOutcome::Clear | floe_sync::gate::GateOutcome::Promoted { .. },
+        )
+        | None => None,
     }
 }
 

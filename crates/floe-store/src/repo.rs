@@ -292,6 +292,53 @@ impl Repo {
         Ok(())
     }
 
+    /// Point `branch` at `to`, only if it still points at `from` (`None`: create it
+    /// there, only if it does not exist): another writer's commit in between comes
+    /// back as [`StoreError::Conflict`], never lost.
+    pub async fn move_branch(
+        &self,
+        branch: &str,
+        to: &str,
+        from: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let to_id = self.snapshot_id(to)?;
+        let result = match from {
+            Some(from) => {
+                let from_id = self.snapshot_id(from)?;
+                self.inner.reset_branch(branch, &to_id, Some(&from_id)).await
+            }
+            None if self.has_branch(branch).await? => {
+                return Err(StoreError::Conflict(branch.to_string()));
+            }
+            None => self.inner.create_branch(branch, &to_id).await,
+        };
+        result.map_err(|e| match e.kind() {
+            RepositoryErrorKind::Conflict { .. }
+            | RepositoryErrorKind::Ref(RefErrorKind::Conflict { .. }) => {
+                StoreError::Conflict(branch.to_string())
+            }
+            _ => repo_err(&self.label, e),
+        })
+    }
+
+    /// Commit a record with no data of its own on `branch` (a decision at the
+    /// validation gate): its provenance is the whole of it.
+    pub async fn record(
+        &self,
+        branch: &str,
+        message: &str,
+        provenance: &CommitProvenance,
+    ) -> Result<String, StoreError> {
+        self.writer(branch).await?.allowing_empty().commit(message, provenance).await
+    }
+
+    /// Whether `ancestor` is in the history that leads to `snapshot` (itself
+    /// included).
+    pub async fn descends(&self, snapshot: &str, ancestor: &str) -> Result<bool, StoreError> {
+        Ok(snapshot == ancestor
+            || self.history_at(snapshot).await?.iter().any(|c| c.id == ancestor))
+    }
+
     /// The branch's history, newest first.
     pub async fn history(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
         let version = VersionInfo::BranchTipRef(branch.to_string());
@@ -464,6 +511,9 @@ pub struct Holdings {
     pub continues: Option<floe_core::Continuation>,
     /// The newest recorded value of each watched global attribute (`--tag-on-change`).
     pub settings: BTreeMap<String, String>,
+    /// Files dropped at the validation gate, by source path: their BLAKE3 hash then
+    /// (the same bytes are not taken again; a newer version is).
+    pub dropped: BTreeMap<String, String>,
 }
 
 impl Holdings {
@@ -485,6 +535,11 @@ impl Holdings {
         for (k, v) in older.settings {
             self.settings.entry(k).or_insert(v);
         }
+        for (source, hash) in older.dropped {
+            if !self.files.contains_key(&source) {
+                self.dropped.entry(source).or_insert(hash);
+            }
+        }
     }
 
     /// Fold a history (newest first, as Icechunk gives it) for `group`.
@@ -492,8 +547,15 @@ impl Holdings {
         let mut h = Holdings { tip: history.first().map(|c| c.id.clone()), ..Holdings::default() };
         for c in history.into_iter().rev() {
             let time = std::time::SystemTime::from(c.time);
-            for f in c.provenance.into_iter().flat_map(|p| p.files) {
+            let Some(p) = c.provenance else { continue };
+            if let Some(floe_core::GateRecord::Dropped { files, .. }) = &p.gate {
+                for d in files.iter().filter(|d| d.group == group) {
+                    h.dropped.insert(d.source.clone(), d.blake3.clone());
+                }
+            }
+            for f in p.files {
                 if f.group == group {
+                    h.dropped.remove(&f.source);
                     h.taken_at.insert(f.source.clone(), time);
                     for (k, v) in &f.settings {
                         h.settings.insert(k.clone(), v.clone());
@@ -545,6 +607,7 @@ mod holdings_tests {
             message: String::new(),
             provenance: Some(floe_core::CommitProvenance {
                 continues: None,
+                gate: None,
                 floe_version: "t".into(),
                 files: files
                     .iter()

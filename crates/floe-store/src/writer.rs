@@ -50,6 +50,8 @@ pub struct Writer {
     budget: Arc<Semaphore>,
     /// Decoded chunks kept for reads, when on (a [`crate::Reader`]'s).
     chunk_cache: Option<Mutex<ChunkCache>>,
+    /// The commit may hold no changes (a record of a decision, its provenance alone).
+    allow_empty: bool,
 }
 
 /// Decoded chunks by array path and chunk index, oldest evicted first once they
@@ -269,7 +271,15 @@ impl Writer {
             uploads: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(UPLOAD_BUDGET >> 10)),
             chunk_cache: None,
+            allow_empty: false,
         }
+    }
+
+    /// Let the commit hold no changes: it records a decision (the validation
+    /// gate's), its provenance alone.
+    pub(crate) fn allowing_empty(mut self) -> Self {
+        self.allow_empty = true;
+        self
     }
 
     /// Keep up to `bytes` of decoded chunks for reads (for a read-only session:
@@ -831,6 +841,7 @@ impl Writer {
             .properties(props)
             .max_concurrent_nodes(COMMIT_CONCURRENCY)
             .rebase(&icechunk::conflicts::detector::ConflictDetector, 3)
+            .allow_empty(self.allow_empty)
             .execute()
             .await;
         match result {
@@ -969,6 +980,7 @@ mod tests {
                 floe_version: "test".into(),
                 files: Vec::new(),
                 continues: None,
+                gate: None,
             };
             let mut len = 0u32;
             // pieces: inside chunk 0, to its end, across 3 chunks, short, ...

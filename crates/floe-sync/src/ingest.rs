@@ -90,6 +90,9 @@ pub struct IngestOptions {
     /// Global attributes whose change starts a settings period: the first commit
     /// with a new value is tagged `<attr>-<value>` ([`crate::settings`]).
     pub tag_on_change: Vec<String>,
+    /// Commit through a validation gate: to the staging branch first, the branch
+    /// moved only when the checks pass ([`crate::gate`]).
+    pub gate: Option<crate::gate::GateOptions>,
 }
 
 /// A backlog's commits close once they hold this many source bytes (64 MB, by default).
@@ -128,6 +131,7 @@ impl IngestOptions {
             on_drift: OnDrift::Stop,
             continues: None,
             tag_on_change: Vec::new(),
+            gate: None,
         }
     }
 }
@@ -196,6 +200,8 @@ enum Decision {
     Take(Box<Pending>),
     /// Nothing in it that the branch does not hold.
     Already,
+    /// Its held records were dropped at the validation gate, and it did not change.
+    Dropped,
     /// A file followed live with nothing to take now.
     Wait(String),
     /// A file followed live whose last take is too recent: due in this long.
@@ -212,7 +218,7 @@ impl Decision {
             Decision::Hold(due) => {
                 Some(format!("followed live, next take in {:.0} s", due.as_secs_f64()))
             }
-            Decision::Already | Decision::Refuse(_) => None,
+            Decision::Already | Decision::Dropped | Decision::Refuse(_) => None,
         }
     }
 }
@@ -483,12 +489,12 @@ impl Ingest<'_> {
     /// folder's policy says so, it goes on in the branch or repository the first
     /// drifted record names, with those files and any after them.
     pub async fn run(&self) -> Result<Report, IngestError> {
-        let mut report = self.run_once().await?;
+        let mut report = self.run_target().await?;
         let mut opts = self.opts.clone();
         for _ in 0..MAX_DRIFT_SWITCHES {
             let Some(next) = self.drift_switch(&opts, &mut report).await? else { break };
             let on = Ingest { opts: next, clock: self.clock, progress: self.progress };
-            let more = on.run_once().await?;
+            let more = on.run_target().await?;
             report.absorb(more);
             opts = on.opts;
         }
@@ -690,6 +696,7 @@ impl Ingest<'_> {
             match decision {
                 Decision::Take(p) => pending.push(*p),
                 Decision::Already => report.already_ingested.push(c.rel.clone()),
+                Decision::Dropped => report.dropped.push(c.rel.clone()),
                 Decision::Wait(_) => {}
                 Decision::Hold(due) => {
                     report.held.push(c.rel.clone());
@@ -922,6 +929,7 @@ impl Ingest<'_> {
             floe_version: FLOE_VERSION.to_string(),
             files: done.iter().map(|(_, f)| f.clone()).collect(),
             continues,
+            gate: None,
         };
         writer.finish_uploads().await?;
         self.opts.faults.reached(FaultPoint::ChunksStored);
@@ -1018,6 +1026,9 @@ impl Ingest<'_> {
         };
         if unchanged {
             return if live { Decision::Wait("no new bytes".into()) } else { Decision::Already };
+        }
+        if known.dropped.get(&c.rel) == Some(&hash) {
+            return Decision::Dropped;
         }
         if live && let (Some(every), Some(at)) = (o.live, known.taken_at.get(&c.rel)) {
             let since = now.duration_since(*at).unwrap_or_default();

@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod error;
+pub mod gate;
 pub mod ingest;
 pub mod report;
 pub mod scan;

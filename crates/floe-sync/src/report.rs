@@ -64,6 +64,21 @@ pub struct Report {
     /// Tags made for new settings periods (`--tag-on-change`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tagged: Vec<String>,
+    /// Files whose held records were dropped at the validation gate, unchanged
+    /// since: left out until they change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+    /// What the validation gate did (`None`: the folder has no gate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateOutcome>,
+    /// Times the staged commits were written again on top of a branch that another
+    /// writer moved meanwhile.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gate_replays: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -103,16 +118,27 @@ impl Report {
         self.seconds += next.seconds;
         self.switched.extend(next.switched);
         self.tagged.extend(next.tagged);
+        union(&mut self.dropped, next.dropped);
+        if next.gate.is_some() {
+            self.gate = next.gate;
+        }
+        self.gate_replays += next.gate_replays;
     }
 }
 
 impl Report {
+    /// Whether the validation gate holds this run's (or earlier runs') commits.
+    pub fn held_at_gate(&self) -> bool {
+        matches!(self.gate, Some(crate::gate::GateOutcome::Held { .. }))
+    }
+
     /// The exit code of the rejections when there were any; otherwise
     /// [`floe_core::EXIT_WORK_REMAINS`] when files still being written were left,
     /// else 0.
     pub fn exit_code(&self) -> i32 {
         match self.rejected.iter().map(|r| r.code.exit_code()).max() {
             Some(code) => code,
+            None if self.held_at_gate() => floe_core::EXIT_GATE_HELD,
             None if !self.waiting.is_empty() => floe_core::EXIT_WORK_REMAINS,
             None => 0,
         }
@@ -154,6 +180,40 @@ impl std::fmt::Display for Report {
         for t in &self.tagged {
             writeln!(f, "tagged {t}: a new settings period starts there")?;
         }
+        match &self.gate {
+            Some(crate::gate::GateOutcome::Promoted { snapshot, commits }) => writeln!(
+                f,
+                "gate: {commits} staged commit(s) passed the checks; {} now at {snapshot}",
+                self.branch
+            )?,
+            Some(crate::gate::GateOutcome::Held { failures, files }) => {
+                writeln!(
+                    f,
+                    "gate: held: {} file(s) stay on {} and {} does not move; the folder takes nothing new until they are released or dropped",
+                    files.len(),
+                    crate::gate::staging_branch(&self.branch),
+                    self.branch
+                )?;
+                for x in failures {
+                    writeln!(f, "held: {x}")?;
+                }
+            }
+            Some(crate::gate::GateOutcome::Clear) | None => {}
+        }
+        if self.gate_replays > 0 {
+            writeln!(
+                f,
+                "gate: the staged files were replayed on top of {} ({} time(s)): another writer moved it",
+                self.branch, self.gate_replays
+            )?;
+        }
+        if !self.dropped.is_empty() {
+            writeln!(
+                f,
+                "left out {} file(s) dropped at the gate (unchanged since); a changed file is taken again",
+                self.dropped.len()
+            )?;
+        }
         if self.replays > 0 {
             writeln!(
                 f,
@@ -177,6 +237,7 @@ impl std::fmt::Display for Report {
             )?;
         }
         if self.ingested.is_empty()
+            && !self.held_at_gate()
             && self.rejected.is_empty()
             && self.waiting.is_empty()
             && self.held.is_empty()

@@ -1,0 +1,264 @@
+//! The validation gate before `main`: a gated folder commits to
+//! `floe-staging-main`, and `main` moves only when the checks pass. A failed check
+//! holds the files there (exit 8, `main` unchanged as xarray reads it) until `floe
+//! gate release` (recorded in the commit that moves `main`) or `floe gate drop`
+//! (recorded, and the file is not taken again). Each check on files shaped as the
+//! instrument writes them; local, S3 (moto) and Azurite; the daemon's status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use floe_tests::daemon::{Site, drop_files, spawn_daemon, status, wait_until};
+use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
+use floe_tests::*;
+use serde_json::Value;
+
+/// A config of the test's own: `floe gate` looks registered folders up there.
+fn own_config(d: &Path) -> String {
+    d.join("config.toml").to_string_lossy().into_owned()
+}
+
+fn gated_sync(src: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
+    let mut a = vec!["sync", src.to_str().unwrap(), url, "--quiet", "0", "--json", "--gate"];
+    a.extend_from_slice(extra);
+    let r = floe_env(&a, env);
+    let report = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}\n{}", r.stdout, r.stderr));
+    (r.code, report)
+}
+
+fn names(v: &Value) -> Vec<String> {
+    let mut n: Vec<String> = v
+        .as_array()
+        .map(|a| a.iter().map(|x| x["file"].as_str().or(x.as_str()).unwrap().to_string()).collect())
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+/// The first failure of a held report: (check, file, what).
+fn held(report: &Value) -> (String, String, String) {
+    assert_eq!(report["gate"]["gate"], "held", "{report:#}");
+    let f = &report["gate"]["failures"][0];
+    let s = |k: &str| f[k].as_str().unwrap().to_string();
+    (s("check"), s("file"), s("what"))
+}
+
+fn path_of(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// The whole story against one repository URL: files that pass reach `main`; a
+/// file that repeats the last record time is held (exit 8, `main` as it was, the
+/// next good file waits too); `floe gate drop` leaves it out for good; the good one
+/// goes on.
+fn hold_and_drop(url: &str, env: &[(&str, &str)]) {
+    let d = tempfile::tempdir().unwrap();
+    let (src, stage) = (d.path().join("src"), d.path().join("stage"));
+    let cfg = own_config(d.path());
+    let env: Vec<(&str, &str)> =
+        env.iter().copied().chain([("FLOE_CONFIG", cfg.as_str())]).collect();
+    make(&src, &["--files", "3", "--valid-range"]);
+    let good = files(&src, "nc");
+    let (code, report) = gated_sync(&src, url, &[], &env);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["gate"]["gate"], "promoted", "{report:#}");
+    assert_url_equals(url, &good, &[], &env);
+
+    // file 3 starts 10 s early: its first record repeats file 2's last
+    make(&stage, &["--files", "1", "--start", "3", "--time-shift", "-10", "--valid-range"]);
+    let dup = "site_0003.nc";
+    std::fs::rename(stage.join(dup), src.join(dup)).unwrap();
+    let (code, report) = gated_sync(&src, url, &[], &env);
+    assert_eq!(code, 8, "held at the gate: {report:#}");
+    let (check, file, what) = held(&report);
+    assert_eq!((check.as_str(), file.as_str()), ("duplicates", dup), "{report:#}");
+    assert!(what.contains("2024-01-01T00:44:50Z") && what.contains("the branch"), "{what}");
+    assert_eq!(names(&report["ingested"]), [dup], "staged: {report:#}");
+    assert_url_equals(url, &good, &[], &env);
+    let staged = floe_env(&["log", url, "--branch", "floe-staging-main", "--json"], &env);
+    assert_eq!(staged.code, 0, "{}", staged.stderr);
+    let staged: Vec<Value> = serde_json::from_str(&staged.stdout).unwrap();
+    assert_eq!(staged[0]["provenance"]["files"][0]["source"], dup, "the staging branch keeps it");
+
+    // while held, the next good file waits (it would only go in after the held one)
+    make(&stage, &["--files", "1", "--start", "4", "--valid-range"]);
+    std::fs::rename(stage.join("site_0004.nc"), src.join("site_0004.nc")).unwrap();
+    let (code, report) = gated_sync(&src, url, &[], &env);
+    assert_eq!(code, 8, "{report:#}");
+    assert!(names(&report["ingested"]).is_empty(), "nothing new while held: {report:#}");
+    let text = floe_env(&["sync", src.to_str().unwrap(), url, "--quiet", "0", "--gate"], &env);
+    assert!(
+        text.stdout.contains("held: duplicates failed on site_0003.nc")
+            && text.stdout.contains("floe gate drop"),
+        "says what failed and what to do: {}",
+        text.stdout
+    );
+
+    let out = floe_env(&["gate", "drop", url], &env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("dropped 1 file(s)") && out.stdout.contains(dup), "{}", out.stdout);
+
+    let (code, report) = gated_sync(&src, url, &[], &env);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(names(&report["dropped"]), [dup], "left out: {report:#}");
+    assert_eq!(names(&report["ingested"]), ["site_0004.nc"], "{report:#}");
+    assert_eq!(report["gate"]["gate"], "promoted", "{report:#}");
+    let mut now = good.clone();
+    now.push(path_of(&src, "site_0004.nc"));
+    assert_url_equals(url, &now, &[], &env);
+    // a restart does not take the dropped file again
+    let (code, report) = gated_sync(&src, url, &[], &env);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(names(&report["ingested"]).is_empty(), "{report:#}");
+    assert_eq!(names(&report["dropped"]), [dup], "{report:#}");
+    let log = floe_env(&["log", url], &env);
+    assert!(log.stdout.contains("gate: dropped") && log.stdout.contains(dup), "{}", log.stdout);
+}
+
+#[test]
+fn a_repeated_record_is_held_at_the_gate_and_dropped() {
+    let d = tempfile::tempdir().unwrap();
+    hold_and_drop(d.path().join("repo").to_str().unwrap(), &[]);
+}
+
+#[test]
+fn the_gate_holds_and_drops_on_s3_and_azure() {
+    let server = moto_bucket("floe-gate");
+    hold_and_drop("s3://floe-gate/lab/ghg", &pairs(&s3_env(&server)));
+    let server = azurite_container("floe-gate");
+    hold_and_drop("az://floe-gate/lab/ghg", &pairs(&az_env(&server)));
+}
+
+#[test]
+fn a_new_variable_is_held_and_a_release_records_why_in_main() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo) = (d.path().join("src"), d.path().join("repo"));
+    let cfg = own_config(d.path());
+    let env = [("FLOE_CONFIG", cfg.as_str())];
+    let r = repo.to_str().unwrap();
+    make(&src, &["--files", "2"]);
+    assert_eq!(gated_sync(&src, r, &[], &env).0, 0);
+    // the firmware adds a channel: n2o from file 2 on
+    make(&src, &["--files", "1", "--start", "2", "--extra-var-from", "2"]);
+    let (code, report) = gated_sync(&src, r, &[], &env);
+    assert_eq!(code, 8, "{report:#}");
+    let (check, file, what) = held(&report);
+    assert_eq!((check.as_str(), file.as_str()), ("schema", "site_0002.nc"), "{report:#}");
+    assert!(what.contains("new variable `/n2o`"), "{what}");
+    let before = log_json(&repo, "main");
+
+    let out = floe_env(&["gate", "release", r, "--json"], &env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let decision: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(decision["files"], serde_json::json!(["site_0002.nc"]));
+    let after = log_json(&repo, "main");
+    assert_eq!(after.len(), before.len() + 2, "the staged commit and the release");
+    let record = &after[0]["provenance"]["gate"];
+    assert_eq!(record["decision"], "released", "{:#}", after[0]);
+    assert!(record["failures"][0].as_str().unwrap().contains("schema failed on site_0002.nc"));
+    assert_repo_equals(&repo, &files(&src, "nc"), &[]);
+    // nothing is held any more: a second release says so
+    let again = floe_env(&["gate", "release", r], &env);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("nothing is held"), "{}", again.stderr);
+}
+
+#[test]
+fn value_checks_hold_on_valid_range_limits_fill_and_gaps() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = own_config(d.path());
+    let env = [("FLOE_CONFIG", cfg.as_str())];
+    let case = |name: &str, extra: &[&str], later: &[&str]| -> Option<(String, String, String)> {
+        let (src, repo) =
+            (d.path().join(format!("{name}-src")), d.path().join(format!("{name}-repo")));
+        make(&src, &["--files", "2", "--valid-range"]);
+        let r = repo.to_str().unwrap();
+        let (code, report) = gated_sync(&src, r, extra, &env);
+        assert_eq!(code, 0, "{name}: the first files pass: {report:#}");
+        make(&src, later);
+        let (code, report) = gated_sync(&src, r, extra, &env);
+        match code {
+            0 => None,
+            8 => {
+                assert_eq!(log_json(&repo, "main").len(), 2, "{name}: main did not move");
+                Some(held(&report))
+            }
+            c => panic!("{name}: exit {c}: {report:#}"),
+        }
+    };
+    let next = ["--files", "1", "--start", "2", "--valid-range"];
+
+    // valid ranges: the packed temperature's (in packed units) holds for every
+    // file, a co2 spike does not
+    let spiked = ["--files", "1", "--start", "2", "--valid-range", "--spike", "9999"];
+    assert_eq!(case("range-ok", &["--gate-valid-range"], &next), None);
+    let (check, file, what) = case("range", &["--gate-valid-range"], &spiked).unwrap();
+    assert_eq!((check.as_str(), file.as_str()), ("valid_range", "site_0002.nc"));
+    assert!(
+        what.contains("1 of 90 values of `/co2` are outside [300, 600] (the first: 9999)"),
+        "{what}"
+    );
+
+    // limits on decoded values (methane is near 1.9 ppm)
+    assert_eq!(case("limits-ok", &["--gate-limit", "ch4=1.5:2.5"], &next), None);
+    let (check, _, what) =
+        case("limits", &["--gate-limit", "ch4=1.5:2.5", "--gate-limit", "co2=:400"], &next)
+            .unwrap();
+    assert_eq!(check, "limits");
+    assert!(what.contains("`/co2` are outside [-inf, 400]"), "{what}");
+
+    // fill: one dropout in 90 methane records is 1.1%
+    assert_eq!(case("fill-ok", &["--gate-max-fill", "0.05"], &next), None);
+    let fill = case(
+        "fill",
+        &["--gate-max-fill", "0.05"],
+        &["--files", "1", "--start", "2", "--records", "9"],
+    );
+    let (check, _, what) = fill.unwrap();
+    assert_eq!(check, "fill");
+    assert!(what.contains("11.1% of `/ch4` is fill or NaN"), "{what}");
+
+    // a gap: file 5 after file 1 leaves 30 minutes without records
+    assert_eq!(case("gap-ok", &["--gate-max-gap", "900"], &next), None);
+    let gap = ["--files", "1", "--start", "4", "--valid-range"];
+    let (check, file, what) = case("gap", &["--gate-max-gap", "900"], &gap).unwrap();
+    assert_eq!((check.as_str(), file.as_str()), ("gap", "site_0004.nc"));
+    assert!(what.contains("30.2 min without records"), "{what}");
+}
+
+#[test]
+fn the_daemon_shows_a_hold_and_goes_on_after_a_drop() {
+    let site = Site::new();
+    let (watched, stage, repo) = (&site.watched, &site.stage, &site.repo);
+    let env = site.env();
+    let (w, r) = (watched.to_str().unwrap(), repo.to_str().unwrap());
+    let out = floe_env(&["add", w, r, "--gate"], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let _daemon = spawn_daemon(&env, "0.3", "5");
+    drop_files(stage, watched, &["--files", "2"]);
+    wait_until("two files on main", || {
+        status(&env)[0]["files_ingested"] == 2 && log_json(repo, "main").len() == 3
+    });
+    drop_files(stage, watched, &["--files", "1", "--start", "2", "--time-shift", "-10"]);
+    wait_until("the hold", || !status(&env)[0]["gate_held"].is_null());
+    let s = status(&env);
+    assert_eq!(s[0]["gate_held"]["files"], serde_json::json!(["site_0002.nc"]), "{s:#}");
+    let text = floe_env(&["status"], &env);
+    assert!(text.stdout.contains("Held at the gate"), "{}", text.stdout);
+    assert!(text.stdout.contains("held: duplicates failed on site_0002.nc"), "{}", text.stdout);
+    assert_eq!(log_json(repo, "main").len(), 3, "main did not move");
+
+    // drop it by the folder's name: the daemon looks again at once and goes on
+    let out = floe_env(&["gate", "drop", w], &env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    wait_until("the hold gone", || status(&env)[0]["gate_held"].is_null());
+    drop_files(stage, watched, &["--files", "1", "--start", "3"]);
+    wait_until("the next file on main", || {
+        log_json(repo, "main")
+            .iter()
+            .any(|c| c["provenance"]["files"][0]["source"] == "site_0003.nc")
+    });
+    let text = floe_env(&["status"], &env);
+    assert!(!text.stdout.contains("Held at the gate"), "{}", text.stdout);
+}
