@@ -211,10 +211,20 @@ fn history_of(url: &str, branch: &str, env: &[(&str, &str)]) -> Vec<serde_json::
 
 /// `floe sync` with JSON output; returns (exit code, report).
 pub fn sync_json(folder: &Path, repo: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut a =
-        vec!["sync", folder.to_str().unwrap(), repo.to_str().unwrap(), "--json", "--quiet", "0"];
+    sync_url_json(folder, repo.to_str().unwrap(), extra, &[])
+}
+
+/// `floe sync` into a repository URL with JSON output and extra environment
+/// variables; returns (exit code, report).
+pub fn sync_url_json(
+    folder: &Path,
+    url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, serde_json::Value) {
+    let mut a = vec!["sync", folder.to_str().unwrap(), url, "--json", "--quiet", "0"];
     a.extend_from_slice(extra);
-    let r = floe(&a);
+    let r = floe_env(&a, env);
     let v = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("no JSON report ({e}): {}\n{}", r.stdout, r.stderr));
     (r.code, v)

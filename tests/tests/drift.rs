@@ -17,11 +17,7 @@ use serde_json::Value;
 const DRIFT_NAME: &str = "2024-01-01T00-45-00Z";
 
 fn sync(src: &Path, url: &str, policy: &str, env: &[(&str, &str)]) -> (i32, Value) {
-    let s = src.to_str().unwrap();
-    let r = floe_env(&["sync", s, url, "--quiet", "0", "--on-drift", policy, "--json"], env);
-    let report = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}\n{}", r.stdout, r.stderr));
-    (r.code, report)
+    sync_url_json(src, url, &["--on-drift", policy], env)
 }
 
 fn names(v: &Value) -> Vec<String> {

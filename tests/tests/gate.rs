@@ -19,12 +19,8 @@ fn own_config(d: &Path) -> String {
 }
 
 fn gated_sync(src: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
-    let mut a = vec!["sync", src.to_str().unwrap(), url, "--quiet", "0", "--json", "--gate"];
-    a.extend_from_slice(extra);
-    let r = floe_env(&a, env);
-    let report = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}\n{}", r.stdout, r.stderr));
-    (r.code, report)
+    let gated: Vec<&str> = std::iter::once("--gate").chain(extra.iter().copied()).collect();
+    sync_url_json(src, url, &gated, env)
 }
 
 fn names(v: &Value) -> Vec<String> {

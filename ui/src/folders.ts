@@ -126,18 +126,15 @@ function gateButtons(path: string): HTMLElement {
       button.disabled = false;
     }
   };
-  const release = h(
-    "button",
-    { type: "button", class: "gate-release", title: "Put the held files on the branch anyway" },
-    "Release held files",
-  ) as HTMLButtonElement;
-  release.addEventListener("click", () => void decide(release, true));
-  const drop = h(
-    "button",
-    { type: "button", class: "gate-drop", title: "Leave the held files out until they change" },
-    "Drop held files",
-  ) as HTMLButtonElement;
-  drop.addEventListener("click", () => void decide(drop, false));
+  const button = (release: boolean): HTMLButtonElement => {
+    const [cls, title, label] = release
+      ? ["gate-release", "Put the held files on the branch anyway", "Release held files"]
+      : ["gate-drop", "Leave the held files out until they change", "Drop held files"];
+    const b = h("button", { type: "button", class: cls, title }, label) as HTMLButtonElement;
+    b.addEventListener("click", () => void decide(b, release));
+    return b;
+  };
+  const [release, drop] = [button(true), button(false)];
   return h("div", { class: "row gate", hidden: true }, release, drop);
 }
 

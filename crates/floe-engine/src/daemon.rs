@@ -558,7 +558,7 @@ async fn folder_task(
                         recheck_at = recheck_at.map(|r| r.min(now + Duration::from_secs_f64(due)));
                     }
                     retry_at = None;
-                    lock(&status).gate_held = held_at_gate(&report);
+                    lock(&status).gate_held = gate_hold(&report);
                     if let Some(sw) = report.switched.last() {
                         let moved = went_on(&opts.config, &mut folder, sw);
                         url = RepoUrl::parse(&folder.repo).unwrap_or(url);
@@ -621,7 +621,7 @@ async fn folder_task(
 }
 
 /// What the gate holds after a sync, for the status.
-fn held_at_gate(report: &floe_sync::Report) -> Option<GateHeld> {
+fn gate_hold(report: &floe_sync::Report) -> Option<GateHeld> {
     match &report.gate {
         Some(floe_sync::gate::GateOutcome::Held { failures, files }) => {
             Some(GateHeld { failures: failures.clone(), files: files.clone() })

@@ -332,13 +332,6 @@ impl Repo {
         self.writer(branch).await?.allowing_empty().commit(message, provenance).await
     }
 
-    /// Whether `ancestor` is in the history that leads to `snapshot` (itself
-    /// included).
-    pub async fn descends(&self, snapshot: &str, ancestor: &str) -> Result<bool, StoreError> {
-        Ok(snapshot == ancestor
-            || self.history_at(snapshot).await?.iter().any(|c| c.id == ancestor))
-    }
-
     /// The branch's history, newest first.
     pub async fn history(&self, branch: &str) -> Result<Vec<CommitInfo>, StoreError> {
         let version = VersionInfo::BranchTipRef(branch.to_string());

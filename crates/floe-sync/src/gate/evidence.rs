@@ -274,9 +274,10 @@ async fn value_checks(
             let mut s_limits = ValueSummary::default();
             for (st, ct) in slabs(&start, &count, a, f) {
                 let raw = read_f64(tip, path, a, &st, &ct).await?;
-                s_valid.add(raw.iter().map(|r| d.decode(*r)), valid.as_ref());
+                let decoded: Vec<Option<f64>> = raw.iter().map(|r| d.decode(*r)).collect();
+                s_valid.add(decoded.iter().copied(), valid.as_ref());
                 if let Some(l) = limits {
-                    s_limits.add(raw.iter().map(|r| d.decode(*r)), Some(l));
+                    s_limits.add(decoded.iter().copied(), Some(l));
                 }
             }
             if let Some(b) = &valid

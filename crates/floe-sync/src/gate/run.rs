@@ -26,35 +26,47 @@ impl Ingest<'_> {
         let o = &self.opts;
         let group = floe_plan::target_group(&o.settings.group, "/");
         let mut replays = 0;
-        if let Some(repo) = existing(&o.repo).await? {
-            self.branches_ready(&repo).await?;
-            if let Some(held) = self.held_already(&repo, &group, gate, &mut replays).await? {
+        // one handle for the whole run (Icechunk revalidates the branch refs it
+        // caches on every lookup, so it sees the ingest's commits)
+        let mut repo = existing(&o.repo).await?;
+        if let Some(repo) = &repo {
+            self.branches_ready(repo).await?;
+            if let Some(held) = self.held_already(repo, &group, gate, &mut replays).await? {
                 return Ok(held);
             }
         }
         loop {
             let mut report = self.staged_sync().await?;
             report.gate_replays = replays;
-            let Some(repo) = existing(&o.repo).await? else { return Ok(report) };
-            self.branches_ready(&repo).await?;
-            let staged = match super::standing(&repo, &o.branch).await? {
+            let repo = match &mut repo {
+                Some(r) => &*r,
+                // this run created the repository: its branches are made now
+                None => match existing(&o.repo).await? {
+                    Some(r) => {
+                        self.branches_ready(&r).await?;
+                        &*repo.insert(r)
+                    }
+                    None => return Ok(report),
+                },
+            };
+            let staged = match super::standing(repo, &o.branch).await? {
                 Standing::Even => {
                     report.gate = Some(GateOutcome::Clear);
                     return Ok(report);
                 }
                 Standing::Diverged { base, staged } => {
-                    replays = self.replay(&repo, &base, &staged, replays).await?;
+                    replays = self.replay(repo, &base, &staged, replays).await?;
                     continue;
                 }
                 Standing::Ahead(staged) => staged,
             };
-            let failures = evaluate(&repo, &group, gate, &staged).await?;
+            let failures = evaluate(repo, &group, gate, &staged).await?;
             if !failures.is_empty() {
                 report.gate = Some(held(failures, &staged, &group));
                 tracing::warn!(branch = %o.branch, "gate: held");
                 return Ok(report);
             }
-            match promote(&repo, &o.branch, &staged).await {
+            match promote(repo, &o.branch, &staged).await {
                 Ok(()) => {
                     tracing::info!(branch = %o.branch, snapshot = %staged.tip, "gate: promoted");
                     let commits = staged.commits.len();
