@@ -403,8 +403,9 @@ fn chunk_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn the_memory_and_disk_caches_stay_within_their_bounds_while_reading_more() {
     // About 160 MB of distinct chunk files, read through a mount whose memory cache
     // holds 8 MiB and whose disk cache holds 4 MiB: the process grows by much less
-    // than it read (an unbounded cache would grow by all of it; the rest is the
-    // allocator's and the threads' share, see floe-fuse's limit_malloc_arenas), and
+    // than it read (measured 17-22 MB of 163.5; an unbounded cache would grow by all
+    // of it; the rest is the allocator's and the threads' share, see floe-fuse's
+    // bound_allocator_memory), and
     // the cache folder never holds more than its bound, counting files still being
     // written.
     let d = tempfile::tempdir().unwrap();
@@ -447,7 +448,7 @@ fn the_memory_and_disk_caches_stay_within_their_bounds_while_reading_more() {
     assert!(most_on_disk > 0, "the disk cache was used");
     assert!(most_on_disk <= 4 << 20, "the disk cache held {most_on_disk} bytes (bound 4 MiB)");
     assert!(
-        grew < read / 3,
+        grew < read / 4,
         "the mount grew by {grew} bytes while reading {read}: the memory cache is not bounded"
     );
 }
