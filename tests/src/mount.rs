@@ -129,3 +129,19 @@ impl Drop for Mount {
         }
     }
 }
+
+/// `python mount_check.py ARGS...` (the reference readers' checks of a mount, see
+/// its docstring), which must succeed; its output.
+pub fn mount_check(args: &[&str], env: &[(&str, &str)]) -> String {
+    let r = crate::py_env("mount_check.py", args, env);
+    assert_eq!(r.code, 0, "mount_check {}:\n{}\n{}", args[0], r.stdout, stderr_tail(&r.stderr));
+    r.stdout
+}
+
+/// The last 30 lines of a reader's stderr, without the log's warnings and the
+/// traceback's frame lines.
+pub fn stderr_tail(s: &str) -> String {
+    let lines: Vec<&str> =
+        s.lines().filter(|l| !l.contains("WARN") && !l.contains(" at ")).collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}

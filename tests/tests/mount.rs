@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use floe_tests::mount::{Mount, is_mounted};
+use floe_tests::mount::{Mount, is_mounted, mount_check, stderr_tail};
 use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::*;
 
@@ -23,21 +23,9 @@ fn sync(src: &Path, url: &str, env: &[(&str, &str)]) {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
-fn check(args: &[&str], env: &[(&str, &str)]) -> String {
-    let r = py_env("mount_check.py", args, env);
-    assert_eq!(r.code, 0, "mount_check {}:\n{}\n{}", args[0], r.stdout, tail(&r.stderr));
-    r.stdout
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> =
-        s.lines().filter(|l| !l.contains("WARN") && !l.contains(" at ")).collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 /// main's history, newest first: (snapshot id, time).
 fn snapshots(url: &str, env: &[(&str, &str)]) -> Vec<String> {
-    let out = check(&["snapshots", url], env);
+    let out = mount_check(&["snapshots", url], env);
     let v: Vec<(String, String)> = serde_json::from_str(out.trim()).unwrap();
     v.into_iter().map(|(id, _)| id).collect()
 }
@@ -62,7 +50,7 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     let url = repo.to_str().unwrap();
     make(&src, &["--files", "3"]);
     sync(&src, url, &[]);
-    check(&["tag", url, "v1"], &[]);
+    mount_check(&["tag", url, "v1"], &[]);
     make(&src, &["--files", "2", "--start", "3"]);
     sync(&src, url, &[]);
 
@@ -80,7 +68,7 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     assert_eq!(by_time.len(), snaps.len(), "one folder per commit of main");
     let old = &snaps[2];
     let old_time = &by_time[by_time.len() - 1 - 2];
-    let out = check(
+    let out = mount_check(
         &[
             "compare",
             m.dir.to_str().unwrap(),
@@ -140,7 +128,7 @@ fn a_floe_repository_reads_through_the_mount_like_icechunk() {
     assert_eq!(again, before, "an open file stays on the snapshot it was opened at");
     assert_eq!(listing(&m.path("by-time")).len(), 7, "the new commit has its by-time folder");
     // a tag made while mounted appears at the next refresh
-    check(&["tag", url, "v2"], &[]);
+    mount_check(&["tag", url, "v2"], &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !listing(&m.path("tags")).contains(&"v2".to_string()) {
         assert!(Instant::now() < deadline, "tags/v2 did not appear");
@@ -153,12 +141,12 @@ fn a_repository_written_by_python_icechunk_mounts_as_well() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path().join("pyrepo");
     let url = repo.to_str().unwrap();
-    check(&["pyrepo", url], &[]);
+    mount_check(&["pyrepo", url], &[]);
     let snaps = snapshots(url, &[]);
     let old = &snaps[snaps.len() - 2];
     let m = Mount::start(url, &d.path().join("mnt"), &[], &[]);
     assert_eq!(listing(&m.path("branches")), ["dev", "main"]);
-    let out = check(
+    let out = mount_check(
         &[
             "compare",
             m.dir.to_str().unwrap(),
@@ -187,7 +175,7 @@ fn remote_round_trip(url: &str, env: &[(&str, &str)]) {
         env,
     );
     let old = &snaps[1];
-    let out = check(
+    let out = mount_check(
         &[
             "compare",
             m.dir.to_str().unwrap(),
@@ -277,7 +265,11 @@ fn sixteen_readers_see_no_torn_reads_while_the_branch_advances() {
     }
     let out = readers.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", tail(&String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        stderr_tail(&String::from_utf8_lossy(&out.stderr))
+    );
     assert!(stdout.contains("no torn reads"), "{stdout}");
     assert!(n >= 4, "the branch advanced only {} times", n - 2);
     eprintln!("{} commits during the read: {stdout}", n - 2);
