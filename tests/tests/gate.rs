@@ -306,3 +306,53 @@ fn the_daemon_shows_a_hold_and_goes_on_after_a_drop() {
     let text = floe_env(&["status"], &env);
     assert!(!text.stdout.contains("Held at the gate"), "{}", text.stdout);
 }
+
+#[test]
+fn a_gated_folder_that_drifts_goes_on_gated_in_its_new_branch() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, stage, repo) = (d.path().join("src"), d.path().join("stage"), d.path().join("repo"));
+    let cfg = own_config(d.path());
+    let env = [("FLOE_CONFIG", cfg.as_str())];
+    let r = repo.to_str().unwrap();
+    let policy = ["--on-drift", "branch"];
+    make(&src, &["--files", "3"]);
+    let before = files(&src, "nc");
+    assert_eq!(gated_sync(&src, r, &policy, &env).0, 0);
+
+    // a new firmware writes co2 as float32: the two files go on in a drift branch,
+    // through the gate there (its staging branch), and main stays as it was
+    make(&stage, &["--files", "2", "--start", "3", "--co2-dtype", "f4"]);
+    for i in [3, 4] {
+        std::fs::rename(stage.join(nth(i)), src.join(nth(i))).unwrap();
+    }
+    let (code, report) = gated_sync(&src, r, &policy, &env);
+    assert_eq!(code, 0, "{report:#}");
+    let branch = "drift-2024-01-01T00-45-00Z";
+    assert_eq!(report["switched"][0]["branch"], branch, "{report:#}");
+    assert_eq!(report["gate"]["gate"], "promoted", "{report:#}");
+    let drifted = vec![path_of(&src, &nth(3)), path_of(&src, &nth(4))];
+    assert_repo_equals(&repo, &before, &[]);
+    assert_repo_equals(&repo, &drifted, &["--branch", branch]);
+
+    // on the drift branch the gate holds as it does on main: file 5 repeats file
+    // 4's last record time; neither main nor the drift branch moves
+    make(&stage, &["--files", "1", "--start", "5", "--time-shift", "-10", "--co2-dtype", "f4"]);
+    std::fs::rename(stage.join(nth(5)), src.join(nth(5))).unwrap();
+    let onward = ["--on-drift", "branch", "--branch", branch];
+    let (code, report) = gated_sync(&src, r, &onward, &env);
+    assert_eq!(code, 8, "{report:#}");
+    let (check, file, _) = held(&report);
+    assert_eq!((check.as_str(), file.as_str()), ("duplicates", nth(5).as_str()), "{report:#}");
+    assert_repo_equals(&repo, &before, &[]);
+    assert_repo_equals(&repo, &drifted, &["--branch", branch]);
+    // dropped, it stays out; verify at the drift branch follows the folder back to
+    // main for the first three, and reports the dropped file as not in it
+    let out = floe_env(&["gate", "drop", r, "--branch", branch], &env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let s = src.to_str().unwrap();
+    let v = floe_env(&["verify", s, r, "--branch", branch, "--json"], &env);
+    let got: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(got["verified"].as_array().unwrap().len(), 5, "{got:#}");
+    assert_eq!(got["continued"][0]["verified"], 3, "{got:#}");
+    assert_eq!(got["findings"][0]["source"], nth(5).as_str(), "{got:#}");
+}

@@ -18,6 +18,6 @@ mod writer;
 
 pub use error::StoreError;
 pub use reader::Reader;
-pub use repo::{CommitInfo, Holdings, Repo};
+pub use repo::{CommitInfo, Holdings, MAX_CONTINUATIONS, Repo, continuation_of};
 pub use view::{Series, Variable, View};
 pub use writer::Writer;

@@ -476,10 +476,10 @@ impl Repo {
 }
 
 /// Continuations followed at most (one per schema drift of a folder).
-const MAX_CONTINUATIONS: usize = 64;
+pub const MAX_CONTINUATIONS: usize = 64;
 
 /// The continuation a history starts with, if its first Floe commit names one.
-fn continuation_of(history: &[CommitInfo]) -> Option<floe_core::Continuation> {
+pub fn continuation_of(history: &[CommitInfo]) -> Option<floe_core::Continuation> {
     history.iter().rev().find_map(|c| c.provenance.as_ref().and_then(|p| p.continues.clone()))
 }
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use floe_core::{FileProvenance, RepoUrl};
+use floe_core::{Continuation, FileProvenance, RepoUrl};
 use floe_plan::{ArrayAction, ArrayOp, RepoState, Settings};
 use floe_source::records::{self, Counts};
 use floe_source::{Data, SourceReader};
@@ -238,6 +238,19 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// A branch or repository the verified one continues, at the snapshot the
+/// folder left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Continued {
+    pub repo: String,
+    pub branch: String,
+    pub snapshot: String,
+    /// The schema drift that moved the folder on, in words.
+    pub reason: String,
+    /// The folder's files verified there.
+    pub verified: usize,
+}
+
 /// What a verification found.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -255,6 +268,10 @@ pub struct VerifyReport {
     /// Files the repository holds that are gone from the folder (instruments rotate
     /// their folders): counted, not a failure.
     pub gone: Vec<String>,
+    /// The branches or repositories this snapshot continues (the folder went on
+    /// from there after a schema drift), followed back: their files are verified
+    /// against them.
+    pub continued: Vec<Continued>,
     /// Source bytes read (files hashed and compared).
     pub bytes: u64,
     pub seconds: f64,
@@ -277,6 +294,15 @@ impl VerifyReport {
         let count = |v: Verdict| self.findings.iter().filter(|f| f.problem.verdict() == v).count();
         let damaged = count(Verdict::Damaged);
         let behind = count(Verdict::Behind);
+        for c in self.continued.iter().filter(|c| c.verified > 0) {
+            let whose = if c.repo == self.repo { String::new() } else { format!(" of {}", c.repo) };
+            s.push_str(&format!(
+                " ({} of them against branch {}{whose} at {}, which this one continues after a schema drift)",
+                c.verified,
+                c.branch,
+                short(&c.snapshot)
+            ));
+        }
         if damaged > 0 {
             s.push_str(&format!("; {damaged} where the repository differs from the file"));
         }
@@ -325,8 +351,9 @@ impl std::fmt::Debug for Verify<'_> {
     }
 }
 
-/// Shared by the files of one run (their checks run as tasks of their own, so
-/// that reading and decoding sources takes every core).
+/// One snapshot the folder's files went into, shared by the files of one run
+/// (their checks run as tasks of their own, so that reading and decoding sources
+/// takes every core): the one verified, or one it continues.
 struct Context {
     reader: Reader,
     state: RepoState,
@@ -335,6 +362,63 @@ struct Context {
     /// BLAKE3 of each static array's values in the repository, read once per run
     /// (every file of a folder carries the same `lat`/`lon`), or why it did not read.
     statics: tokio::sync::Mutex<HashMap<String, Result<blake3::Hash, Wrong>>>,
+}
+
+impl Context {
+    /// What `reader`'s snapshot of `repo` holds of `group`, and the branch or
+    /// repository it continues, if any.
+    async fn at(
+        reader: Reader,
+        repo: &Repo,
+        group: &str,
+        slab_bytes: u64,
+    ) -> Result<(Context, Option<Continuation>), IngestError> {
+        let history = repo.history_at(reader.snapshot()).await?;
+        let continues = floe_store::continuation_of(&history);
+        let state = reader.state(group).await?;
+        let steps = steps_of(history, group);
+        Ok((Context { reader, state, steps, slab_bytes, statics: Default::default() }, continues))
+    }
+}
+
+/// Follow the continuations back (a folder that went on after a schema drift
+/// holds its earlier files in the branch or repository it came from): each is one
+/// more target, at the snapshot the folder left it.
+async fn follow(
+    repo: &Repo,
+    mut next: Option<Continuation>,
+    group: &str,
+    slab_bytes: u64,
+    targets: &mut Vec<Context>,
+) -> Result<Vec<Continued>, IngestError> {
+    let mut out = Vec::new();
+    while let Some(c) = next.take() {
+        if out.len() >= floe_store::MAX_CONTINUATIONS {
+            break;
+        }
+        let other = if c.repo == repo.label() {
+            None
+        } else {
+            let url = RepoUrl::parse(&c.repo).map_err(|e| StoreError::Repository {
+                repo: repo.label().to_string(),
+                detail: format!("it continues `{}`, which is not a repository URL: {e}", c.repo),
+            })?;
+            Some(Repo::open(&url).await?)
+        };
+        let there = other.as_ref().unwrap_or(repo);
+        let reader = there.reader_at(&c.snapshot).await?;
+        let (target, further) = Context::at(reader, there, group, slab_bytes).await?;
+        targets.push(target);
+        next = further;
+        out.push(Continued {
+            repo: c.repo,
+            branch: c.branch,
+            snapshot: c.snapshot,
+            reason: c.reason,
+            verified: 0,
+        });
+    }
+    Ok(out)
 }
 
 impl Verify<'_> {
@@ -347,33 +431,31 @@ impl Verify<'_> {
             Some(s) => repo.reader_at(s).await?,
             None => repo.reader(&o.branch).await?,
         };
-        let steps = steps_of(repo.history_at(reader.snapshot()).await?, &group);
-        let state = reader.state(&group).await?;
-        let here = self.scan_folder()?;
+        let (first, continues) = Context::at(reader, &repo, &group, o.slab_bytes).await?;
+        let mut targets = vec![first];
         let mut report = VerifyReport {
             repo: o.repo.to_string(),
             branch: o.branch.clone(),
-            snapshot: reader.snapshot().to_string(),
+            snapshot: targets[0].reader.snapshot().to_string(),
             verified: Vec::new(),
             copies: BTreeMap::new(),
             findings: Vec::new(),
             gone: Vec::new(),
+            continued: Vec::new(),
             bytes: 0,
             seconds: 0.0,
         };
+        report.continued = follow(&repo, continues, &group, o.slab_bytes, &mut targets).await?;
+        let here = self.scan_folder()?;
         if o.only.is_none() {
             let present: BTreeSet<&str> = here.iter().map(|c| c.rel.as_str()).collect();
-            report.gone = steps.keys().filter(|s| !present.contains(s.as_str())).cloned().collect();
+            let listed: BTreeSet<&String> = targets.iter().flat_map(|t| t.steps.keys()).collect();
+            report.gone =
+                listed.into_iter().filter(|s| !present.contains(s.as_str())).cloned().collect();
         }
         let sizes: Vec<u64> = here.iter().map(source_size).collect();
         (self.progress)(&VerifyProgress::Planned { files: here.len(), bytes: sizes.iter().sum() });
-        let ctx = Arc::new(Context {
-            reader,
-            state,
-            steps,
-            slab_bytes: o.slab_bytes,
-            statics: Default::default(),
-        });
+        let targets = Arc::new(targets);
         let mut unmatched = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         let mut todo = here.into_iter().zip(sizes);
@@ -381,7 +463,7 @@ impl Verify<'_> {
             while tasks.len() < FILES_AT_ONCE
                 && let Some((c, size)) = todo.next()
             {
-                tasks.spawn(check(ctx.clone(), c, size));
+                tasks.spawn(check(targets.clone(), c, size));
             }
             let Some(done) = tasks.join_next().await else { break };
             // (a check that panicked is a bug of Floe's: it goes on as the panic it was;
@@ -391,14 +473,20 @@ impl Verify<'_> {
             report.bytes += size;
             (self.progress)(&VerifyProgress::FileDone { file: c.rel.clone(), bytes: size });
             match outcome {
-                Outcome::Verified => report.verified.push(c.rel),
+                Outcome::Verified { target } => {
+                    if let Some(c) = target.checked_sub(1).and_then(|i| report.continued.get_mut(i))
+                    {
+                        c.verified += 1;
+                    }
+                    report.verified.push(c.rel)
+                }
                 Outcome::NotListed(hash) => unmatched.push((c.rel, hash)),
                 Outcome::Problem(problem) => {
                     report.findings.push(Finding { source: c.rel, problem })
                 }
             }
         }
-        self.copies_or_missing(&ctx.steps, unmatched, &mut report);
+        self.copies_or_missing(&targets, unmatched, &mut report);
         report.verified.sort();
         report.findings.sort_by(|a, b| a.source.cmp(&b.source));
         report.seconds = t0.elapsed().as_secs_f64();
@@ -424,13 +512,13 @@ impl Verify<'_> {
     /// (a re-send, which a sync skips), else not in the repository.
     fn copies_or_missing(
         &self,
-        steps: &Steps,
+        targets: &[Context],
         unmatched: Vec<(String, String)>,
         report: &mut VerifyReport,
     ) {
         let verified: BTreeSet<&str> = report.verified.iter().map(String::as_str).collect();
         let mut by_hash: HashMap<&str, &str> = HashMap::new();
-        for (source, s) in steps {
+        for (source, s) in targets.iter().flat_map(|t| &t.steps) {
             if let Some(last) = s.last()
                 && verified.contains(source.as_str())
             {
@@ -450,9 +538,10 @@ impl Verify<'_> {
     }
 }
 
-/// One file of the folder against every step the history lists for it.
+/// One file of the folder against every step the history lists for it: of the
+/// snapshot verified, else of the first one it continues that lists the file.
 async fn check(
-    ctx: Arc<Context>,
+    targets: Arc<Vec<Context>>,
     c: Candidate,
     size: u64,
 ) -> Result<(Candidate, u64, Outcome), IngestError> {
@@ -463,10 +552,14 @@ async fn check(
             return Ok((c, size, Outcome::Problem(problem)));
         }
     };
-    let Some(file_steps) = ctx.steps.get(&c.rel) else {
+    let found = targets.iter().enumerate().find_map(|(i, t)| Some((i, t, t.steps.get(&c.rel)?)));
+    let Some((target, ctx, file_steps)) = found else {
         return Ok((c, size, Outcome::NotListed(hash)));
     };
-    let outcome = check_steps(&ctx, &c, file_steps, &hash, size).await?;
+    let outcome = match check_steps(ctx, &c, file_steps, &hash, size).await? {
+        Checked::Verified => Outcome::Verified { target },
+        Checked::Problem(p) => Outcome::Problem(p),
+    };
     Ok((c, size, outcome))
 }
 
@@ -476,8 +569,9 @@ async fn check_steps(
     file_steps: &[FileProvenance],
     hash: &str,
     size: u64,
-) -> Result<Outcome, IngestError> {
-    let Some(last) = file_steps.last() else { return Ok(Outcome::NotListed(hash.into())) };
+) -> Result<Checked, IngestError> {
+    // (never empty: a source is listed with the steps that took from it)
+    let Some(last) = file_steps.last() else { return Ok(Checked::Verified) };
     let changed = last.blake3 != hash;
     let mut differences = Vec::new();
     for step in file_steps {
@@ -486,16 +580,16 @@ async fn check_steps(
             Err(Fault::Store(e)) => return Err(e.into()),
             Err(Fault::Source(e)) if changed => {
                 let how = format!("{}; reading it failed: {e}", changed_how(last, hash, size));
-                return Ok(Outcome::Problem(Problem::Changed { how, differences }));
+                return Ok(Checked::Problem(Problem::Changed { how, differences }));
             }
             Err(Fault::Source(e)) => {
-                return Ok(Outcome::Problem(Problem::Unreadable { detail: e.to_string() }));
+                return Ok(Checked::Problem(Problem::Unreadable { detail: e.to_string() }));
             }
         }
     }
     Ok(match (changed, differences.is_empty()) {
-        (false, true) => Outcome::Verified,
-        (false, false) => Outcome::Problem(Problem::Differs { differences }),
+        (false, true) => Checked::Verified,
+        (false, false) => Checked::Problem(Problem::Differs { differences }),
         (true, _) => {
             let mut how = changed_how(last, hash, size);
             // (opened again only here: most files are unchanged, and opening a
@@ -504,16 +598,25 @@ async fn check_steps(
             if let Some(more) = more {
                 how.push_str(&format!("; {more}"));
             }
-            Outcome::Problem(Problem::Changed { how, differences })
+            Checked::Problem(Problem::Changed { how, differences })
         }
     })
 }
 
 /// What one file came to.
 enum Outcome {
-    Verified,
+    /// Verified against the target at this index (0: the snapshot asked for).
+    Verified {
+        target: usize,
+    },
     /// No step lists it; its hash.
     NotListed(String),
+    Problem(Problem),
+}
+
+/// What the steps of a listed file came to.
+enum Checked {
+    Verified,
     Problem(Problem),
 }
 
