@@ -2,7 +2,7 @@
 //! hides instead of closing, notifications, the native folder picker, start at
 //! login. Everything about folders, history and mounts lives in `floe_api`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use floe_api::ApiError;
@@ -105,7 +105,7 @@ pub(crate) fn tray(app: &AppHandle) -> bool {
 pub(crate) fn watch_status(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         let mut shown: Option<Overall> = None;
-        let mut attention: BTreeSet<String> = BTreeSet::new();
+        let mut told = Told::default();
         loop {
             let floe = app.state::<Floe>();
             match floe.host.status().await {
@@ -115,7 +115,7 @@ pub(crate) fn watch_status(app: AppHandle) {
                         set_tray(&app, &view);
                         shown = Some(view.overall);
                     }
-                    notify_new_problems(&app, &view, &mut attention);
+                    notify_news(&app, &view, &mut told);
                 }
                 Err(e) => {
                     let _ = app.emit("status-error", &e);
@@ -136,22 +136,38 @@ fn set_tray(app: &AppHandle, view: &StatusView) {
     }
 }
 
-fn notify_new_problems(app: &AppHandle, view: &StatusView, seen: &mut BTreeSet<String>) {
+/// What the notifications have told so far: the folders that need attention, and
+/// the drift each folder last went on from.
+#[derive(Default)]
+struct Told {
+    attention: BTreeSet<String>,
+    drift: BTreeMap<String, String>,
+}
+
+/// A notification for each folder that newly needs attention, and for each new
+/// schema drift (data keeps flowing, but somebody should know where to).
+fn notify_news(app: &AppHandle, view: &StatusView, told: &mut Told) {
     let now: BTreeSet<String> =
         view.folders.iter().filter(|f| f.needs_attention).map(|f| f.path.clone()).collect();
-    for f in view.folders.iter().filter(|f| f.needs_attention && !seen.contains(&f.path)) {
+    for f in view.folders.iter().filter(|f| f.needs_attention && !told.attention.contains(&f.path))
+    {
         let body = f.problem.clone().unwrap_or_else(|| f.headline.clone());
-        if let Err(e) = app
-            .notification()
-            .builder()
-            .title(format!("Floe: {} needs attention", f.path))
-            .body(body)
-            .show()
-        {
-            tracing::warn!("cannot show a notification: {e}");
+        notify(app, format!("Floe: {} needs attention", f.path), body);
+    }
+    told.attention = now;
+    for f in &view.folders {
+        let Some(d) = &f.drift else { continue };
+        if told.drift.get(&f.path) != Some(d) {
+            notify(app, format!("Floe: {} went on after a schema drift", f.path), d.clone());
+            told.drift.insert(f.path.clone(), d.clone());
         }
     }
-    *seen = now;
+}
+
+fn notify(app: &AppHandle, title: String, body: String) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::warn!("cannot show a notification: {e}");
+    }
 }
 
 /// The native folder picker; `None` when the user cancels.

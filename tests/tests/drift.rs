@@ -31,6 +31,11 @@ fn names(v: &Value) -> Vec<String> {
     n
 }
 
+/// File names of paths, as `floe verify` lists them.
+fn base_names(paths: &[String]) -> Vec<String> {
+    paths.iter().map(|p| Path::new(p).file_name().unwrap().to_string_lossy().into_owned()).collect()
+}
+
 /// Three files, then two whose `co2` is float32 (the repository's is float64).
 fn drifting(src: &Path, stage: &Path) -> (Vec<String>, Vec<String>) {
     make(src, &["--files", "3"]);
@@ -93,6 +98,29 @@ fn drifts(url: &str, policy: &str, env: &[(&str, &str)]) -> (String, String) {
     // the new target's first commit says what it continues
     let log = floe_env(&["log", &next_url, "--branch", &next_branch], env);
     assert!(log.stdout.contains("after a schema drift"), "{}", log.stdout);
+
+    // `floe verify` where the folder went on follows it back: all five files verify,
+    // three of them against the old target at the snapshot the folder left it
+    let v = floe_env(&["verify", s, &next_url, "--branch", &next_branch, "--json"], env);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let r: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(names(&r["verified"]), base_names(&all), "{r:#}");
+    assert!(r["findings"].as_array().unwrap().is_empty(), "{r:#}");
+    let back = &r["continued"].as_array().unwrap()[..];
+    assert_eq!(back.len(), 1, "{r:#}");
+    assert_eq!((back[0]["repo"].as_str(), back[0]["branch"].as_str()), (Some(url), Some("main")));
+    assert_eq!(back[0]["verified"], 3, "{r:#}");
+    let words = floe_env(&["verify", s, &next_url, "--branch", &next_branch], env);
+    assert!(
+        words.stdout.contains("5 of 5 files verified")
+            && words.stdout.contains("3 of them against branch main"),
+        "{}",
+        words.stdout
+    );
+    // the old target does not know where the folder went: the drifted two are not there
+    let v = floe_env(&["verify", s, url, "--json"], env);
+    let r: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!((v.code, names(&r["verified"])), (1, base_names(&before)), "{r:#}");
     (next_url, next_branch)
 }
 
@@ -151,7 +179,20 @@ fn the_daemon_goes_on_where_the_drift_took_it_and_remembers() {
     let branch = format!("drift-{DRIFT_NAME}");
     wait_until("the drift branch", || status(&env)[0]["branch"] == branch.as_str());
     let s = status(&env);
-    assert!(s[0]["last_error"].as_str().unwrap().contains("Schema drift"), "{s:#}");
+    let moved = &s[0]["went_on"];
+    assert_eq!(
+        (moved["from_branch"].as_str(), moved["branch"].as_str()),
+        (Some("main"), Some(branch.as_str())),
+        "{s:#}"
+    );
+    assert!(moved["reason"].as_str().unwrap().contains("co2"), "{s:#}");
+    assert!(s[0]["last_error"].is_null(), "going on is not a problem: {s:#}");
+    let words = floe_env(&["status"], &env);
+    assert!(
+        words.stdout.contains(&format!("went on in branch {branch} (from main), starting with")),
+        "{}",
+        words.stdout
+    );
     let config = std::fs::read_to_string(&site.cfg).unwrap();
     assert!(config.contains(&format!("branch = \"{branch}\"")), "{config}");
     // the next file goes straight there

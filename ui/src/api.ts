@@ -23,6 +23,8 @@ export interface FolderView {
   verification: string | null;
   /** Files the validation gate holds (empty: it holds nothing). */
   held_files: string[];
+  /** Where the folder went on after a schema drift, in a sentence (none: it did not). */
+  drift: string | null;
 }
 
 /** What a release or drop at the validation gate did. */

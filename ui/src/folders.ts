@@ -4,12 +4,16 @@ import { bytes, field, h, say, setText } from "./dom";
 
 interface Card {
   root: HTMLElement;
+  /** Where it syncs to: a schema drift may move it to a new branch or repository. */
+  repo: HTMLElement;
   headline: HTMLElement;
   detail: HTMLElement;
   numbers: HTMLElement;
   commit: HTMLElement;
   verification: HTMLElement;
   problem: HTMLElement;
+  /** Where the folder went on after a schema drift. */
+  drift: HTMLElement;
   toggle: HTMLButtonElement;
   /** Release and drop, shown while the validation gate holds files. */
   gate: HTMLElement;
@@ -64,6 +68,8 @@ function card(f: FolderView): Card {
   const commit = h("p", { class: "commit muted" });
   const verification = h("p", { class: "verification muted" });
   const problem = h("p", { class: "problem" });
+  const repo = h("p", { class: "repo muted" });
+  const drift = h("p", { class: "drift", role: "note", hidden: true });
   const toggle = h("button", { type: "button", class: "toggle" }) as HTMLButtonElement;
   toggle.addEventListener("click", async () => {
     toggle.disabled = true;
@@ -98,17 +104,18 @@ function card(f: FolderView): Card {
     "article",
     { class: "card", "data-path": f.path, "aria-label": `Sync folder ${f.path}` },
     h("h3", { class: "path" }, f.path),
-    h("p", { class: "repo muted" }, `→ ${f.repo} (branch ${f.branch})`),
+    repo,
     headline,
     detail,
     numbers,
     commit,
     verification,
+    drift,
     problem,
     gate,
     h("div", { class: "row" }, toggle, remove),
   );
-  return { root, headline, detail, numbers, commit, verification, problem, toggle, gate };
+  return { root, repo, headline, detail, numbers, commit, verification, problem, drift, toggle, gate };
 }
 
 /** The gate's two decisions for a folder's held files. */
@@ -161,6 +168,7 @@ export function renderFolders(s: StatusView): void {
       list.append(c.root);
     }
     setData(c.root, "state", f.state);
+    setText(c.repo, `→ ${f.repo} (branch ${f.branch})`);
     setText(c.headline, f.headline);
     setText(c.detail, f.detail);
     setText(
@@ -170,6 +178,8 @@ export function renderFolders(s: StatusView): void {
     setText(c.commit, f.last_commit ? `Last commit ${f.last_commit}` : "No commit since start");
     setText(c.verification, f.verification ?? "");
     c.verification.hidden = !f.verification;
+    setText(c.drift, f.drift ?? "");
+    c.drift.hidden = !f.drift;
     setText(c.problem, f.problem ?? "");
     const role = f.needs_attention ? "alert" : "note";
     if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);

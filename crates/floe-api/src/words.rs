@@ -61,6 +61,9 @@ pub struct FolderView {
     /// The validation gate holds these files (empty: it holds nothing); the app
     /// offers to release or drop them.
     pub held_files: Vec<String>,
+    /// The folder went on in a new branch or repository after a schema drift, in a
+    /// sentence (none: it did not since the engine started).
+    pub drift: Option<String>,
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
@@ -210,7 +213,23 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         last_commit: s.last_commit.clone(),
         verification: s.last_verification.as_ref().map(verification),
         held_files: s.gate_held.as_ref().map(|h| h.files.clone()).unwrap_or_default(),
+        drift: s.went_on.as_ref().map(went_on),
     }
+}
+
+/// `Went on in branch drift-… (from main) on …: <reason>; …`.
+fn went_on(w: &floe_engine::daemon::WentOn) -> String {
+    let to = if w.repo == w.from_repo {
+        format!("branch {} (from {})", w.branch, w.from_branch)
+    } else {
+        format!("repository {} (from {})", w.repo, w.from_repo)
+    };
+    format!(
+        "Schema drift at {}: went on in {to}, starting with {}. {}. The data before it stays where it was; `floe verify` follows the folder back there.",
+        w.at,
+        w.files.first().map_or("the drifted file", String::as_str),
+        w.reason
+    )
 }
 
 /// `held: <check> failed on <file>: <what>; <what to do>`, for the first failure
@@ -261,7 +280,40 @@ mod tests {
             throughput: 2.5e6,
             last_verification: None,
             gate_held: None,
+            went_on: None,
         }
+    }
+
+    #[test]
+    fn a_drift_says_where_the_folder_went_on_without_needing_attention() {
+        let mut s = status(json!({"state": "idle"}));
+        s.went_on = Some(floe_engine::daemon::WentOn {
+            at: "2026-12-04T12:00:00Z".into(),
+            reason: "`co2` is float32 in the file, float64 in the repository".into(),
+            from_repo: "s3://lab/ctd".into(),
+            from_branch: "main".into(),
+            repo: "s3://lab/ctd".into(),
+            branch: "drift-2024-01-01T00-45-00Z".into(),
+            files: vec!["site_20240101_0045.nc".into()],
+        });
+        let v = describe(&s);
+        assert!(!v.needs_attention && v.problem.is_none());
+        let line = v.drift.unwrap();
+        assert!(
+            line.starts_with("Schema drift at 2026-12-04T12:00:00Z: went on in branch drift-2024-01-01T00-45-00Z (from main), starting with site_20240101_0045.nc. `co2` is float32"),
+            "{line}"
+        );
+        if let Some(w) = s.went_on.as_mut() {
+            w.repo = "s3://lab/ctd-2024-01-01T00-45-00Z".into();
+            w.branch = "main".into();
+        }
+        let line = describe(&s).drift.unwrap();
+        assert!(
+            line.contains(
+                "went on in repository s3://lab/ctd-2024-01-01T00-45-00Z (from s3://lab/ctd)"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

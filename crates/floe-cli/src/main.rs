@@ -458,6 +458,9 @@ async fn status(a: StatusArgs) -> Result<i32, Failure> {
         if let Some(v) = &f.verification {
             out!("    {v}");
         }
+        if let Some(d) = &f.drift {
+            out!("    {d}");
+        }
         if let Some(p) = &f.problem {
             out!("    {p}");
         }

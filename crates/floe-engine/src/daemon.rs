@@ -59,6 +59,25 @@ pub struct FolderStatus {
     /// The validation gate holds the folder's staged files (none: it does not).
     #[serde(default)]
     pub gate_held: Option<GateHeld>,
+    /// The folder went on elsewhere after a schema drift (the newest such move
+    /// since the engine started; none: it did not).
+    #[serde(default)]
+    pub went_on: Option<WentOn>,
+}
+
+/// Where a folder went on after a schema drift, from where, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WentOn {
+    /// When the engine moved it (UTC, RFC 3339).
+    pub at: String,
+    /// The first drift, in words.
+    pub reason: String,
+    pub from_repo: String,
+    pub from_branch: String,
+    pub repo: String,
+    pub branch: String,
+    /// The drifted files that went there first.
+    pub files: Vec<String>,
 }
 
 /// What the validation gate holds, and why.
@@ -394,6 +413,7 @@ async fn folder_task(
         throughput: 0.0,
         last_verification: None,
         gate_held: None,
+        went_on: None,
     }));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
@@ -494,8 +514,11 @@ async fn folder_task(
             o.tag_on_change = folder.tag_on_change.clone();
             o.gate = folder.gate.clone();
             let started = Instant::now();
+            // the last file this cycle refused
+            let rejected: Arc<Mutex<Option<String>>> = Arc::default();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
+                let rejected = rejected.clone();
                 move |p: &Progress| {
                     match p {
                         Progress::Planned { files, bytes } => apply(Input::Scanned {
@@ -512,8 +535,9 @@ async fn folder_task(
                             drop(st);
                             apply(Input::Committed { files, bytes });
                         }
-                        Progress::FileRejected { message, .. } => {
-                            lock(&status).last_error = Some(message.clone())
+                        Progress::FileRejected { file, message } => {
+                            lock(&status).last_error = Some(message.clone());
+                            *lock(&rejected) = Some(file.clone());
                         }
                         Progress::FileDone { bytes, .. } => {
                             let mut st = lock(&status);
@@ -560,11 +584,19 @@ async fn folder_task(
                     retry_at = None;
                     lock(&status).gate_held = gate_hold(&report);
                     if let Some(sw) = report.switched.last() {
-                        let moved = went_on(&opts.config, &mut folder, sw);
+                        let (moved, unsaved) = went_on(&opts.config, &mut folder, sw);
                         url = RepoUrl::parse(&folder.repo).unwrap_or(url);
                         let mut st = lock(&status);
                         (st.repo, st.branch) = (folder.repo.clone(), folder.branch.clone());
-                        st.last_error = Some(moved);
+                        st.went_on = Some(moved);
+                        // (a drifted file reads as refused until the sync goes on with
+                        // it: it is not a problem once it has)
+                        if lock(&rejected).as_ref().is_some_and(|f| sw.files.contains(f)) {
+                            st.last_error = None;
+                        }
+                        if let Some(e) = unsaved {
+                            st.last_error = Some(e);
+                        }
                     }
                     // (a held commit is not on the branch: it is read back once it is)
                     if folder.verify_after_commit
@@ -665,12 +697,22 @@ async fn verify_into(
 }
 
 /// The folder went on elsewhere after a schema drift: it syncs there from now on,
-/// in this run and after a restart (the config says so). Returns the news, in words.
-fn went_on(config: &Path, folder: &mut FolderConfig, sw: &floe_sync::drift::Switch) -> String {
-    let news = format!(
-        "Schema drift ({}): the folder now syncs into {} (branch {}), which knows what the old one holds",
-        sw.reason, sw.repo, sw.branch
-    );
+/// in this run and after a restart (the config says so). Returns the move, and
+/// the problem when the config could not say so.
+fn went_on(
+    config: &Path,
+    folder: &mut FolderConfig,
+    sw: &floe_sync::drift::Switch,
+) -> (WentOn, Option<String>) {
+    let moved = WentOn {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        reason: sw.reason.clone(),
+        from_repo: folder.repo.clone(),
+        from_branch: folder.branch.clone(),
+        repo: sw.repo.clone(),
+        branch: sw.branch.clone(),
+        files: sw.files.clone(),
+    };
     folder.repo = sw.repo.clone();
     folder.branch = sw.branch.clone();
     let saved = Config::load(config).and_then(|mut c| {
@@ -680,11 +722,12 @@ fn went_on(config: &Path, folder: &mut FolderConfig, sw: &floe_sync::drift::Swit
         }
         c.save(config)
     });
-    tracing::info!(folder = %folder.path.display(), repo = %sw.repo, branch = %sw.branch, "schema drift: went on");
-    match saved {
-        Ok(()) => news,
-        Err(e) => format!(
-            "{news}; the config could not be updated ({e}): after a restart the folder drifts there again"
-        ),
-    }
+    tracing::info!(folder = %folder.path.display(), repo = %sw.repo, branch = %sw.branch, reason = %sw.reason, "schema drift: went on");
+    let unsaved = saved.err().map(|e| {
+        format!(
+            "the folder went on in {} (branch {}) after a schema drift, but the config could not be updated ({e}): after a restart it drifts there again",
+            sw.repo, sw.branch
+        )
+    });
+    (moved, unsaved)
 }

@@ -48,6 +48,33 @@ impl IngestError {
         }
     }
 
+    /// What drifted, without the advice that follows it in the message (for a
+    /// folder that goes on elsewhere, where that advice does not apply); `None`
+    /// for a failure that is not a schema drift.
+    pub fn drift(&self) -> Option<String> {
+        match self {
+            IngestError::Plan { source, .. } => match source {
+                PlanError::Drift { path, what } => Some(format!("`{path}`: {what}")),
+                PlanError::WholeDiffers { path, what } => {
+                    Some(format!("`{path}` differs from the repository's: {what}"))
+                }
+                PlanError::TimeUnits { path, found, expected } => Some(format!(
+                    "time units of `{path}` are `{found}`, the repository's `{expected}`"
+                )),
+                PlanError::Order(_) | PlanError::AppendDimMissing(_) => None,
+            },
+            IngestError::StaticChanged { path, .. } => {
+                Some(format!("static variable `{path}` differs from the repository's"))
+            }
+            IngestError::Reencode { detail, .. } => Some(detail.clone()),
+            IngestError::Source(_)
+            | IngestError::Store(_)
+            | IngestError::ChangedSinceIngest { .. }
+            | IngestError::Folder(_)
+            | IngestError::Drift { .. } => None,
+        }
+    }
+
     /// True when the failure belongs to one file (the run goes on with the others).
     pub fn is_per_file(&self) -> bool {
         match self {

@@ -539,9 +539,13 @@ impl Ingest<'_> {
             .unwrap_or_else(Repo::initial_snapshot);
         let files: Vec<String> = drifted.iter().map(|r| r.file.clone()).collect();
         report.rejected.retain(|r| r.code != floe_core::ErrorCode::SchemaDrift);
+        let reason = match &first.drift {
+            Some(what) => format!("{}: {what}", first.file),
+            None => first.message.clone(),
+        };
         report.switched.push(Switch {
             files,
-            reason: first.message.clone(),
+            reason: reason.clone(),
             repo: repo.to_string(),
             branch: branch.clone(),
         });
@@ -550,7 +554,7 @@ impl Ingest<'_> {
             repo: absolute(&opts.repo).to_string(),
             branch: opts.branch.clone(),
             snapshot,
-            reason: first.message,
+            reason,
         });
         next.repo = repo;
         next.branch = branch;
@@ -1249,7 +1253,12 @@ impl Ingest<'_> {
             file: file.to_string(),
             message: message.clone(),
         });
-        report.rejected.push(Rejected { file: file.to_string(), code: error.code(), message });
+        report.rejected.push(Rejected {
+            file: file.to_string(),
+            code: error.code(),
+            message,
+            drift: error.drift(),
+        });
     }
 
     /// Open and plan one file against `state` (no writes).

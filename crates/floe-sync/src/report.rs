@@ -22,6 +22,9 @@ pub struct Rejected {
     pub file: String,
     pub code: ErrorCode,
     pub message: String,
+    /// A schema drift: what drifted, without the advice (see [`crate::IngestError::drift`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
