@@ -12,7 +12,7 @@ tauri-driver, and passes everything in the environment:
   AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
-history, folders-paused, mounts, settings, folders-zoom-200, daemon.
+history, folders-paused, mounts, settings, folders-zoom-200, folders-held, daemon.
 """
 
 import faulthandler
@@ -122,8 +122,9 @@ def floe_status():
     return json.loads(r.stdout)
 
 
-def write_nc(name, start, n=12):
-    """A small instrument file, written aside and moved in whole."""
+def write_nc(name, start, n=12, into=None, spike=None):
+    """A small instrument file, written aside and moved in whole; `spike`: one
+    temperature outside the file's valid_range (0-40 degC)."""
     stage = WORK / "stage"
     stage.mkdir(exist_ok=True)
     tmp = stage / name
@@ -135,9 +136,13 @@ def write_nc(name, start, n=12):
         v = ds.createVariable("temperature", "f4", ("time",))
         v.units = "degC"
         v.long_name = "sea water temperature"
+        v.valid_range = np.array([0.0, 40.0], dtype="f4")
         t[:] = np.arange(start, start + n) * 60.0
-        v[:] = 10 + np.sin(np.arange(start, start + n) / 5.0)
-    os.rename(tmp, WATCH / name)
+        values = 10 + np.sin(np.arange(start, start + n) / 5.0)
+        if spike is not None:
+            values[n // 2] = spike
+        v[:] = values
+    os.rename(tmp, (into or WATCH) / name)
 
 
 def phase_app():
@@ -267,8 +272,87 @@ def phase_app():
         shot(d, "folders-zoom-200")
         assert over <= 1, f"the page is {over}px wider than the window at 200%"
         d.execute_script("document.documentElement.style.fontSize=''")
+
+        phase_gate(d)
     finally:
         d.quit()
+
+
+def main_files(repo_path):
+    """The source files main's history lists, as Python icechunk reads it."""
+    storage = icechunk.local_filesystem_storage(str(repo_path))
+    if not icechunk.Repository.exists(storage):
+        return set()
+    repo = icechunk.Repository.open(storage)
+    names = set()
+    for c in repo.ancestry(branch="main"):
+        prov = c.metadata.get("floe", {}) if c.metadata else {}
+        names.update(f["source"] for f in prov.get("files", []))
+    return names
+
+
+def phase_gate(d):
+    """A gated folder: a value outside valid_range holds it (the card says so and
+    offers Release and Drop); Release puts the file on main, Drop leaves the next
+    one out, each as Python icechunk + xarray read main."""
+    gwatch, grepo = WORK / "gated", WORK / "gated-repo"
+    gwatch.mkdir(exist_ok=True)
+    tab(d, "folders")
+    set_select(d, "#dest-kind", "local")
+    fill(d, "#new-folder", str(gwatch))
+    fill(d, "#dest-where", str(grepo))
+    if not d.execute_script("return document.querySelector('#add-form details').open"):
+        css(d, "#add-form details summary").click()
+    if css(d, "#new-verify-commit").is_selected():
+        css(d, "#new-verify-commit").click()
+    css(d, "#new-gate").click()
+    css(d, "#add-folder").click()
+    wait(d, "gated folder added", lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 60)
+    g = str(gwatch.resolve())
+    wait(d, "gated folder card", lambda: d.find_elements(By.CSS_SELECTOR, card(g)))
+    write_nc("buoy_0001.nc", 0, into=gwatch)
+    wait(d, "the good file reaches main", lambda: "buoy_0001.nc" in main_files(grepo), 90)
+    wait(d, "gated card up to date", lambda: text(d, card(g) + " .headline") == "Up to date")
+    assert not css(d, card(g) + " .gate").is_displayed(), "nothing is held yet"
+
+    # a spike of 99 degC: held, main unchanged, the buttons appear
+    write_nc("buoy_0002.nc", 12, into=gwatch, spike=99.0)
+    wait(d, "held at the gate",
+         lambda: text(d, card(g) + " .headline") == "Held at the gate", timeout=90)
+    problem = text(d, card(g) + " .problem")
+    assert "valid range failed on buoy_0002.nc" in problem, problem
+    assert css(d, card(g) + " .gate").is_displayed()
+    assert main_files(grepo) == {"buoy_0001.nc"}
+    assert any(f["gate_held"] for f in floe_status()), "the status holds no file"
+    d.execute_script("arguments[0].scrollIntoView()", css(d, card(g)))
+    shot(d, "folders-held")
+    css(d, card(g) + " button.gate-release").click()
+    wait(d, "released", lambda: "buoy_0002.nc" in main_files(grepo), 60)
+    assert "Released 1 file(s)" in text(d, "#folders-msg"), text(d, "#folders-msg")
+    wait(d, "buttons gone", lambda: not css(d, card(g) + " .gate").is_displayed(), 30)
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(grepo)))
+    got = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False,
+                       mask_and_scale=False)
+    assert float(got["temperature"].max()) == 99.0, "the released spike is on main"
+
+    # another spike: dropped, main stays as it was
+    write_nc("buoy_0003.nc", 24, into=gwatch, spike=-50.0)
+    wait(d, "held again", lambda: text(d, card(g) + " .headline") == "Held at the gate", 90)
+    css(d, card(g) + " button.gate-drop").click()
+    wait(d, "dropped", lambda: "Dropped 1 file(s)" in text(d, "#folders-msg"), 60)
+    wait(d, "up to date after the drop",
+         lambda: text(d, card(g) + " .headline") == "Up to date", 60)
+    assert main_files(grepo) == {"buoy_0001.nc", "buoy_0002.nc"}
+    got = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False,
+                       mask_and_scale=False)
+    assert got.sizes["time"] == 24, got.sizes
+    assert (gwatch / "buoy_0003.nc").exists(), "a dropped file stays where it is"
+
+    # the gated folder goes again, so that the daemon phase sees one folder
+    remove = css(d, card(g) + " button.remove")
+    remove.click()
+    remove.click()
+    wait(d, "gated folder removed", lambda: not d.find_elements(By.CSS_SELECTOR, card(g)), 30)
 
 
 def phase_daemon():

@@ -3,7 +3,9 @@
 //! the UI, drop a NetCDF file into it, see its commit in History (the repository
 //! checked with Python icechunk + xarray), pause and resume (with `floe status`
 //! agreeing), a wrong Azure key refused with nothing kept, mount and unmount,
-//! start at login, 200% zoom, keyboard tabs, and a running `floe daemon` shown and
+//! start at login, 200% zoom, keyboard tabs, a gated folder held on a value outside
+//! valid_range and its Release and Drop buttons (main read back with Python
+//! icechunk + xarray after each), and a running `floe daemon` shown and
 //! controlled instead of a second engine. Screenshots of every screen go to
 //! `artifacts/screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -81,7 +83,14 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
     assert_eq!(keyring.lookup("az://lab"), None);
     let config = std::fs::read_to_string(d.path().join("config.toml")).unwrap();
     assert!(!config.contains("site-wrong") && !config.contains("az://"), "{config}");
-    for name in ["folders-empty", "folders-wrong-login", "history", "folders-paused", "mounts"] {
+    for name in [
+        "folders-empty",
+        "folders-wrong-login",
+        "history",
+        "folders-paused",
+        "mounts",
+        "folders-held",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "no screenshot {name}");
     }
 }
