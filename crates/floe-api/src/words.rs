@@ -181,8 +181,11 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         Some(h) if state != "error" => (
             "Held at the gate".to_string(),
             format!(
-                "{} wait on the staging branch; {} does not move until they are released or dropped.",
-                files(h.files.len() as u64),
+                "{} on the staging branch; {} does not move until they are released or dropped.",
+                match h.files.len() {
+                    1 => "1 file waits".to_string(),
+                    n => format!("{n} files wait"),
+                },
                 s.branch
             ),
             Some(held(h)),
