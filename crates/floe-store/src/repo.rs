@@ -402,6 +402,22 @@ impl Repo {
         Ok(h)
     }
 
+    /// The repository a continuation names: `None` when it is this one, else that
+    /// one, opened from its URL.
+    pub async fn open_continued(
+        &self,
+        c: &floe_core::Continuation,
+    ) -> Result<Option<Repo>, StoreError> {
+        if c.repo == self.label {
+            return Ok(None);
+        }
+        let url = RepoUrl::parse(&c.repo).map_err(|e| StoreError::Repository {
+            repo: self.label.clone(),
+            detail: format!("it continues `{}`, which is not a repository URL: {e}", c.repo),
+        })?;
+        Ok(Some(Repo::open(&url).await?))
+    }
+
     /// What a continued branch or repository held (and what the one it continued
     /// held, and so on): a folder that moved on after a schema drift keeps knowing
     /// what it ingested before.
@@ -414,16 +430,7 @@ impl Repo {
         if depth > MAX_CONTINUATIONS {
             return Ok(Holdings::default());
         }
-        let here = c.repo == self.label;
-        let other = if here {
-            None
-        } else {
-            let url = RepoUrl::parse(&c.repo).map_err(|e| StoreError::Repository {
-                repo: self.label.clone(),
-                detail: format!("it continues `{}`, which is not a repository URL: {e}", c.repo),
-            })?;
-            Some(Repo::open(&url).await?)
-        };
+        let other = self.open_continued(c).await?;
         let repo = other.as_ref().unwrap_or(self);
         let history = repo.history_at(&c.snapshot).await?;
         let further = continuation_of(&history);

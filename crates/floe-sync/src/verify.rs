@@ -396,15 +396,7 @@ async fn follow(
         if out.len() >= floe_store::MAX_CONTINUATIONS {
             break;
         }
-        let other = if c.repo == repo.label() {
-            None
-        } else {
-            let url = RepoUrl::parse(&c.repo).map_err(|e| StoreError::Repository {
-                repo: repo.label().to_string(),
-                detail: format!("it continues `{}`, which is not a repository URL: {e}", c.repo),
-            })?;
-            Some(Repo::open(&url).await?)
-        };
+        let other = repo.open_continued(&c).await?;
         let there = other.as_ref().unwrap_or(repo);
         let reader = there.reader_at(&c.snapshot).await?;
         let (target, further) = Context::at(reader, there, group, slab_bytes).await?;
