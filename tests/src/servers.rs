@@ -182,8 +182,27 @@ impl SecretService {
         let runtime = home.path().join("run");
         std::fs::create_dir_all(&runtime).unwrap_or_else(|e| panic!("{e}"));
         let address = format!("unix:path={}", home.path().join("bus").display());
+        // A session bus without D-Bus activation. With the standard session
+        // config, any client that asks for org.freedesktop.secrets before our
+        // keyring owns the name (our own readiness probe, or Floe) makes the bus
+        // start the system's gnome-keyring-daemon with the real HOME and no
+        // unlocked keyring; ours then logs "another secret service is running"
+        // and exits, and every keychain call fails with "result not returned
+        // from SS API". That was the keychain test's failure on CI, and it
+        // reproduced here 2 times in 8 starts side by side.
+        let config = home.path().join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "<busconfig><type>session</type><listen>{address}</listen><auth>EXTERNAL</auth>\
+                 <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
+                 <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--address", &address])
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -193,6 +212,8 @@ impl SecretService {
             assert!(Instant::now() < deadline, "dbus-daemon did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        let log_path = home.path().join("keyring.log");
+        let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
         let mut keyring = Command::new("gnome-keyring-daemon")
             .args(["--foreground", "--components=secrets", "--unlock"])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
@@ -201,7 +222,7 @@ impl SecretService {
             .env("XDG_DATA_HOME", home.path().join("data"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start gnome-keyring-daemon ({e}): run scripts/setup.sh")
@@ -211,20 +232,53 @@ impl SecretService {
             let _ = stdin.write_all(b"floe-test-keyring");
         }
         let service = SecretService { bus, keyring, address, home };
-        // wait until the Secret Service name is owned on the bus
+        // Wait until the login keyring is the default collection and unlocked,
+        // not only until the name is owned: gnome-keyring answers on the bus
+        // before it has made the keyring from the password on stdin, and a
+        // client that comes in between finds no default collection (the keyring
+        // crate's "result not returned from SS API"; CI failed on that once).
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let probe = Command::new("secret-tool")
-                .args(["search", "floe-probe", "x"])
-                .env("DBUS_SESSION_BUS_ADDRESS", &service.address)
-                .output();
-            if probe.is_ok_and(|o| o.status.success()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the Secret Service did not come up");
+        while !service.default_collection_is_unlocked() {
+            assert!(
+                Instant::now() < deadline,
+                "the Secret Service did not come up; gnome-keyring-daemon said: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         service
+    }
+
+    /// Whether the `default` alias names a collection and it is unlocked,
+    /// asked over D-Bus with `dbus-send` (the Secret Service API itself).
+    fn default_collection_is_unlocked(&self) -> bool {
+        let ask = |args: &[&str]| {
+            Command::new("dbus-send")
+                .arg(format!("--bus={}", self.address))
+                .args(["--print-reply", "--dest=org.freedesktop.secrets"])
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let Some(alias) = ask(&[
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.ReadAlias",
+            "string:default",
+        ]) else {
+            return false;
+        };
+        let Some(path) = alias.split('"').nth(1).filter(|p| *p != "/") else {
+            return false;
+        };
+        ask(&[
+            path,
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.freedesktop.Secret.Collection",
+            "string:Locked",
+        ])
+        .is_some_and(|locked| locked.contains("boolean false"))
     }
 
     /// What the Secret Service holds for Floe's entry of `account`, read with
