@@ -85,6 +85,12 @@ fn hold_and_drop(url: &str, env: &[(&str, &str)], mount_while_held: bool) {
     if mount_while_held {
         mount_hides_the_held_file(url, &env);
     }
+    // verify tells a held file from one that is not in the repository
+    let v = floe_env(&["verify", src.to_str().unwrap(), url, "--json"], &env);
+    assert_eq!(v.code, 1, "held is behind: {}\n{}", v.stdout, v.stderr);
+    let got: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(got["findings"][0]["source"], dup.as_str(), "{got:#}");
+    assert_eq!(got["findings"][0]["kind"], "held", "{got:#}");
 
     // while held, the next good file waits (it would only go in after the held one)
     make(&stage, &["--files", "1", "--start", "4", "--valid-range"]);
@@ -123,6 +129,19 @@ fn hold_and_drop(url: &str, env: &[(&str, &str)], mount_while_held: bool) {
     assert_eq!(names(&report["dropped"]), [dup.as_str()], "{report:#}");
     let log = floe_env(&["log", url], &env);
     assert!(log.stdout.contains("gate: dropped") && log.stdout.contains(&dup), "{}", log.stdout);
+    // verify counts the dropped file as dropped, not as missing; once it changes,
+    // it is a file to sync again
+    let v = floe_env(&["verify", src.to_str().unwrap(), url], &env);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("4 of 5 files verified"), "{}", v.stdout);
+    assert!(v.stdout.contains("1 dropped at the validation gate"), "{}", v.stdout);
+    let f = std::fs::OpenOptions::new().append(true).open(src.join(&dup)).unwrap();
+    drop(f.set_len(f.metadata().unwrap().len() + 1));
+    let v = floe_env(&["verify", src.to_str().unwrap(), url, "--json"], &env);
+    assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
+    let got: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(got["findings"][0]["kind"], "not_in_repository", "{got:#}");
+    assert!(got["dropped"].as_array().unwrap().is_empty(), "{got:#}");
 }
 
 /// The length of `time` in a mounted snapshot folder, from its `zarr.json`.
@@ -346,7 +365,7 @@ fn a_gated_folder_that_drifts_goes_on_gated_in_its_new_branch() {
     assert_repo_equals(&repo, &before, &[]);
     assert_repo_equals(&repo, &drifted, &["--branch", branch]);
     // dropped, it stays out; verify at the drift branch follows the folder back to
-    // main for the first three, and reports the dropped file as not in it
+    // main for the first three, and counts the dropped file as dropped
     let out = floe_env(&["gate", "drop", r, "--branch", branch], &env);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let s = src.to_str().unwrap();
@@ -354,5 +373,7 @@ fn a_gated_folder_that_drifts_goes_on_gated_in_its_new_branch() {
     let got: Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(got["verified"].as_array().unwrap().len(), 5, "{got:#}");
     assert_eq!(got["continued"][0]["verified"], 3, "{got:#}");
-    assert_eq!(got["findings"][0]["source"], nth(5).as_str(), "{got:#}");
+    assert_eq!(got["dropped"][0], nth(5).as_str(), "{got:#}");
+    assert!(got["findings"].as_array().unwrap().is_empty(), "{got:#}");
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
 }

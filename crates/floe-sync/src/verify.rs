@@ -18,7 +18,7 @@ use floe_core::{Continuation, FileProvenance, RepoUrl};
 use floe_plan::{ArrayAction, ArrayOp, RepoState, Settings};
 use floe_source::records::{self, Counts};
 use floe_source::{Data, SourceReader};
-use floe_store::{Reader, Repo, StoreError};
+use floe_store::{Holdings, Reader, Repo, StoreError};
 use serde::Serialize;
 
 use crate::IngestError;
@@ -174,6 +174,9 @@ impl std::fmt::Display for Difference {
 pub enum Problem {
     /// In the folder, not in the repository: not synced (yet), or refused.
     NotInRepository,
+    /// On the staging branch, held at the validation gate (a check failed):
+    /// not on the branch until `floe gate release` (or dropped with `floe gate drop`).
+    Held,
     /// The file changed since it was ingested (`how`); the differences between its
     /// ingested records now and the repository's are listed (a file that only grew
     /// has none).
@@ -188,9 +191,10 @@ impl Problem {
     pub fn verdict(&self) -> Verdict {
         match self {
             Problem::Differs { .. } => Verdict::Damaged,
-            Problem::NotInRepository | Problem::Changed { .. } | Problem::Unreadable { .. } => {
-                Verdict::Behind
-            }
+            Problem::NotInRepository
+            | Problem::Held
+            | Problem::Changed { .. }
+            | Problem::Unreadable { .. } => Verdict::Behind,
         }
     }
 }
@@ -210,6 +214,11 @@ impl std::fmt::Display for Finding {
             Problem::NotInRepository => write!(
                 f,
                 "{}: not in the repository (run `floe sync`; `floe sync --dry-run` says why a file is refused)",
+                self.source
+            ),
+            Problem::Held => write!(
+                f,
+                "{}: held at the validation gate on the staging branch (`floe gate release` puts it on the branch, `floe gate drop` discards it)",
                 self.source
             ),
             Problem::Changed { how, differences } if differences.is_empty() => {
@@ -268,6 +277,9 @@ pub struct VerifyReport {
     /// Files the repository holds that are gone from the folder (instruments rotate
     /// their folders): counted, not a failure.
     pub gone: Vec<String>,
+    /// Files dropped at the validation gate (`floe gate drop`), with the very bytes
+    /// they had then: kept out of the branch on purpose, so counted, not a failure.
+    pub dropped: Vec<String>,
     /// The branches or repositories this snapshot continues (the folder went on
     /// from there after a schema drift), followed back: their files are verified
     /// against them.
@@ -288,7 +300,7 @@ impl VerifyReport {
         let ok = self.verified.len() + self.copies.len();
         let mut s = format!(
             "{ok} of {} files verified against snapshot {}",
-            ok + self.findings.len(),
+            ok + self.findings.len() + self.dropped.len(),
             short(&self.snapshot)
         );
         let count = |v: Verdict| self.findings.iter().filter(|f| f.problem.verdict() == v).count();
@@ -308,6 +320,12 @@ impl VerifyReport {
         }
         if behind > 0 {
             s.push_str(&format!("; {behind} not in the repository or changed since ingest"));
+        }
+        if !self.dropped.is_empty() {
+            s.push_str(&format!(
+                "; {} dropped at the validation gate, as `floe gate drop` recorded",
+                self.dropped.len()
+            ));
         }
         if !self.gone.is_empty() {
             s.push_str(&format!(
@@ -433,6 +451,7 @@ impl Verify<'_> {
             copies: BTreeMap::new(),
             findings: Vec::new(),
             gone: Vec::new(),
+            dropped: Vec::new(),
             continued: Vec::new(),
             bytes: 0,
             seconds: 0.0,
@@ -478,7 +497,8 @@ impl Verify<'_> {
                 }
             }
         }
-        self.copies_or_missing(&targets, unmatched, &mut report);
+        let gate = self.at_the_gate(&repo, &group).await?;
+        self.copies_or_missing(&targets, &gate, unmatched, &mut report);
         report.verified.sort();
         report.findings.sort_by(|a, b| a.source.cmp(&b.source));
         report.seconds = t0.elapsed().as_secs_f64();
@@ -500,11 +520,20 @@ impl Verify<'_> {
         Ok(found)
     }
 
+    /// What the branch's staging branch holds that the branch does not, if the
+    /// folder is gated (else nothing): a file there is held or was dropped.
+    async fn at_the_gate(&self, repo: &Repo, group: &str) -> Result<Holdings, IngestError> {
+        let staging = crate::gate::staging_branch(&self.opts.branch);
+        Ok(repo.holdings(&staging, group, None).await?)
+    }
+
     /// A file no step lists: a copy of a verified file's bytes under another name
-    /// (a re-send, which a sync skips), else not in the repository.
+    /// (a re-send, which a sync skips), dropped at the gate with these very
+    /// bytes, held there, else not in the repository.
     fn copies_or_missing(
         &self,
         targets: &[Context],
+        gate: &Holdings,
         unmatched: Vec<(String, String)>,
         report: &mut VerifyReport,
     ) {
@@ -518,13 +547,14 @@ impl Verify<'_> {
             }
         }
         for (rel, hash) in unmatched {
-            match by_hash.get(hash.as_str()) {
-                Some(of) => {
-                    report.copies.insert(rel, of.to_string());
-                }
-                None => {
-                    report.findings.push(Finding { source: rel, problem: Problem::NotInRepository })
-                }
+            if let Some(of) = by_hash.get(hash.as_str()) {
+                report.copies.insert(rel, of.to_string());
+            } else if gate.dropped.get(&rel) == Some(&hash) {
+                report.dropped.push(rel);
+            } else if gate.files.get(&rel).is_some_and(|f| f.blake3 == hash) {
+                report.findings.push(Finding { source: rel, problem: Problem::Held });
+            } else {
+                report.findings.push(Finding { source: rel, problem: Problem::NotInRepository });
             }
         }
     }
