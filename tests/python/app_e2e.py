@@ -12,7 +12,8 @@ tauri-driver, and passes everything in the environment:
   AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
-history, folders-paused, mounts, settings, folders-zoom-200, folders-held, daemon.
+history, folders-paused, mounts, settings, folders-zoom-200, folders-held,
+folders-drift, daemon.
 """
 
 import faulthandler
@@ -122,21 +123,25 @@ def floe_status():
     return json.loads(r.stdout)
 
 
-def write_nc(name, start, n=12, into=None, spike=None):
+def write_nc(name, start, n=12, into=None, spike=None, dtype="f4", firmware=None):
     """A small instrument file, written aside and moved in whole; `spike`: one
-    temperature outside the file's valid_range (0-40 degC)."""
+    temperature outside the file's valid_range (0-40 degC); `dtype`: temperature's
+    type (another one than the repository's is a schema drift); `firmware`: a
+    `firmware_version` global attribute."""
     stage = WORK / "stage"
     stage.mkdir(exist_ok=True)
     tmp = stage / name
     with netCDF4.Dataset(tmp, "w") as ds:
+        if firmware is not None:
+            ds.firmware_version = firmware
         ds.createDimension("time", None)
         t = ds.createVariable("time", "f8", ("time",))
         t.units = "seconds since 2026-01-01 00:00:00"
         t.calendar = "standard"
-        v = ds.createVariable("temperature", "f4", ("time",))
+        v = ds.createVariable("temperature", dtype, ("time",))
         v.units = "degC"
         v.long_name = "sea water temperature"
-        v.valid_range = np.array([0.0, 40.0], dtype="f4")
+        v.valid_range = np.array([0.0, 40.0], dtype=dtype)
         t[:] = np.arange(start, start + n) * 60.0
         values = 10 + np.sin(np.arange(start, start + n) / 5.0)
         if spike is not None:
@@ -274,6 +279,7 @@ def phase_app():
         d.execute_script("document.documentElement.style.fontSize=''")
 
         phase_gate(d)
+        phase_drift(d)
     finally:
         d.quit()
 
@@ -291,25 +297,102 @@ def main_files(repo_path):
     return names
 
 
+def add_local_folder(d, watch, repo, gate=False, on_drift="stop", tags=""):
+    """Add `watch` syncing into the local repository `repo` through the form, with
+    the More settings asked for; returns the card's folder path."""
+    watch.mkdir(exist_ok=True)
+    tab(d, "folders")
+    set_select(d, "#dest-kind", "local")
+    fill(d, "#new-folder", str(watch))
+    fill(d, "#dest-where", str(repo))
+    if not d.execute_script("return document.querySelector('#add-form details').open"):
+        css(d, "#add-form details summary").click()
+    if css(d, "#new-verify-commit").is_selected():
+        css(d, "#new-verify-commit").click()
+    if css(d, "#new-gate").is_selected() != gate:
+        css(d, "#new-gate").click()
+    set_select(d, "#new-on-drift", on_drift)
+    css(d, "#new-tag-on-change").clear()
+    if tags:
+        css(d, "#new-tag-on-change").send_keys(tags)
+    css(d, "#add-folder").click()
+    wait(d, f"{watch.name} added", lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 60)
+    path = str(watch.resolve())
+    wait(d, f"{watch.name} card", lambda: d.find_elements(By.CSS_SELECTOR, card(path)))
+    return path
+
+
+def remove_folder(d, path):
+    remove = css(d, card(path) + " button.remove")
+    remove.click()
+    remove.click()
+    wait(d, "folder removed", lambda: not d.find_elements(By.CSS_SELECTOR, card(path)), 30)
+
+
+def notifications(address, out):
+    """`dbus-monitor` on the app's session bus, writing every Notify call to `out`
+    (the bus is the test's own; no notification server has to answer)."""
+    return subprocess.Popen(
+        ["dbus-monitor", "--address", address,
+         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"],
+        stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+
+
+def phase_drift(d):
+    """A folder set in the form to go on in a new branch after a schema drift and
+    to tag firmware changes: a file whose temperature is float64 moves it to
+    branch drift-<time> (the card says where and why, its repository line follows,
+    one notification tells it), the data before it stays on main, and a new
+    firmware version is tagged, each as Python icechunk + xarray read them."""
+    dwatch, drepo = WORK / "drifting", WORK / "drifting-repo"
+    told = WORK / "notifications.txt"
+    monitor = notifications(os.environ["DBUS_SESSION_BUS_ADDRESS"], told)
+    try:
+        p = add_local_folder(d, dwatch, drepo, on_drift="branch", tags="firmware_version")
+        write_nc("ctd_0001.nc", 0, into=dwatch, firmware="1.0")
+        wait(d, "the first file on main", lambda: "ctd_0001.nc" in main_files(drepo), 90)
+        write_nc("ctd_0002.nc", 12, into=dwatch, firmware="1.1")
+        wait(d, "the firmware change on main", lambda: "ctd_0002.nc" in main_files(drepo), 90)
+        write_nc("ctd_0003.nc", 24, into=dwatch, dtype="f8", firmware="1.1")
+        wait(d, "the drift on the card",
+             lambda: css(d, card(p) + " .drift").is_displayed(), 90)
+        said = text(d, card(p) + " .drift")
+        log("drift on the card:", said)
+        assert "went on in branch drift-" in said and "ctd_0003.nc" in said, said
+        assert "float" in said, said
+        wait(d, "the card's repository line follows",
+             lambda: "(branch drift-" in text(d, card(p) + " .repo"), 30)
+        assert text(d, card(p) + " .headline") != "Needs attention", text(d, card(p) + " .headline")
+        d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
+        shot(d, "folders-drift")
+
+        repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(drepo)))
+        branch = next(b for b in repo.list_branches() if b.startswith("drift-"))
+        assert branch in text(d, card(p) + " .repo")
+        main = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False)
+        assert main.sizes["time"] == 24 and main["temperature"].dtype == np.float32, main
+        moved = xr.open_zarr(repo.readonly_session(branch=branch).store, consolidated=False)
+        assert moved["temperature"].dtype == np.float64, moved
+        assert moved.sizes["time"] == 12, moved.sizes
+        tags = set(repo.list_tags())
+        assert {"firmware_version-1.0", "firmware_version-1.1"} <= tags, tags
+
+        wait(d, "one notification of the drift",
+             lambda: "went on after a schema drift" in told.read_text(), 30)
+        time.sleep(5)
+        assert told.read_text().count("went on after a schema drift") == 1, told.read_text()
+    finally:
+        monitor.terminate()
+        monitor.wait(10)
+    remove_folder(d, p)
+
+
 def phase_gate(d):
     """A gated folder: a value outside valid_range holds it (the card says so and
     offers Release and Drop); Release puts the file on main, Drop leaves the next
     one out, each as Python icechunk + xarray read main."""
     gwatch, grepo = WORK / "gated", WORK / "gated-repo"
-    gwatch.mkdir(exist_ok=True)
-    tab(d, "folders")
-    set_select(d, "#dest-kind", "local")
-    fill(d, "#new-folder", str(gwatch))
-    fill(d, "#dest-where", str(grepo))
-    if not d.execute_script("return document.querySelector('#add-form details').open"):
-        css(d, "#add-form details summary").click()
-    if css(d, "#new-verify-commit").is_selected():
-        css(d, "#new-verify-commit").click()
-    css(d, "#new-gate").click()
-    css(d, "#add-folder").click()
-    wait(d, "gated folder added", lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 60)
-    g = str(gwatch.resolve())
-    wait(d, "gated folder card", lambda: d.find_elements(By.CSS_SELECTOR, card(g)))
+    g = add_local_folder(d, gwatch, grepo, gate=True)
     write_nc("buoy_0001.nc", 0, into=gwatch)
     wait(d, "the good file reaches main", lambda: "buoy_0001.nc" in main_files(grepo), 90)
     wait(d, "gated card up to date", lambda: text(d, card(g) + " .headline") == "Up to date")
@@ -349,10 +432,7 @@ def phase_gate(d):
     assert (gwatch / "buoy_0003.nc").exists(), "a dropped file stays where it is"
 
     # the gated folder goes again, so that the daemon phase sees one folder
-    remove = css(d, card(g) + " button.remove")
-    remove.click()
-    remove.click()
-    wait(d, "gated folder removed", lambda: not d.find_elements(By.CSS_SELECTOR, card(g)), 30)
+    remove_folder(d, g)
 
 
 def phase_daemon():

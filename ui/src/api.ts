@@ -74,9 +74,15 @@ export interface NewFolder {
   verify_every_hours: number | null;
   /** Commit through a validation gate with these checks (none: straight to the branch). */
   gate: GateOptions | null;
+  /** What a file that drifts does: refused (stop), or the folder goes on in a new branch or repository. */
+  on_drift: OnDrift;
+  /** Global attributes whose change starts a tagged settings period. */
+  tag_on_change: string[];
   login: Record<string, string>;
   check: boolean;
 }
+
+export type OnDrift = "stop" | "branch" | "repo";
 
 /** The validation gate's checks; schema and duplicates are on by default. */
 export interface GateOptions {

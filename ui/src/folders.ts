@@ -1,5 +1,5 @@
 // Folders: every sync folder with its live state, and the form to add one.
-import { api, FloeError, type FolderView, type LoginField, type StatusView } from "./api";
+import { api, FloeError, type FolderView, type LoginField, type OnDrift, type StatusView } from "./api";
 import { bytes, field, h, say, setText } from "./dom";
 
 interface Card {
@@ -268,6 +268,22 @@ function addForm(): HTMLElement {
       " Check each commit before it reaches the branch (schema, repeated times, valid ranges)",
     ),
   );
+  const [driftField, onDrift] = field(
+    "When a file's layout changes (a schema drift)",
+    h(
+      "select",
+      { id: "new-on-drift" },
+      h("option", { value: "stop" }, "Refuse that file and tell me"),
+      h("option", { value: "branch" }, "Go on in a new branch of the repository"),
+      h("option", { value: "repo" }, "Go on in a new repository beside this one"),
+    ) as HTMLSelectElement,
+    "A new variable, type or dimension cannot join what the repository holds; the data before it stays where it is.",
+  );
+  const [tagsField, tags] = field(
+    "Tag the repository when these global attributes change (optional)",
+    h("input", { id: "new-tag-on-change", placeholder: "firmware_version, calibration_date" }),
+    "Comma-separated: a change starts a tagged settings period, so data from before and after it stay apart.",
+  );
   const [everyField, every] = field(
     "Verify everything every … hours (optional)",
     h("input", { id: "new-verify-every", type: "number", min: "0", step: "any", placeholder: "24" }),
@@ -319,7 +335,7 @@ function addForm(): HTMLElement {
     whereField,
     prefixField,
     login,
-    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField, gateField),
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField, gateField, driftField, tagsField),
     h("div", { class: "row" }, submit),
     msg,
   );
@@ -345,6 +361,11 @@ function addForm(): HTMLElement {
         verify_after_commit: readBack.checked,
         verify_every_hours: Number(every.value) > 0 ? Number(every.value) : null,
         gate: gated.checked ? { valid_range: true } : null,
+        on_drift: onDrift.value as OnDrift,
+        tag_on_change: tags.value
+          .split(",")
+          .map((t) => t.trim())
+          .filter((t) => t),
         login: creds,
         check: true,
       });
