@@ -232,11 +232,10 @@ impl SecretService {
             let _ = stdin.write_all(b"floe-test-keyring");
         }
         let service = SecretService { bus, keyring, address, home };
-        // Wait until the login keyring is the default collection and unlocked,
-        // not only until the name is owned: gnome-keyring answers on the bus
-        // before it has made the keyring from the password on stdin, and a
-        // client that comes in between finds no default collection (the keyring
-        // crate's "result not returned from SS API"; CI failed on that once).
+        // Ready means what Floe needs: the default collection exists and is
+        // unlocked (a name owned on the bus, what `secret-tool search` showed,
+        // says less; without the default collection the keyring crate fails with
+        // "result not returned from SS API").
         let deadline = Instant::now() + Duration::from_secs(20);
         while !service.default_collection_is_unlocked() {
             assert!(
