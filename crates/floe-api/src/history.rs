@@ -67,14 +67,20 @@ async fn open(repo: &str) -> Result<Repo, ApiError> {
 
 /// The commits of `branch`, newest first, at most `limit`.
 pub async fn commits(repo: &str, branch: &str, limit: usize) -> Result<Vec<CommitView>, ApiError> {
-    let mut h = open(repo).await?.history(branch).await?;
+    let mut h = live(open(repo).await?.history(branch).await?);
     h.truncate(limit);
     Ok(h.iter().map(view).collect())
 }
 
 /// The commits with everything recorded (for `floe log --json`).
 pub async fn commits_full(repo: &str, branch: &str) -> Result<Vec<CommitInfo>, ApiError> {
-    Ok(open(repo).await?.history(branch).await?)
+    Ok(live(open(repo).await?.history(branch).await?))
+}
+
+/// The commits that are still snapshots (a history also holds Floe's record of
+/// the expired ones, for exactly-once).
+fn live(history: Vec<CommitInfo>) -> Vec<CommitInfo> {
+    history.into_iter().filter(|c| !c.expired).collect()
 }
 
 /// The variables of the branch tip that can be plotted.

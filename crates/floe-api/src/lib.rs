@@ -14,6 +14,7 @@
 //!   file; [`doctor`]: check a destination; [`login`]: keep or forget its login.
 //! - [`verify`]: compare a folder's files with what the repository holds, values read back.
 //! - [`gate`]: release or drop what a folder's validation gate holds.
+//! - [`retention`]: expire, garbage-collect, and the bytes by kind.
 
 pub mod doctor;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod history;
 pub mod inspect;
 pub mod login;
 pub mod mounts;
+pub mod retention;
 pub mod sync;
 pub mod verify;
 pub mod words;

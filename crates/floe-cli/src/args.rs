@@ -345,3 +345,47 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// A span such as `90d`, `36h`, `1d 12h`, `0s`.
+pub(crate) fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a span of time ({e}); write e.g. 90d, 36h or 0s"))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExpireArgs {
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    /// Expire the snapshots older than this (e.g. 90d; 0s keeps only what branch
+    /// tips and tags point to).
+    #[arg(long, value_parser = parse_span)]
+    pub older_than: std::time::Duration,
+    /// Say what would be expired; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    /// Never delete anything younger than this: a writer elsewhere may be about to
+    /// commit it (0s only when no writer is active).
+    #[arg(long, default_value = "1d", value_parser = parse_span)]
+    pub grace: std::time::Duration,
+    /// Count what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DuArgs {
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    #[arg(long)]
+    pub json: bool,
+}

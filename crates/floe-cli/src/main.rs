@@ -130,6 +130,13 @@ enum Command {
     /// Decide what a folder's validation gate holds (see `--gate`).
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Expire snapshots older than a cutoff, keeping branch tips and tags (what
+    /// the expired ones ingested stays known: no file is taken twice).
+    Expire(ExpireArgs),
+    /// Delete what no branch, tag or kept snapshot needs, older than the grace period.
+    Gc(GcArgs),
+    /// Bytes of a repository by kind, and what `expire` + `gc` would free now.
+    Du(DuArgs),
 }
 
 /// What to do with the files a validation gate holds.
@@ -248,7 +255,77 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Verify(a) => verify(a).await,
         Command::Gate(GateCommand::Release(a)) => gate(a, floe_api::gate::Verdict::Release).await,
         Command::Gate(GateCommand::Drop(a)) => gate(a, floe_api::gate::Verdict::Drop).await,
+        Command::Expire(a) => expire(a).await,
+        Command::Gc(a) => gc(a).await,
+        Command::Du(a) => du(a).await,
     }
+}
+
+/// `floe expire`.
+async fn expire(a: ExpireArgs) -> Result<i32, Failure> {
+    let r = floe_api::retention::expire(&a.repo, a.older_than, a.dry_run).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(0);
+    }
+    let verb = if r.dry_run { "would expire" } else { "expired" };
+    for c in &r.expired {
+        out!("{verb} {}  {}  {}", c.id, c.time.to_rfc3339_opts(chrono_secs(), true), c.message);
+    }
+    out!(
+        "{} snapshot(s) {verb} (older than {}); branch tips and tags kept{}",
+        r.expired.len(),
+        r.cutoff.to_rfc3339_opts(chrono_secs(), true),
+        if r.dry_run { "" } else { "; `floe gc` deletes their data once past its grace period" }
+    );
+    Ok(0)
+}
+
+/// `floe gc`.
+async fn gc(a: GcArgs) -> Result<i32, Failure> {
+    let r = floe_api::retention::gc(&a.repo, a.grace, a.dry_run).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(if r.failed > 0 { 1 } else { 0 });
+    }
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    out!(
+        "{verb} {} chunks, {} manifests, {} snapshots, {} transaction logs, {} repo info copies: {} {}",
+        r.chunks,
+        r.manifests,
+        r.snapshots,
+        r.transaction_logs,
+        r.overwritten,
+        floe_api::retention::bytes(r.bytes_freed),
+        if r.dry_run { "would be freed" } else { "freed" }
+    );
+    out!("nothing written after {} was touched", r.cutoff.to_rfc3339_opts(chrono_secs(), true));
+    if r.failed > 0 {
+        eprintln!(
+            "floe: {} object(s) could not be deleted (they stay garbage; run gc again): {}",
+            r.failed,
+            r.errors.join("; ")
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `floe du`.
+async fn du(a: DuArgs) -> Result<i32, Failure> {
+    let u = floe_api::retention::du(&a.repo).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&u).unwrap_or_default());
+        return Ok(0);
+    }
+    use floe_api::retention::{bytes, kind_words};
+    for (k, t) in &u.by_kind {
+        out!("{:>10}  {:>7} objects  {}", bytes(t.bytes), t.objects, kind_words(*k));
+    }
+    out!("{:>10}  {:>7} objects  in all", bytes(u.total.bytes), u.total.objects);
+    out!("gc --grace 0s would free {} now", bytes(u.gc_frees));
+    out!("expire --older-than 0s, then gc --grace 0s, would free {}", bytes(u.expire_and_gc_frees));
+    Ok(0)
 }
 
 /// What `floe sync`'s arguments ask of the ingest.

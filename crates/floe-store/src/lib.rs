@@ -11,6 +11,7 @@ mod error;
 mod reader;
 pub mod remote;
 mod repo;
+pub mod retention;
 pub mod secrets;
 pub mod throttle;
 pub mod view;

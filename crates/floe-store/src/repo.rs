@@ -32,6 +32,8 @@ pub struct Repo {
     throttle: Option<Arc<crate::throttle::Throttle>>,
     /// Made by `open_for_write` just now: `main` holds only the first, empty commit.
     created: bool,
+    /// Floe's history archive, as read so far (see [`crate::retention`]).
+    pub(crate) archive: Arc<std::sync::Mutex<crate::retention::ArchiveCache>>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -49,6 +51,10 @@ pub struct CommitInfo {
     pub message: String,
     /// What Floe recorded, when Floe made the commit.
     pub provenance: Option<CommitProvenance>,
+    /// The snapshot itself expired (`floe expire`): this is Floe's archived record
+    /// of it, which keeps what it ingested known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 fn init_zarrs() {
@@ -157,6 +163,7 @@ impl Repo {
             tails: Default::default(),
             throttle: None,
             created: false,
+            archive: Default::default(),
         })
     }
 
@@ -190,7 +197,15 @@ impl Repo {
                 r
             }
         };
-        Ok(Repo { inner, label, _lock: lock, tails: Default::default(), throttle: None, created })
+        Ok(Repo {
+            inner,
+            label,
+            _lock: lock,
+            tails: Default::default(),
+            throttle: None,
+            created,
+            archive: Default::default(),
+        })
     }
 
     /// Whether `open_for_write` made this repository just now: then `main` holds
@@ -347,7 +362,7 @@ impl Repo {
             }
             Err(e) => return Err(repo_err(&self.label, e)),
         };
-        collect_history(stream, &self.label).await
+        self.collect_history(stream).await
     }
 
     /// The branch's history, newest first; empty if there is no such branch.
@@ -378,7 +393,7 @@ impl Repo {
 
     async fn ancestry(&self, version: &VersionInfo) -> Result<Vec<CommitInfo>, StoreError> {
         let stream = self.inner.ancestry(version).await.map_err(|e| repo_err(&self.label, e))?;
-        collect_history(stream, &self.label).await
+        self.collect_history(stream).await
     }
     /// What Floe has ingested into `group` of `branch`, as of snapshot `at` (else
     /// the branch's tip): the repository is the record, so a restart is
@@ -572,27 +587,36 @@ impl Holdings {
     }
 }
 
-/// Commit infos from an ancestry stream.
-async fn collect_history(
-    stream: impl futures::Stream<
-        Item = Result<
-            icechunk::format::snapshot::SnapshotInfo,
-            icechunk::repository::RepositoryError,
+impl Repo {
+    /// Commit infos from an ancestry stream, with what expiry removed from it put
+    /// back from Floe's archive.
+    async fn collect_history(
+        &self,
+        stream: impl futures::Stream<
+            Item = Result<
+                icechunk::format::snapshot::SnapshotInfo,
+                icechunk::repository::RepositoryError,
+            >,
         >,
-    >,
-    label: &str,
-) -> Result<Vec<CommitInfo>, StoreError> {
-    let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(label, e))?;
-    Ok(infos
-        .into_iter()
-        .map(|s| CommitInfo {
-            id: s.id.to_string(),
-            parent: s.parent_id.map(|p| p.to_string()),
-            time: s.flushed_at,
-            message: s.message.clone(),
-            provenance: CommitProvenance::from_metadata(&s.metadata),
-        })
-        .collect())
+    ) -> Result<Vec<CommitInfo>, StoreError> {
+        let infos: Vec<_> = stream.try_collect().await.map_err(|e| repo_err(&self.label, e))?;
+        let history = infos
+            .into_iter()
+            .map(|s| {
+                let pruned = s.pruned_ancestor_tx_logs.iter().map(ToString::to_string).collect();
+                let c = CommitInfo {
+                    id: s.id.to_string(),
+                    parent: s.parent_id.map(|p| p.to_string()),
+                    time: s.flushed_at,
+                    message: s.message.clone(),
+                    provenance: CommitProvenance::from_metadata(&s.metadata),
+                    expired: false,
+                };
+                (c, pruned)
+            })
+            .collect();
+        self.restore_expired(history).await
+    }
 }
 
 #[cfg(test)]
@@ -605,6 +629,7 @@ mod holdings_tests {
             parent: None,
             time: chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default(),
             message: String::new(),
+            expired: false,
             provenance: Some(floe_core::CommitProvenance {
                 continues: None,
                 gate: None,
