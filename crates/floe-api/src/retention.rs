@@ -27,6 +27,12 @@ async fn open(repo: &str) -> Result<Repo, ApiError> {
     Ok(Repo::open(&RepoUrl::parse(repo)?).await?)
 }
 
+/// Expire and gc rewrite the repository info: a local repository must have no
+/// writer meanwhile (see [`Repo::open_exclusive`]).
+async fn open_exclusive(repo: &str) -> Result<Repo, ApiError> {
+    Ok(Repo::open_exclusive(&RepoUrl::parse(repo)?).await?)
+}
+
 /// Expire the snapshots of `repo` older than `older_than`, keeping what branch tips
 /// and tags point to; what each expired snapshot ingested stays known to Floe.
 pub async fn expire(
@@ -35,13 +41,13 @@ pub async fn expire(
     dry_run: bool,
 ) -> Result<ExpireReport, ApiError> {
     let cutoff = cutoff(Utc::now(), older_than)?;
-    Ok(open(repo).await?.expire(cutoff, dry_run).await?)
+    Ok(open_exclusive(repo).await?.expire(cutoff, dry_run).await?)
 }
 
 /// Delete what nothing in `repo` needs any more and that is older than `grace`.
 pub async fn gc(repo: &str, grace: Duration, dry_run: bool) -> Result<GcReport, ApiError> {
     let cutoff = cutoff(Utc::now(), grace)?;
-    Ok(open(repo).await?.gc(cutoff, dry_run).await?)
+    Ok(open_exclusive(repo).await?.gc(cutoff, dry_run).await?)
 }
 
 /// Bytes by kind, and what an expire and a gc would free now.
@@ -72,6 +78,19 @@ pub fn kind_words(k: ObjectKind) -> &'static str {
         ObjectKind::FloeHistory => "Floe's history archive",
         ObjectKind::Other => "other (repo info, config)",
     }
+}
+
+pub use floe_sync::erase::{DeleteReport, DeleteWindow, Holder, HolderKind};
+
+impl From<floe_sync::erase::DeleteError> for ApiError {
+    fn from(e: floe_sync::erase::DeleteError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+/// Overwrite a time window with fill values in one recorded commit (`floe delete`).
+pub async fn delete(d: &DeleteWindow) -> Result<DeleteReport, ApiError> {
+    Ok(floe_sync::erase::delete_window(d).await?)
 }
 
 #[cfg(test)]

@@ -389,3 +389,50 @@ pub(crate) struct DuArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// A UTC time: `2024-01-01T06:00:00Z` (RFC 3339, any offset), `2024-01-01T06:00`,
+/// `2024-01-01 06:00:00` or `2024-01-01` (midnight).
+pub(crate) fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let t = s.trim();
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return Ok(Utc.from_utc_datetime(&n));
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|n| Utc.from_utc_datetime(&n))
+        .ok_or_else(|| format!("`{s}` is not a time; write e.g. 2024-01-01T06:00:00Z (UTC)"))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    /// First time deleted (UTC; e.g. 2024-01-01T06:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// First time kept after the window (records before it are deleted).
+    #[arg(long, value_parser = parse_time)]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Only these variables (comma-separated names or paths); default: every
+    /// variable along the time.
+    #[arg(long, value_delimiter = ',')]
+    pub vars: Vec<String>,
+    /// Why, recorded in the commit.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Also remove the tags that still hold the window's old values (else they
+    /// keep those bytes alive through expire and gc, and are named).
+    #[arg(long)]
+    pub untag: bool,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -137,6 +137,10 @@ enum Command {
     Gc(GcArgs),
     /// Bytes of a repository by kind, and what `expire` + `gc` would free now.
     Du(DuArgs),
+    /// Overwrite a time window's records with fill values, in one commit that
+    /// records the window, the variables and the reason (after `expire` + `gc` the
+    /// old values are gone from the storage).
+    Delete(DeleteArgs),
 }
 
 /// What to do with the files a validation gate holds.
@@ -258,7 +262,56 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Expire(a) => expire(a).await,
         Command::Gc(a) => gc(a).await,
         Command::Du(a) => du(a).await,
+        Command::Delete(a) => delete(a).await,
     }
+}
+
+/// `floe delete`.
+async fn delete(a: DeleteArgs) -> Result<i32, Failure> {
+    let d = floe_api::retention::DeleteWindow {
+        repo: repo_url(&a.repo)?,
+        branch: a.branch,
+        from: a.from,
+        to: a.to,
+        vars: a.vars,
+        reason: a.reason,
+        untag: a.untag,
+    };
+    let r = floe_api::retention::delete(&d).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(0);
+    }
+    let records: Vec<String> =
+        r.record.records.iter().map(|(c, n)| format!("{n} along {c}")).collect();
+    out!(
+        "deleted {} .. {}: records ({}) of {}, in snapshot {}",
+        r.record.from,
+        r.record.to,
+        records.join(", "),
+        r.record.variables.join(", "),
+        r.snapshot
+    );
+    for t in &r.record.untagged {
+        out!("removed tag {t}, which still held the old values");
+    }
+    for h in &r.holders {
+        use floe_api::retention::HolderKind;
+        let (kind, what) = match h.kind {
+            HolderKind::Tag => {
+                ("tag", "remove it (`--untag`, or delete the tag) to let expire + gc free them")
+            }
+            HolderKind::Branch => {
+                ("branch", "delete the window there too (`--branch`), or its bytes stay")
+            }
+        };
+        out!("{kind} {} (snapshot {}) still holds the old values: {what}", h.name, h.snapshot);
+    }
+    out!(
+        "the old values stay in older snapshots until `floe expire {repo} --older-than 0s` and `floe gc {repo}` remove them",
+        repo = a.repo
+    );
+    Ok(0)
 }
 
 /// `floe expire`.
@@ -692,6 +745,22 @@ async fn log(a: LogArgs) -> Result<i32, Failure> {
                     }
                 }
                 None => {}
+            }
+            if let Some(d) = &p.deletion {
+                let records: Vec<String> =
+                    d.records.iter().map(|(c, n)| format!("{n} along {c}")).collect();
+                out!(
+                    "    deleted {} .. {} ({}) of {} at {}: {}",
+                    d.from,
+                    d.to,
+                    records.join(", "),
+                    d.variables.join(", "),
+                    d.at,
+                    d.reason
+                );
+                if !d.untagged.is_empty() {
+                    out!("      tags removed: {}", d.untagged.join(", "));
+                }
             }
             for f in &p.files {
                 // a file taken in steps (it grew, or is followed live): which

@@ -12,7 +12,8 @@ pub mod url;
 
 pub use error::{EXIT_GATE_HELD, EXIT_WORK_REMAINS, ErrorCode};
 pub use provenance::{
-    CommitProvenance, Continuation, DroppedFile, FileProvenance, GateRecord, PROVENANCE_KEY,
+    CommitProvenance, Continuation, DeletionRecord, DroppedFile, FileProvenance, GateRecord,
+    PROVENANCE_KEY,
 };
 pub use url::{RepoUrl, RepoUrlError};
 

@@ -63,6 +63,29 @@ pub struct CommitProvenance {
     /// data of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateRecord>,
+    /// Records overwritten with the fill value on purpose (`floe delete`): such a
+    /// commit ingests no file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<DeletionRecord>,
+}
+
+/// A time window deleted for good (`floe delete`), recorded in the commit that
+/// overwrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionRecord {
+    /// The window, RFC 3339 UTC: records at `from` or later and before `to`.
+    pub from: String,
+    pub to: String,
+    /// Arrays overwritten (absolute paths).
+    pub variables: Vec<String>,
+    /// Records overwritten, per record coordinate (absolute path).
+    pub records: BTreeMap<String, u64>,
+    pub reason: String,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// Tags removed because they still held the window (`--untag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untagged: Vec<String>,
 }
 
 /// A decision at the validation gate, recorded in the repository.
@@ -154,6 +177,15 @@ mod tests {
                 }],
                 failures: vec!["duplicates".into()],
                 at: "2024-01-02T00:00:00Z".into(),
+            }),
+            deletion: Some(DeletionRecord {
+                from: "2024-01-01T06:00:00Z".into(),
+                to: "2024-01-01T07:00:00Z".into(),
+                variables: vec!["/co2".into()],
+                records: BTreeMap::from([("/time".into(), 360)]),
+                reason: "calibration gas".into(),
+                at: "2024-01-03T00:00:00Z".into(),
+                untagged: Vec::new(),
             }),
         };
         let meta = BTreeMap::from([(PROVENANCE_KEY.to_string(), p.to_value())]);

@@ -152,6 +152,44 @@ fn gc_err(label: &str, e: &gc::GCError) -> StoreError {
     crate::remote::classify_error(label, e)
 }
 
+/// Whether Icechunk gave up rewriting the repository info because a writer's
+/// commit kept changing it. Its expire and gc try that rewrite once per run
+/// (icechunk 2.3.1, `ops/expiration.rs` and `ops/gc.rs`), and their own retry
+/// loop retries another kind of error, so beside a writer committing every
+/// second they fail most runs (measured: the first expire beside a 48-file
+/// `floe sync --batch 1` on moto). The run is safe to repeat whole.
+fn crowded(e: &gc::GCError) -> bool {
+    matches!(
+        e,
+        gc::GCError::Repository(r)
+            if matches!(r.kind(), icechunk::repository::RepositoryErrorKind::RepoUpdateAttemptsLimit(_))
+    )
+}
+
+/// Runs of expire or gc, at most, against a writer that keeps committing.
+const CROWDED_RUNS: u32 = 30;
+
+/// Run `op` again while it is [`crowded`], backing off (jittered, 50 ms up to 2 s).
+async fn uncrowded<T, F, Fut>(mut op: F) -> Result<T, gc::GCError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, gc::GCError>>,
+{
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut run = 1;
+    loop {
+        match op().await {
+            Err(e) if crowded(&e) && run < CROWDED_RUNS => {
+                let jitter = u64::from(std::process::id() ^ run) % 50;
+                tokio::time::sleep(delay + std::time::Duration::from_millis(jitter)).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                run += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn nz16(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
 }
@@ -370,14 +408,16 @@ impl Repo {
         let archived = self.archive_older_than(&info, cutoff).await?;
         let am = Arc::clone(self.inner.asset_manager());
         let config = self.inner.config();
-        let result = gc::expire(
-            am,
-            cutoff,
-            ExpiredRefAction::Ignore,
-            ExpiredRefAction::Ignore,
-            Some(config.repo_update_retries()),
-            config.num_updates_per_repo_info_file(),
-        )
+        let result = uncrowded(|| {
+            gc::expire(
+                Arc::clone(&am),
+                cutoff,
+                ExpiredRefAction::Ignore,
+                ExpiredRefAction::Ignore,
+                Some(config.repo_update_retries()),
+                config.num_updates_per_repo_info_file(),
+            )
+        })
         .await
         .map_err(|e| gc_err(&self.label, &e))?;
         let released: HashSet<String> =
@@ -419,12 +459,15 @@ impl Repo {
     pub async fn gc(&self, cutoff: DateTime<Utc>, dry_run: bool) -> Result<GcReport, StoreError> {
         let am = Arc::clone(self.inner.asset_manager());
         let config = self.inner.config();
-        let summary: GCSummary = gc::garbage_collect(
-            am,
-            &gc_config(cutoff, dry_run),
-            Some(config.repo_update_retries()),
-            config.num_updates_per_repo_info_file(),
-        )
+        let gc_config = gc_config(cutoff, dry_run);
+        let summary: GCSummary = uncrowded(|| {
+            gc::garbage_collect(
+                Arc::clone(&am),
+                &gc_config,
+                Some(config.repo_update_retries()),
+                config.num_updates_per_repo_info_file(),
+            )
+        })
         .await
         .map_err(|e| gc_err(&self.label, &e))?;
         let (overwritten, overwritten_bytes) = self.collect_overwritten(cutoff, dry_run).await?;

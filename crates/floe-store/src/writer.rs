@@ -563,6 +563,28 @@ impl Writer {
         result.map_err(|e| self.failed(path, e))
     }
 
+    /// Overwrite the hyperslab `start..start+count` with the array's fill value (a
+    /// deleted time window). A chunk left all fill is not stored (Zarr's rule): it
+    /// leaves the manifest, and its old bytes are garbage once no snapshot needs them.
+    pub async fn fill(
+        &self,
+        path: &str,
+        metadata: &Value,
+        start: &[u64],
+        count: &[u64],
+    ) -> Result<(), StoreError> {
+        let n = count.iter().product::<u64>() as usize;
+        let data = if metadata["data_type"].as_str() == Some("string") {
+            let fill = metadata["fill_value"].as_str().unwrap_or_default().to_string();
+            Data::Strings(vec![fill; n])
+        } else {
+            let array = self.array(path, metadata)?;
+            // native order is little-endian on every platform Floe ships for, as Data is
+            Data::Fixed(array.fill_value().as_ne_bytes().repeat(n))
+        };
+        self.write(path, metadata, start, count, data).await
+    }
+
     /// Append records along the first axis: `start[0]` is the array's old length and
     /// `count[0]` records follow. Whole chunks are uploaded in the background as they
     /// are; the records of a partly filled chunk join the tail kept in memory (read
@@ -854,6 +876,14 @@ impl Writer {
                 SessionErrorKind::Conflict { .. } | SessionErrorKind::RebaseFailed { .. } => {
                     Err(StoreError::Conflict(self.branch.clone()))
                 }
+                // a `floe expire` elsewhere rewrote the history under this commit
+                // while it rebased (seen here: the rebase then walks past this
+                // session's base and trips over its own changes): the commit did
+                // not happen, and a replay on the new tip succeeds
+                SessionErrorKind::ConflictingPathNotFound(_)
+                | SessionErrorKind::MissingPrunedAncestorTxLog { .. } => {
+                    Err(StoreError::Conflict(self.branch.clone()))
+                }
                 _ => Err(crate::remote::classify_error(&self.label, &e)),
             },
         }
@@ -981,6 +1011,7 @@ mod tests {
                 files: Vec::new(),
                 continues: None,
                 gate: None,
+                deletion: None,
             };
             let mut len = 0u32;
             // pieces: inside chunk 0, to its end, across 3 chunks, short, ...

@@ -934,6 +934,7 @@ impl Ingest<'_> {
             files: done.iter().map(|(_, f)| f.clone()).collect(),
             continues,
             gate: None,
+            deletion: None,
         };
         writer.finish_uploads().await?;
         self.opts.faults.reached(FaultPoint::ChunksStored);

@@ -6,6 +6,7 @@
 //! the repository holds of each file and compares it with the file, value by value.
 
 pub mod drift;
+pub mod erase;
 pub mod error;
 pub mod gate;
 pub mod ingest;

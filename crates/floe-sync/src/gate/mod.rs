@@ -384,6 +384,7 @@ fn recorded(gate: GateRecord) -> CommitProvenance {
         files: Vec::new(),
         continues: None,
         gate: Some(gate),
+        deletion: None,
     }
 }
 
