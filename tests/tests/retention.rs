@@ -254,3 +254,53 @@ fn gc_loses_nothing_a_concurrent_writer_commits() {
     let d = tempfile::tempdir().unwrap();
     concurrent_writer(d.path().join("repo").to_str().unwrap(), &[], true);
 }
+
+/// The daemon's `--keep`: a week of files arriving a "day" (a few seconds here) at
+/// a time, with `--keep` one such day: retention runs between the commits, the
+/// status says what it freed, the repository stays near the batched size, and every
+/// record is there once. (Scaled: Icechunk stamps snapshots with the real clock.)
+#[test]
+fn the_daemon_keeps_a_bounded_history() {
+    use floe_tests::daemon::{Site, drop_files, spawn_daemon, status, wait_until};
+    let site = Site::new();
+    let env = site.env();
+    let (w, r) = (site.watched.to_str().unwrap(), site.repo.to_str().unwrap());
+    let day = std::time::Duration::from_secs(3);
+    let add = floe_env(&["add", w, r, "--keep", "3s"], &env);
+    assert_eq!(add.code, 0, "{}\n{}", add.stdout, add.stderr);
+    let _daemon = spawn_daemon(&env, "0", "2");
+    let per_day = 12;
+    for d in 0..7 {
+        let start = (d * per_day).to_string();
+        drop_files(&site.stage, &site.watched, &["--files", "12", "--start", &start]);
+        let want = (d + 1) * per_day;
+        wait_until("the day's files", || status(&env)[0]["files_ingested"] == want);
+        std::thread::sleep(day);
+    }
+    wait_until("a retention run that freed something", || {
+        let s = status(&env);
+        s[0]["last_retention"]["bytes_freed"].as_u64().is_some_and(|b| b > 0)
+    });
+    let s = status(&env);
+    assert!(s[0]["last_retention"]["error"].is_null(), "{s:#}");
+    let text = floe_env(&["status"], &env);
+    assert!(text.stdout.contains("History trimmed at"), "{}", text.stdout);
+    drop(_daemon);
+
+    let all = site.dir.path().join("all");
+    let (code, report) = sync_url_json(&site.watched, all.to_str().unwrap(), &[], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let (size, batched) =
+        (bytes_of(&objects(r, &[]), ""), bytes_of(&objects(all.to_str().unwrap(), &[]), ""));
+    let commits = history_at(r, &[]).len();
+    eprintln!(
+        "a week of 84 files one commit each, --keep one day: {size} B against {batched} B \
+         batched ({:.2}x), {commits} snapshots left",
+        size as f64 / batched as f64
+    );
+    assert!((size as f64) < 2.0 * batched as f64, "{size} B against {batched} B");
+    assert_url_equals(r, &files(&site.watched, "nc"), &[], &[]);
+    let (code, report) = sync_url_json(&site.watched, r, &[], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["ingested"].as_array().unwrap().len(), 0, "each file once: {report:#}");
+}

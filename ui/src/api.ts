@@ -25,6 +25,8 @@ export interface FolderView {
   held_files: string[];
   /** Where the folder went on after a schema drift, in a sentence (none: it did not). */
   drift: string | null;
+  /** The last retention run (keep) in a sentence (none since the engine started). */
+  retention: string | null;
 }
 
 /** What a release or drop at the validation gate did. */
@@ -78,6 +80,8 @@ export interface NewFolder {
   on_drift: OnDrift;
   /** Global attributes whose change starts a tagged settings period. */
   tag_on_change: string[];
+  /** Keep this much history, e.g. "90d" (none: all of it); older snapshots expire. */
+  keep: string | null;
   login: Record<string, string>;
   check: boolean;
 }

@@ -14,6 +14,8 @@ interface Card {
   problem: HTMLElement;
   /** Where the folder went on after a schema drift. */
   drift: HTMLElement;
+  /** The last retention run. */
+  retention: HTMLElement;
   toggle: HTMLButtonElement;
   /** Release and drop, shown while the validation gate holds files. */
   gate: HTMLElement;
@@ -70,6 +72,7 @@ function card(f: FolderView): Card {
   const problem = h("p", { class: "problem" });
   const repo = h("p", { class: "repo muted" });
   const drift = h("p", { class: "drift", role: "note", hidden: true });
+  const retention = h("p", { class: "retention muted", hidden: true });
   const toggle = h("button", { type: "button", class: "toggle" }) as HTMLButtonElement;
   toggle.addEventListener("click", async () => {
     toggle.disabled = true;
@@ -111,11 +114,12 @@ function card(f: FolderView): Card {
     commit,
     verification,
     drift,
+    retention,
     problem,
     gate,
     h("div", { class: "row" }, toggle, remove),
   );
-  return { root, repo, headline, detail, numbers, commit, verification, problem, drift, toggle, gate };
+  return { root, repo, headline, detail, numbers, commit, verification, problem, drift, retention, toggle, gate };
 }
 
 /** The gate's two decisions for a folder's held files. */
@@ -180,6 +184,8 @@ export function renderFolders(s: StatusView): void {
     c.verification.hidden = !f.verification;
     setText(c.drift, f.drift ?? "");
     c.drift.hidden = !f.drift;
+    setText(c.retention, f.retention ?? "");
+    c.retention.hidden = !f.retention;
     setText(c.problem, f.problem ?? "");
     const role = f.needs_attention ? "alert" : "note";
     if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);
@@ -284,6 +290,11 @@ function addForm(): HTMLElement {
     h("input", { id: "new-tag-on-change", placeholder: "firmware_version, calibration_date" }),
     "Comma-separated: a change starts a tagged settings period, so data from before and after it stay apart.",
   );
+  const [keepField, keep] = field(
+    "Keep history for (optional)",
+    h("input", { id: "new-keep", placeholder: "90d" }),
+    "Older snapshots expire and their data is deleted, between commits; empty: keep everything. No record is lost: only the versions before the latest go.",
+  );
   const [everyField, every] = field(
     "Verify everything every … hours (optional)",
     h("input", { id: "new-verify-every", type: "number", min: "0", step: "any", placeholder: "24" }),
@@ -335,7 +346,7 @@ function addForm(): HTMLElement {
     whereField,
     prefixField,
     login,
-    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField, gateField, driftField, tagsField),
+    h("details", {}, h("summary", {}, "More settings"), branchField, dimField, liveField, readBackField, everyField, gateField, driftField, tagsField, keepField),
     h("div", { class: "row" }, submit),
     msg,
   );
@@ -366,6 +377,7 @@ function addForm(): HTMLElement {
           .split(",")
           .map((t) => t.trim())
           .filter((t) => t),
+        keep: keep.value.trim() || null,
         login: creds,
         check: true,
       });

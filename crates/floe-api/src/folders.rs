@@ -48,6 +48,12 @@ pub struct NewFolder {
     /// branch).
     #[serde(default)]
     pub gate: Option<floe_sync::gate::GateOptions>,
+    /// Keep this much history (`90d`; none: all of it), and collect nothing
+    /// younger than `gc_grace`.
+    #[serde(default)]
+    pub keep: Option<String>,
+    #[serde(default)]
+    pub gc_grace: Option<String>,
     /// The destination's login (`AWS_ACCESS_KEY_ID`, …), kept in the OS keychain;
     /// empty to use what the keychain or the environment already has.
     #[serde(default)]
@@ -124,6 +130,8 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         on_drift: new.on_drift,
         tag_on_change: new.tag_on_change,
         gate: new.gate,
+        keep: new.keep.filter(|k| !k.trim().is_empty()),
+        gc_grace: new.gc_grace.filter(|g| !g.trim().is_empty()),
     })?;
     let mut checks = Vec::new();
     if new.check {

@@ -64,6 +64,9 @@ pub struct FolderView {
     /// The folder went on in a new branch or repository after a schema drift, in a
     /// sentence (none: it did not since the engine started).
     pub drift: Option<String>,
+    /// The last retention run (`keep`) in a sentence (none: not run since the
+    /// engine started).
+    pub retention: Option<String>,
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
@@ -217,6 +220,23 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         verification: s.last_verification.as_ref().map(verification),
         held_files: s.gate_held.as_ref().map(|h| h.files.clone()).unwrap_or_default(),
         drift: s.went_on.as_ref().map(went_on),
+        retention: s.last_retention.as_ref().map(retention),
+    }
+}
+
+/// `History kept: at …, 95 snapshots expired, 12.9 MB freed.`
+fn retention(r: &floe_engine::retention::LastRetention) -> String {
+    match &r.error {
+        None => format!(
+            "History trimmed at {}: {} old snapshot(s) expired, {} freed.",
+            r.at,
+            r.expired,
+            bytes(r.bytes_freed)
+        ),
+        Some(e) => format!(
+            "Trimming the history at {} did not finish ({e}); it is tried again later.",
+            r.at
+        ),
     }
 }
 
@@ -284,6 +304,7 @@ mod tests {
             last_verification: None,
             gate_held: None,
             went_on: None,
+            last_retention: None,
         }
     }
 

@@ -195,6 +195,14 @@ pub(crate) struct AddArgs {
     /// Verify the whole folder against its repository every this many hours.
     #[arg(long)]
     pub verify_every_hours: Option<f64>,
+    /// Keep this much history (e.g. 90d): the daemon expires older snapshots and
+    /// collects their garbage on a schedule, between this folder's commits.
+    #[arg(long)]
+    pub keep: Option<String>,
+    /// With --keep: delete nothing younger than this (default 1d, or --keep when
+    /// shorter; another writer may be about to commit it).
+    #[arg(long, requires = "keep")]
+    pub gc_grace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -537,6 +537,8 @@ async fn add(a: AddArgs) -> Result<i32, Failure> {
         on_drift: t.on_drift,
         tag_on_change: t.tag_on_change,
         gate: t.gate.options().map_err(|e| Failure(ErrorCode::Usage, e))?,
+        keep: a.keep,
+        gc_grace: a.gc_grace,
         login: Default::default(),
         check: false,
     };
@@ -590,6 +592,9 @@ async fn status(a: StatusArgs) -> Result<i32, Failure> {
         }
         if let Some(d) = &f.drift {
             out!("    {d}");
+        }
+        if let Some(r) = &f.retention {
+            out!("    {r}");
         }
         if let Some(p) = &f.problem {
             out!("    {p}");

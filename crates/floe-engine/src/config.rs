@@ -53,6 +53,15 @@ pub struct FolderConfig {
     /// `floe-staging-<branch>` first, the branch moved only when these checks pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<floe_sync::gate::GateOptions>,
+    /// Keep this much history (a span such as `90d`): older snapshots expire and
+    /// their garbage is collected on a schedule, at a quiet moment (absent: the
+    /// history is kept whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
+    /// With `keep`: collect nothing younger than this (default a day, or `keep`
+    /// when shorter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_grace: Option<String>,
 }
 
 /// A folder's commit cadence. A commit is made once `files` complete files are
@@ -189,6 +198,7 @@ impl Config {
         if folder.commit.max_wait_secs.is_nan() || folder.commit.max_wait_secs < 0.0 {
             return Err(ConfigError::Invalid("--commit-max-wait must be 0 seconds or more".into()));
         }
+        crate::retention::Policy::of(&folder).map_err(ConfigError::Invalid)?;
         let abs = std::fs::canonicalize(&folder.path)
             .map_err(|_| ConfigError::NoFolder(folder.path.display().to_string()))?;
         folder.path = abs;
@@ -231,6 +241,8 @@ mod tests {
             on_drift: Default::default(),
             tag_on_change: Vec::new(),
             gate: None,
+            keep: None,
+            gc_grace: None,
         }
     }
 

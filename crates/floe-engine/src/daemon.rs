@@ -63,6 +63,9 @@ pub struct FolderStatus {
     /// since the engine started; none: it did not).
     #[serde(default)]
     pub went_on: Option<WentOn>,
+    /// The last retention run (`keep`; none: not run since the engine started).
+    #[serde(default)]
+    pub last_retention: Option<crate::retention::LastRetention>,
 }
 
 /// Where a folder went on after a schema drift, from where, and why.
@@ -414,6 +417,7 @@ async fn folder_task(
         last_verification: None,
         gate_held: None,
         went_on: None,
+        last_retention: None,
     }));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
@@ -483,6 +487,14 @@ async fn folder_task(
     let verify_every =
         folder.verify_every_hours.filter(|h| *h > 0.0).map(|h| Duration::from_secs_f64(h * 3600.0));
     let mut verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
+    let policy = crate::retention::Policy::of(&folder).unwrap_or_else(|e| {
+        lock(&status).last_error = Some(e);
+        None
+    });
+    // the first run soon after the start (a daemon restarted daily would never
+    // reach a day), then every `keep` (a day at most)
+    let mut retain_at =
+        policy.map(|p| tokio::time::Instant::now() + p.every().min(RETENTION_FIRST_AFTER));
     let backoff = Backoff::default();
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut recheck_at: Option<tokio::time::Instant> = None;
@@ -648,9 +660,31 @@ async fn folder_task(
                 }
                 verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
             }
+            _ = tokio::time::sleep_until(retain_at.unwrap_or(far)), if retain_at.is_some() => {
+                // a quiet moment: nothing to ingest, nothing waiting, nothing to retry
+                let quiet = lock(&machine).clone() == FolderState::Idle
+                    && recheck_at.is_none()
+                    && retry_at.is_none();
+                let now = tokio::time::Instant::now();
+                retain_at = match policy {
+                    Some(p) if quiet => {
+                        let permit = limits.permits.acquire().await;
+                        let r = crate::retention::run(&url, p, chrono::Utc::now()).await;
+                        drop(permit);
+                        tracing::info!(folder = %path.display(), expired = r.expired, bytes_freed = r.bytes_freed, error = ?r.error, "retention");
+                        lock(&status).last_retention = Some(r);
+                        Some(now + p.every())
+                    }
+                    Some(_) => Some(now + opts.quiet.max(Duration::from_secs(1))),
+                    None => None,
+                };
+            }
         }
     }
 }
+
+/// The first retention run comes this long after the folder starts, at most.
+const RETENTION_FIRST_AFTER: Duration = Duration::from_secs(300);
 
 /// What the gate holds after a sync, for the status.
 fn gate_hold(report: &floe_sync::Report) -> Option<GateHeld> {

@@ -4,6 +4,7 @@
 //!   the user's config directory. Secrets are never stored there.
 //! - [`state`]: the per-folder state machine (idle, scanning, waiting, syncing, paused,
 //!   offline, error) as a pure, total transition function; every transition is emitted.
+//! - [`retention`]: a folder's `keep`: expire and collect on a schedule, between syncs.
 //! - [`verification`]: each commit read back after it is made, and the whole folder on
 //!   a schedule, compared with the files (`floe verify`).
 //! - [`watch`]: file-system events (debounced) plus periodic full rescans, delivered to
@@ -11,6 +12,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod retention;
 pub mod state;
 pub mod verification;
 pub mod watch;
