@@ -150,6 +150,8 @@ fn deleted_for_good(url: &str, env: &[(&str, &str)], mount: bool) {
     assert_eq!(rep["record"]["records"]["/hf_time"], 1800, "{rep:#}");
     assert_eq!(rep["holders"][0]["name"], "calibration-2024", "the tag is named: {rep:#}");
     window_check(url, &src, FROM, TO, env);
+    let v = floe_env(&["verify", src.to_str().unwrap(), url], env);
+    assert_eq!(v.code, 0, "deleted on purpose is not damage: {}\n{}", v.stdout, v.stderr);
     let log = history_at(url, env);
     assert_eq!(log[0]["provenance"]["deletion"]["reason"], why, "{:#}", log[0]);
     assert_eq!(log[0]["provenance"]["deletion"]["from"], FROM);

@@ -80,6 +80,10 @@ pub struct DeletionRecord {
     pub variables: Vec<String>,
     /// Records overwritten, per record coordinate (absolute path).
     pub records: BTreeMap<String, u64>,
+    /// Which: runs `[first, count]` of record indices, per record coordinate
+    /// (`floe verify` expects fill values there, not the files' values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs: BTreeMap<String, Vec<[u64; 2]>>,
     pub reason: String,
     /// When, RFC 3339 UTC.
     pub at: String,
@@ -183,6 +187,7 @@ mod tests {
                 to: "2024-01-01T07:00:00Z".into(),
                 variables: vec!["/co2".into()],
                 records: BTreeMap::from([("/time".into(), 360)]),
+                runs: BTreeMap::from([("/time".into(), vec![[2160, 360]])]),
                 reason: "calibration gas".into(),
                 at: "2024-01-03T00:00:00Z".into(),
                 untagged: Vec::new(),

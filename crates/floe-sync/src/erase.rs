@@ -419,6 +419,10 @@ pub async fn delete_window(d: &DeleteWindow) -> Result<DeleteReport, DeleteError
         to: rfc3339(d.to),
         variables: paths.iter().cloned().collect(),
         records: windows.iter().map(|w| (w.coord.clone(), w.records())).collect(),
+        runs: windows
+            .iter()
+            .map(|w| (w.coord.clone(), w.runs.iter().map(|&(a, n)| [a, n]).collect()))
+            .collect(),
         reason: d.reason.clone(),
         at: rfc3339(Utc::now()),
         untagged: untagged.clone(),

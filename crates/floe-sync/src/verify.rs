@@ -357,6 +357,31 @@ fn steps_of(history: Vec<floe_store::CommitInfo>, group: &str) -> Steps {
     steps
 }
 
+/// The records each array lost to `floe delete`, from the deletion records of a
+/// history: a deleted variable's runs along the coordinate of its first dimension
+/// (in its group).
+fn deleted_of(
+    history: &[floe_store::CommitInfo],
+    state: &RepoState,
+) -> BTreeMap<String, Vec<(u64, u64)>> {
+    let parent = |p: &str| p.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+    let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for d in history.iter().filter_map(|c| c.provenance.as_ref()?.deletion.as_ref()) {
+        for var in &d.variables {
+            let Some(first) = state.arrays.get(var).and_then(|a| a.dims.first()) else {
+                continue;
+            };
+            for (coord, runs) in &d.runs {
+                if coord.rsplit('/').next() == Some(first.as_str()) && parent(coord) == parent(var)
+                {
+                    out.entry(var.clone()).or_default().extend(runs.iter().map(|r| (r[0], r[1])));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A verification run.
 pub struct Verify<'a> {
     pub opts: VerifyOptions,
@@ -377,6 +402,9 @@ struct Context {
     state: RepoState,
     steps: Steps,
     slab_bytes: u64,
+    /// Records of each array deleted on purpose (`floe delete`): runs `(first,
+    /// count)` of repository indices, which hold fill values now, not the files'.
+    deleted: BTreeMap<String, Vec<(u64, u64)>>,
     /// BLAKE3 of each static array's values in the repository, read once per run
     /// (every file of a folder carries the same `lat`/`lon`), or why it did not read.
     statics: tokio::sync::Mutex<HashMap<String, Result<blake3::Hash, Wrong>>>,
@@ -394,8 +422,10 @@ impl Context {
         let history = repo.history_at(reader.snapshot()).await?;
         let continues = floe_store::continuation_of(&history);
         let state = reader.state(group).await?;
+        let deleted = deleted_of(&history, &state);
         let steps = steps_of(history, group);
-        Ok((Context { reader, state, steps, slab_bytes, statics: Default::default() }, continues))
+        let statics = Default::default();
+        Ok((Context { reader, state, steps, slab_bytes, deleted, statics }, continues))
     }
 }
 
@@ -876,6 +906,14 @@ async fn compare_records(
         }
     }
     let from = step.from.get(&dim).copied().unwrap_or(0);
+    // records deleted on purpose hold fill values now: not a difference
+    if let Some(runs) = ctx.deleted.get(&op.path) {
+        let gone = |i: &u64| runs.iter().any(|(a, n)| (*a..a + n).contains(&(r.repo_offset + i)));
+        for (_, at) in wrong.values_mut() {
+            at.retain(|i| !gone(i));
+        }
+        wrong.retain(|_, (_, at)| !at.is_empty());
+    }
     Ok(wrong
         .into_values()
         .map(|(wrong, at)| Difference {
