@@ -224,4 +224,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from finish import run
+
+    run(main)

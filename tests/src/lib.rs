@@ -187,7 +187,8 @@ pub fn assert_url_equals_from(
     };
     assert!(
         r.code == 0 && r.stdout.contains("OK:"),
-        "reference readers disagree with the repository:\n{}\n{}",
+        "reference readers disagree with the repository (exit {}):\n{}\n{}",
+        r.code,
         r.stdout,
         r.stderr
             .lines()
