@@ -10,8 +10,12 @@
 //! removed (`pruned_ancestor_tx_logs`); reading a history puts the archived commits
 //! back there (see [`Repo::restore_expired`]), so a restart after `floe expire`
 //! neither loses nor duplicates a record. Every snapshot older than the cutoff is
-//! archived, branch tips too: a tip that another writer moves on during the expire
-//! is then expired with its provenance kept.
+//! archived, branch tips too. A commit another writer makes while the expire runs
+//! can still be expired unseen (Icechunk's expire reads the repository info again,
+//! and a snapshot flushed before the cutoff may land in it only then): after the
+//! expire, every snapshot it released that the archive lacks is read from its own
+//! object (which stays until gc) and archived too, and a history that meets such a
+//! snapshot before that reads it the same way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::{NonZeroU16, NonZeroUsize};
@@ -58,6 +62,20 @@ struct ArchiveFile {
 pub(crate) struct ArchiveCache {
     read: HashSet<String>,
     commits: HashMap<String, ArchivedCommit>,
+    /// Expired snapshots neither archived nor readable any more (expired by
+    /// another tool, then collected): asked once per process.
+    gone: HashSet<String>,
+}
+
+impl ArchivedCommit {
+    fn of(s: &icechunk::format::snapshot::SnapshotInfo) -> ArchivedCommit {
+        ArchivedCommit {
+            id: s.id.to_string(),
+            time: s.flushed_at,
+            message: s.message.clone(),
+            provenance: CommitProvenance::from_metadata(&s.metadata),
+        }
+    }
 }
 
 /// A snapshot `floe expire` removes (or, with `--dry-run`, would remove).
@@ -229,7 +247,7 @@ impl Repo {
     }
 
     /// Every object under `prefix` (relative keys), with its size and write time.
-    async fn list(
+    pub(crate) async fn list(
         &self,
         prefix: &str,
     ) -> Result<Vec<icechunk::storage::ListInfo<String>>, StoreError> {
@@ -298,6 +316,8 @@ impl Repo {
             return Ok(history.into_iter().map(|(c, _)| c).collect());
         }
         self.load_archive().await?;
+        let pruned: Vec<String> = history.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
+        self.read_unarchived(&pruned).await?;
         let cache = floe_core::lock(&self.archive);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -318,7 +338,8 @@ impl Repo {
                         provenance: a.provenance.clone(),
                         expired: true,
                     }),
-                    // expired by another tool than Floe: its provenance is gone
+                    // expired by another tool than Floe and collected since:
+                    // its provenance is gone
                     None => tracing::warn!(
                         "{}: snapshot {id} was expired without Floe's archive; the files it \
                          took are not known to Floe any more",
@@ -348,14 +369,59 @@ impl Repo {
                 .into_iter()
                 .filter(|s| s.flushed_at < cutoff && s.parent_id.is_some())
                 .filter(|s| !cache.commits.contains_key(&s.id.to_string()))
-                .map(|s| ArchivedCommit {
-                    id: s.id.to_string(),
-                    time: s.flushed_at,
-                    message: s.message.clone(),
-                    provenance: CommitProvenance::from_metadata(&s.metadata),
-                })
+                .map(|s| ArchivedCommit::of(&s))
                 .collect()
         };
+        self.archive_commits(commits).await
+    }
+
+    /// Read, from their own snapshot objects, the expired snapshots among `ids`
+    /// that the archive lacks, into the cache; those found. One whose object is
+    /// gone is remembered as gone; one that fails to read otherwise is an error.
+    async fn read_unarchived(&self, ids: &[String]) -> Result<Vec<ArchivedCommit>, StoreError> {
+        let wanted: Vec<String> = {
+            let cache = floe_core::lock(&self.archive);
+            let mut seen = HashSet::new();
+            ids.iter()
+                .filter(|id| !cache.commits.contains_key(*id) && !cache.gone.contains(*id))
+                .filter(|id| seen.insert((*id).clone()))
+                .cloned()
+                .collect()
+        };
+        let am = self.inner.asset_manager();
+        let mut found = Vec::new();
+        for id in wanted {
+            let info = match SnapshotId::try_from(id.as_str()) {
+                Ok(sid) => match am.fetch_snapshot_info(&sid).await {
+                    Ok(info) => Some(info),
+                    Err(icechunk::repository::RepositoryError {
+                        kind:
+                            icechunk::repository::RepositoryErrorKind::StorageError(
+                                icechunk::storage::StorageErrorKind::ObjectNotFound,
+                            ),
+                        ..
+                    }) => None,
+                    Err(e) => return Err(crate::remote::classify_error(&self.label, &e)),
+                },
+                Err(_) => None,
+            };
+            let mut cache = floe_core::lock(&self.archive);
+            match info {
+                Some(info) => {
+                    let a = ArchivedCommit::of(&info);
+                    cache.commits.insert(id, a.clone());
+                    found.push(a);
+                }
+                None => {
+                    cache.gone.insert(id);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Write `commits` into the history archive as one new object; how many.
+    async fn archive_commits(&self, commits: Vec<ArchivedCommit>) -> Result<usize, StoreError> {
         if commits.is_empty() {
             return Ok(0);
         }
@@ -400,12 +466,23 @@ impl Repo {
         dry_run: bool,
     ) -> Result<ExpireReport, StoreError> {
         let info = self.repo_info().await?;
-        let plan = expire_plan(&info, cutoff)
+        self.expire_from(&info, cutoff, dry_run).await
+    }
+
+    /// [`Repo::expire`], planned and archived from `info` (which another writer
+    /// may have moved on from by the time Icechunk's expire reads it again).
+    async fn expire_from(
+        &self,
+        info: &RepoInfo,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<ExpireReport, StoreError> {
+        let plan = expire_plan(info, cutoff)
             .map_err(|e| crate::remote::classify_error(&self.label, &e))?;
         if dry_run {
             return Ok(ExpireReport { cutoff, dry_run, expired: plan, archived: 0, edited: 0 });
         }
-        let archived = self.archive_older_than(&info, cutoff).await?;
+        let archived = self.archive_older_than(info, cutoff).await?;
         let am = Arc::clone(self.inner.asset_manager());
         let config = self.inner.config();
         let result = uncrowded(|| {
@@ -422,6 +499,7 @@ impl Repo {
         .map_err(|e| gc_err(&self.label, &e))?;
         let released: HashSet<String> =
             result.released_snapshots.iter().map(ToString::to_string).collect();
+        let archived = archived + self.archive_released(&released).await?;
         // what was planned and went, and what went that was not planned (a tip
         // another writer moved on meanwhile): it is in the archive too
         let mut expired: Vec<ExpiredCommit> =
@@ -449,6 +527,40 @@ impl Repo {
             archived,
             edited: result.edited_snapshots.len(),
         })
+    }
+
+    /// Archive the snapshots an expire released that the archive lacks: commits
+    /// another writer made while it ran (see the module's comment).
+    async fn archive_released(&self, released: &HashSet<String>) -> Result<usize, StoreError> {
+        let ids: Vec<String> = released.iter().cloned().collect();
+        let late = self.read_unarchived(&ids).await?;
+        let lost: Vec<String> = {
+            let cache = floe_core::lock(&self.archive);
+            ids.into_iter().filter(|id| cache.gone.contains(id)).collect()
+        };
+        if !lost.is_empty() {
+            // a snapshot this expire released is unreadable already: nothing left
+            // to archive it from; a later sync would take its files again
+            return Err(StoreError::Repository {
+                repo: self.label.clone(),
+                detail: format!(
+                    "snapshots {} were expired and no longer read; their files may be \
+                     synced again (was another gc run with --grace 0s at the same time?)",
+                    lost.join(", ")
+                ),
+            });
+        }
+        tracing::debug!("{}: {} commits made during the expire archived", self.label, late.len());
+        let ids: Vec<String> = late.iter().map(|c| c.id.clone()).collect();
+        let written = self.archive_commits(late).await;
+        if written.is_err() {
+            // not in the archive after all: the next history read or expire asks again
+            let mut cache = floe_core::lock(&self.archive);
+            for id in ids {
+                cache.commits.remove(&id);
+            }
+        }
+        written
     }
 
     /// Delete what no branch, tag or retained snapshot needs any more and that was
@@ -628,4 +740,82 @@ fn expire_plan(
     }
     out.sort_by_key(|c| c.time);
     Ok(out)
+}
+
+#[cfg(test)]
+mod race_tests {
+    use std::collections::BTreeMap;
+
+    use floe_core::{FileProvenance, RepoUrl};
+    use serde_json::json;
+
+    use super::*;
+
+    fn took(file: &str) -> CommitProvenance {
+        CommitProvenance {
+            floe_version: "test".into(),
+            files: vec![FileProvenance {
+                source: file.into(),
+                size: 1,
+                mtime: "2024-01-01T00:00:00Z".into(),
+                blake3: file.into(),
+                format: "netcdf4".into(),
+                group: "/".into(),
+                records: BTreeMap::from([("time".into(), 1)]),
+                offsets: BTreeMap::from([("time".into(), 0)]),
+                from: BTreeMap::new(),
+                records_blake3: None,
+                settings: BTreeMap::new(),
+            }],
+            continues: None,
+            gate: None,
+            deletion: None,
+        }
+    }
+
+    async fn commit(repo: &Repo, file: &str) {
+        let mut w = repo.writer("main").await.unwrap();
+        let group = json!({"zarr_format": 3, "node_type": "group", "attributes": {"last": file}});
+        w.put_group("", &group).await.unwrap();
+        w.commit(file, &took(file)).await.unwrap();
+    }
+
+    /// The race CI met (a file synced twice after gc beside a writer): the expire
+    /// archives from the repository info it read, another writer commits `c` and
+    /// `d`, and Icechunk's expire, reading the info again, expires `c` too. Its
+    /// provenance must be in the archive all the same, and the history must name
+    /// every file once.
+    #[test]
+    fn a_commit_made_during_an_expire_keeps_its_provenance() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = RepoUrl::Local(dir.path().join("repo"));
+            let repo = Repo::open_for_write(&url, &[]).await.unwrap();
+            commit(&repo, "a.nc").await;
+            commit(&repo, "b.nc").await;
+            let stale = repo.repo_info().await.unwrap();
+            drop(repo); // (a local repository takes one writer at a time)
+            let other = Repo::open_for_write(&url, &[]).await.unwrap();
+            commit(&other, "c.nc").await;
+            commit(&other, "d.nc").await;
+            drop(other);
+            let cutoff = Utc::now();
+            let fresh = Repo::open(&url).await.unwrap();
+            let report = fresh.expire_from(&stale, cutoff, false).await.unwrap();
+            assert_eq!(report.archived, 3, "a, b, and c committed meanwhile: {report:?}");
+            // the snapshot objects go with gc: from then on only the archive knows
+            fresh.gc(Utc::now(), false).await.unwrap();
+            let reader = Repo::open(&url).await.unwrap();
+            let history = reader.history("main").await.unwrap();
+            let mut files: Vec<String> = history
+                .iter()
+                .filter_map(|c| c.provenance.as_ref())
+                .flat_map(|p| p.files.iter().map(|f| f.source.clone()))
+                .collect();
+            files.sort();
+            assert_eq!(files, ["a.nc", "b.nc", "c.nc", "d.nc"], "{history:#?}");
+            assert!(history.iter().filter(|c| c.expired).count() == 3, "{history:#?}");
+        });
+    }
 }
