@@ -77,6 +77,30 @@ impl RepoUrl {
         matches!(self, RepoUrl::Local(_))
     }
 
+    /// The location `rel` (a `/`-separated relative prefix) below this one:
+    /// `s3://b/lab` + `ctd/2024` -> `s3://b/lab/ctd/2024`.
+    pub fn child(&self, rel: &str) -> RepoUrl {
+        let rel = rel.trim_matches('/');
+        let under = |prefix: &str| match (prefix.is_empty(), rel.is_empty()) {
+            (_, true) => prefix.to_string(),
+            (true, false) => rel.to_string(),
+            (false, false) => format!("{prefix}/{rel}"),
+        };
+        match self {
+            RepoUrl::Local(p) if rel.is_empty() => RepoUrl::Local(p.clone()),
+            RepoUrl::Local(p) => RepoUrl::Local(p.join(rel)),
+            RepoUrl::S3 { bucket, prefix } => {
+                RepoUrl::S3 { bucket: bucket.clone(), prefix: under(prefix) }
+            }
+            RepoUrl::Azure { container, prefix } => {
+                RepoUrl::Azure { container: container.clone(), prefix: under(prefix) }
+            }
+            RepoUrl::Gcs { bucket, prefix } => {
+                RepoUrl::Gcs { bucket: bucket.clone(), prefix: under(prefix) }
+            }
+        }
+    }
+
     /// The repository beside this one named `<name>-<suffix>` (`/data/ctd` ->
     /// `/data/ctd-<suffix>`, `s3://b/lab/ctd` -> `s3://b/lab/ctd-<suffix>`); `None`
     /// for a repository at the root of a bucket or container, which has no name.
@@ -179,6 +203,15 @@ mod tests {
         assert_eq!(s("s3://b/lab/ctd").unwrap().to_string(), "s3://b/lab/ctd-2024-05-01T00-00-00Z");
         assert_eq!(s("az://c/x").unwrap().to_string(), "az://c/x-2024-05-01T00-00-00Z");
         assert!(s("s3://b").is_none(), "the root of a bucket has no name");
+    }
+
+    #[test]
+    fn a_child_is_below_the_prefix() {
+        let c = |u: &str, rel: &str| RepoUrl::parse(u).unwrap().child(rel).to_string();
+        assert_eq!(c("s3://b/lab", "ctd/2024/"), "s3://b/lab/ctd/2024");
+        assert_eq!(c("s3://b", "ctd"), "s3://b/ctd");
+        assert_eq!(c("az://c/x", ""), "az://c/x");
+        assert_eq!(c("/data", "a/b"), "/data/a/b");
     }
 
     #[test]

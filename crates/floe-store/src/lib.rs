@@ -6,6 +6,7 @@
 //! on a branch, in which arrays are created, grown and written through `zarrs`, and
 //! which ends in exactly one atomic commit (or is discarded, leaving the branch as it was).
 
+pub mod catalog;
 pub mod doctor;
 mod error;
 mod reader;
