@@ -585,7 +585,8 @@ impl StartError {
 }
 
 impl Mounted {
-    /// Open the repository at `url` and mount it read-only at `mountpoint`.
+    /// Open the repository at `url`, or the catalog of repositories under it, and
+    /// mount it read-only at `mountpoint`.
     pub fn start(
         url: &floe_core::RepoUrl,
         mountpoint: &Path,
@@ -616,8 +617,8 @@ impl Mounted {
                 mountpoint.display()
             )));
         }
-        let backend = floe_mount::IcechunkBackend::open(url, timeout)?;
-        let vfs = Vfs::new(std::sync::Arc::new(backend), vfs)
+        let (catalog, _) = floe_mount::IcechunkCatalog::open(url, timeout)?;
+        let vfs = Vfs::with_catalog(std::sync::Arc::new(catalog), vfs)
             .map_err(|e| StartError::Mount(e.to_string()))?;
         let session = mount(vfs, mountpoint, settings).map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::EPERM)

@@ -14,11 +14,13 @@ use icechunk::format::{ByteRange, ChunkIndices, Path as IcePath, SnapshotId};
 use icechunk::repository::VersionInfo;
 use icechunk::session::Session;
 
-use crate::{Backend, ChunkEntry, Commit, Layout, MountError, Node, NodeKind, Refs};
+use crate::{
+    Backend, Catalog, ChunkEntry, Commit, Layout, MountError, Node, NodeKind, PrefixListing, Refs,
+};
 
 /// A repository opened for the mount.
 pub struct IcechunkBackend {
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     repo: floe_store::Repo,
     label: String,
     timeout: Duration,
@@ -40,6 +42,108 @@ fn unavailable(label: &str, what: &str, e: impl std::fmt::Display) -> MountError
     MountError::Unavailable(msg)
 }
 
+/// The runtime a mount's repository reads run on: four threads, whatever the
+/// number of repositories (a catalog of fifty shares them).
+fn io_runtime(url: &RepoUrl) -> Result<Arc<tokio::runtime::Runtime>, floe_store::StoreError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("floe-mount-io")
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| floe_store::StoreError::Repository {
+            repo: url.to_string(),
+            detail: format!("cannot start the I/O runtime: {e}"),
+        })
+}
+
+/// The repositories under a prefix URL, as the mount shows them.
+pub struct IcechunkCatalog {
+    rt: Arc<tokio::runtime::Runtime>,
+    catalog: floe_store::catalog::Catalog,
+    timeout: Duration,
+    /// The repository at the URL itself, opened with the catalog (so a damaged
+    /// one fails `floe mount` as it always has), handed to the mount once.
+    root: std::sync::Mutex<Option<Arc<dyn Backend>>>,
+}
+
+impl std::fmt::Debug for IcechunkCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcechunkCatalog").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
+impl IcechunkCatalog {
+    /// The catalog at `url`, with its root listed once (so a wrong URL or
+    /// credentials fail here, not at the first `ls`), and the repository there
+    /// opened if the URL is one. A URL with neither a repository nor a prefix
+    /// below it is refused. `timeout` bounds every call.
+    pub fn open(
+        url: &RepoUrl,
+        timeout: Duration,
+    ) -> Result<(IcechunkCatalog, PrefixListing), floe_store::StoreError> {
+        let rt = io_runtime(url)?;
+        let unreachable = || floe_store::StoreError::Unreachable {
+            repo: url.to_string(),
+            detail: format!("no answer within {} s", timeout.as_secs()),
+        };
+        let (catalog, root) = rt.block_on(async {
+            tokio::time::timeout(timeout, async {
+                let c = floe_store::catalog::Catalog::open(url).await?;
+                let root = c.list("").await?;
+                Ok::<_, floe_store::StoreError>((c, root))
+            })
+            .await
+            .map_err(|_| unreachable())?
+        })?;
+        if !root.repository && root.children.is_empty() {
+            return Err(floe_store::StoreError::NotFound(url.to_string()));
+        }
+        let opened =
+            match root.repository {
+                true => Some(Arc::new(IcechunkBackend::open_in(rt.clone(), url, timeout)?)
+                    as Arc<dyn Backend>),
+                false => None,
+            };
+        Ok((IcechunkCatalog { rt, catalog, timeout, root: std::sync::Mutex::new(opened) }, root))
+    }
+
+    /// Listing requests made so far.
+    pub fn requests(&self) -> usize {
+        self.catalog.requests()
+    }
+}
+
+impl Catalog for IcechunkCatalog {
+    fn list(&self, rel: &str) -> Result<PrefixListing, MountError> {
+        let label = self.catalog.url_of(rel).to_string();
+        self.rt.block_on(async {
+            match tokio::time::timeout(self.timeout, self.catalog.list(rel)).await {
+                Ok(Ok(l)) => Ok(l),
+                Ok(Err(e)) => Err(unavailable(&label, "list", e)),
+                Err(_) => Err(unavailable(
+                    &label,
+                    "list",
+                    format!("no answer within {} s", self.timeout.as_secs_f64()),
+                )),
+            }
+        })
+    }
+
+    fn open(&self, rel: &str) -> Result<Arc<dyn Backend>, MountError> {
+        if rel.is_empty()
+            && let Some(b) = self.root.lock().ok().and_then(|mut r| r.take())
+        {
+            return Ok(b);
+        }
+        let url = self.catalog.url_of(rel);
+        match IcechunkBackend::open_in(self.rt.clone(), &url, self.timeout) {
+            Ok(b) => Ok(Arc::new(b)),
+            Err(e) => Err(MountError::Unavailable(format!("{url}: {e}"))),
+        }
+    }
+}
+
 fn snapshot_id(id: &str) -> Result<SnapshotId, MountError> {
     SnapshotId::try_from(id).map_err(|_| MountError::NotFound)
 }
@@ -55,15 +159,15 @@ impl IcechunkBackend {
         url: &RepoUrl,
         timeout: Duration,
     ) -> Result<IcechunkBackend, floe_store::StoreError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .thread_name("floe-mount-io")
-            .enable_all()
-            .build()
-            .map_err(|e| floe_store::StoreError::Repository {
-                repo: url.to_string(),
-                detail: format!("cannot start the I/O runtime: {e}"),
-            })?;
+        IcechunkBackend::open_in(io_runtime(url)?, url, timeout)
+    }
+
+    /// The same, on a runtime shared with other repositories of a catalog.
+    pub fn open_in(
+        rt: Arc<tokio::runtime::Runtime>,
+        url: &RepoUrl,
+        timeout: Duration,
+    ) -> Result<IcechunkBackend, floe_store::StoreError> {
         let repo = rt.block_on(async {
             tokio::time::timeout(timeout, floe_store::Repo::open(url)).await.map_err(|_| {
                 floe_store::StoreError::Unreachable {

@@ -16,6 +16,7 @@
 
 mod backend;
 mod cache;
+pub mod catalog;
 mod error;
 mod icechunk_backend;
 mod layout;
@@ -29,8 +30,9 @@ mod model_tests;
 pub mod testing;
 
 pub use backend::{Backend, ChunkEntry, Commit, Node, NodeKind, Refs};
+pub use catalog::{Catalog, PrefixListing, Single};
 pub use error::MountError;
-pub use icechunk_backend::IcechunkBackend;
+pub use icechunk_backend::{IcechunkBackend, IcechunkCatalog};
 pub use layout::{KeyEncoding, Layout};
 pub use vfs::{
     Attr, DirEntry, IMMUTABLE_TTL, Kind, OpenFile, ROOT_INO, Vfs, VfsOptions, time_label,

@@ -402,3 +402,87 @@ fn hostile_ref_names_are_escaped() {
     assert_eq!(names, BTreeSet::from(["%2E%2E".to_string(), "..%2F..%2Fetc".to_string()]));
     assert!(walk(&vfs, "tags/..%2F..%2Fetc/zarr.json").is_ok());
 }
+
+// ----- a catalog: prefixes as folders, repositories among them -----
+
+fn names(vfs: &Vfs, path: &str) -> Vec<String> {
+    let ino = walk(vfs, path).unwrap();
+    let mut v: Vec<String> = vfs.readdir(ino).unwrap().into_iter().map(|e| e.name).collect();
+    v.sort();
+    v
+}
+
+fn repo_with(fill: u8) -> Arc<MemBackend> {
+    let b = Arc::new(MemBackend::new());
+    b.repo.lock().unwrap().commit("main", 0, vec![0, 0], fill, 4);
+    b
+}
+
+#[test]
+fn a_catalog_shows_prefixes_as_folders_and_each_repository_with_its_own_folders() {
+    use crate::testing::MemCatalog;
+    let cat = Arc::new(MemCatalog::default());
+    cat.add("lab/ctd", Some(repo_with(1)));
+    cat.add("lab/ctd/2024", Some(repo_with(2)));
+    cat.add("lab/radar", None);
+    cat.add("field/lidar-2024-05-01T00-00-00Z", Some(repo_with(3)));
+    let vfs = Vfs::with_catalog(cat.clone(), opts()).unwrap();
+    assert_eq!(names(&vfs, ""), ["field", "lab"]);
+    assert_eq!(names(&vfs, "lab"), ["ctd", "radar"]);
+    // a repository that is also the parent of another shows both
+    assert_eq!(names(&vfs, "lab/ctd"), ["2024", "branches", "by-time", "snapshots", "tags"]);
+    // each repository reads its own data
+    for (path, fill) in
+        [("lab/ctd", 1u8), ("lab/ctd/2024", 2), ("field/lidar-2024-05-01T00-00-00Z", 3)]
+    {
+        let ino = walk(&vfs, &format!("{path}/branches/main/g/temp/c/0/0")).unwrap();
+        assert_eq!(read_all(&vfs, ino), Bytes::from(vec![fill; 4]), "{path}");
+    }
+    // an unreadable repository is an empty folder, not an error for the mount
+    assert_eq!(names(&vfs, "lab/radar"), Vec::<String>::new());
+    assert_eq!(walk(&vfs, "lab/radar/branches").unwrap_err(), MountError::NotFound);
+    // ... and shows its folders once it can be opened
+    cat.repos.lock().unwrap().insert("lab/radar".into(), repo_with(4));
+    assert_eq!(names(&vfs, "lab/radar"), ["branches", "by-time", "snapshots", "tags"]);
+    // a new repository appears at the next listing
+    cat.add("lab/sonde", Some(repo_with(5)));
+    assert_eq!(names(&vfs, "lab"), ["ctd", "radar", "sonde"]);
+    assert_eq!(vfs.open_handles(), 0);
+}
+
+#[test]
+fn a_catalog_lists_each_prefix_once_per_refresh_and_never_opens_a_repository_to_list_its_parent() {
+    use crate::testing::MemCatalog;
+    let cat = Arc::new(MemCatalog::default());
+    let backends: Vec<_> =
+        (0..50).map(|i| (format!("inst{}/proj{i}", i % 5), repo_with(i as u8))).collect();
+    for (p, b) in &backends {
+        cat.add(p, Some(b.clone()));
+    }
+    let opts = VfsOptions { refresh: Duration::from_secs(60), ..opts() };
+    let vfs = Vfs::with_catalog(cat.clone(), opts).unwrap();
+    let mut seen = 0;
+    for inst in names(&vfs, "") {
+        for proj in names(&vfs, &inst) {
+            let ino = walk(&vfs, &format!("{inst}/{proj}")).unwrap();
+            assert_eq!(vfs.getattr(ino).unwrap().kind, Kind::Dir);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 50);
+    // the root, 5 instruments: nothing below them was listed, no repository opened
+    assert_eq!(cat.lists.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        cat.opens.load(Ordering::SeqCst),
+        0,
+        "listing and stat of repository folders open none"
+    );
+    assert_eq!(names(&vfs, "inst0"), names(&vfs, "inst0"));
+    assert_eq!(cat.lists.load(Ordering::SeqCst), 6, "listings are kept for the refresh period");
+}
+
+#[test]
+fn the_root_of_a_one_repository_mount_is_the_repository() {
+    let vfs = Vfs::new(repo_with(1), opts()).unwrap();
+    assert_eq!(names(&vfs, ""), ["branches", "by-time", "snapshots", "tags"]);
+}

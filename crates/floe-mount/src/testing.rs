@@ -205,3 +205,56 @@ impl Backend for MemBackend {
             .ok_or(MountError::NotFound)
     }
 }
+
+/// A [`crate::Catalog`] over in-memory prefixes and repositories: `prefixes` says
+/// what each prefix holds, `repos` which repositories open (a prefix marked a
+/// repository with no backend here fails to open, as an unreadable one does);
+/// `lists` counts listings and `opens` repositories opened.
+#[derive(Debug, Default)]
+pub struct MemCatalog {
+    pub prefixes: Mutex<BTreeMap<String, crate::PrefixListing>>,
+    pub repos: Mutex<BTreeMap<String, std::sync::Arc<MemBackend>>>,
+    pub lists: AtomicUsize,
+    pub opens: AtomicUsize,
+}
+
+impl MemCatalog {
+    /// Add prefix `path` (and its parents), a repository's root if `repo` is given.
+    pub fn add(&self, path: &str, repo: Option<std::sync::Arc<MemBackend>>) {
+        let mut prefixes = self.prefixes.lock().unwrap();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for i in 0..parts.len() {
+            let parent = parts[..i].join("/");
+            let l = prefixes.entry(parent).or_default();
+            if !l.children.iter().any(|c| c == parts[i]) {
+                l.children.push(parts[i].to_string());
+                l.children.sort();
+            }
+        }
+        let l = prefixes.entry(parts.join("/")).or_default();
+        l.repository = true;
+        if let Some(r) = repo {
+            self.repos.lock().unwrap().insert(parts.join("/"), r);
+        }
+    }
+}
+
+impl crate::Catalog for MemCatalog {
+    fn list(&self, rel: &str) -> Result<crate::PrefixListing, MountError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        let p = self.prefixes.lock().unwrap();
+        match p.get(rel) {
+            Some(l) => Ok(l.clone()),
+            None if rel.is_empty() => Ok(crate::PrefixListing::default()),
+            None => Err(MountError::Unavailable(format!("test: no prefix {rel}"))),
+        }
+    }
+
+    fn open(&self, rel: &str) -> Result<std::sync::Arc<dyn Backend>, MountError> {
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        match self.repos.lock().unwrap().get(rel) {
+            Some(b) => Ok(b.clone()),
+            None => Err(MountError::Unavailable(format!("test: {rel} cannot be opened"))),
+        }
+    }
+}

@@ -8,31 +8,33 @@ pub(super) fn poisoned() -> MountError {
 
 /// A chunk's bytes: from memory, else from the disk cache, else from the
 /// repository (one fetch per chunk however many readers wait for it).
-pub(super) fn fetch_chunk(
-    inner: &Inner,
-    snapshot: &str,
-    array: &str,
-    file: &ChunkFile,
-) -> Result<Bytes, MountError> {
-    fetch_chunk_waiting(inner, snapshot, array, file, None)
+pub(super) fn fetch_chunk(inner: &Inner, job: &ChunkJob) -> Result<Bytes, MountError> {
+    fetch_chunk_waiting(inner, job, None)
+}
+
+/// One chunk file to fetch: of which repository, snapshot and array.
+pub(super) struct ChunkJob {
+    pub(super) repo: RepoId,
+    pub(super) snapshot: String,
+    pub(super) array: String,
+    pub(super) file: ChunkFile,
 }
 
 /// The same; `wait` bounds how long to wait for a fetch another thread has under
 /// way (read-ahead passes zero: a chunk already coming needs no second worker).
 pub(super) fn fetch_chunk_waiting(
     inner: &Inner,
-    snapshot: &str,
-    array: &str,
-    file: &ChunkFile,
+    job: &ChunkJob,
     wait: Option<Duration>,
 ) -> Result<Bytes, MountError> {
+    let ChunkJob { repo, snapshot, array, file } = job;
     match inner.chunks.get_value_or_guard(&file.id, wait) {
         GuardResult::Value(b) => Ok(b),
         GuardResult::Guard(g) => {
             let bytes = match inner.disk.as_ref().and_then(|d| d.get(&file.id)) {
                 Some(b) => b,
                 None => {
-                    let b = inner.backend.read_chunk(snapshot, array, &file.coords)?;
+                    let b = inner.backend(*repo)?.read_chunk(snapshot, array, &file.coords)?;
                     if let Some(d) = &inner.disk {
                         d.put(&file.id, &b);
                     }
@@ -41,7 +43,7 @@ pub(super) fn fetch_chunk_waiting(
             };
             if bytes.len() as u64 != file.size {
                 tracing::warn!(
-                    array,
+                    array = array.as_str(),
                     coords = ?file.coords,
                     "chunk is {} bytes, its manifest says {}",
                     bytes.len(),
@@ -56,10 +58,7 @@ pub(super) fn fetch_chunk_waiting(
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "a thread's body: it owns what the thread holds")]
-pub(super) fn prefetch_worker(
-    inner: std::sync::Weak<Inner>,
-    rx: Arc<Mutex<Receiver<(String, String, ChunkFile)>>>,
-) {
+pub(super) fn prefetch_worker(inner: std::sync::Weak<Inner>, rx: Arc<Mutex<Receiver<ChunkJob>>>) {
     loop {
         let job = {
             let Ok(rx) = rx.lock() else { return };
@@ -71,35 +70,42 @@ pub(super) fn prefetch_worker(
             }
         };
         let Some(inner) = inner.upgrade() else { return };
-        if let Some((snapshot, array, file)) = job
-            && !inner.chunks.contains_key(&file.id)
-            && let Err(e) =
-                fetch_chunk_waiting(&inner, &snapshot, &array, &file, Some(Duration::ZERO))
+        if let Some(job) = job
+            && !inner.chunks.contains_key(&job.file.id)
+            && let Err(e) = fetch_chunk_waiting(&inner, &job, Some(Duration::ZERO))
             && e != MountError::FetchUnderWay
         {
-            tracing::debug!(array, coords = ?file.coords, "read-ahead failed: {e}");
+            tracing::debug!(array = job.array, coords = ?job.file.coords, "read-ahead failed: {e}");
         }
     }
 }
 
 impl Vfs {
-    pub(super) fn chunk_bytes(
-        &self,
-        snapshot: &str,
-        array: &str,
-        file: &ChunkFile,
-    ) -> Result<Bytes, MountError> {
-        fetch_chunk(&self.inner, snapshot, array, file)
+    pub(super) fn chunk_bytes(&self, job: &ChunkJob) -> Result<Bytes, MountError> {
+        fetch_chunk(&self.inner, job)
     }
 
-    pub(super) fn read_ahead(&self, snapshot: &str, array: &str, tree: &ChunkTree, index: usize) {
+    pub(super) fn read_ahead(
+        &self,
+        repo: RepoId,
+        snapshot: &str,
+        array: &str,
+        tree: &ChunkTree,
+        index: usize,
+    ) {
         let Some(tx) = &self.inner.prefetch else { return };
         let Ok(tx) = tx.lock() else { return };
         for f in tree.following(index, self.inner.opts.readahead_chunks) {
             if self.inner.chunks.contains_key(&f.id) {
                 continue;
             }
-            match tx.try_send((snapshot.to_string(), array.to_string(), f.clone())) {
+            let job = ChunkJob {
+                repo,
+                snapshot: snapshot.to_string(),
+                array: array.to_string(),
+                file: f.clone(),
+            };
+            match tx.try_send(job) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => break,
             }

@@ -2,14 +2,9 @@
 
 use super::*;
 
-pub(super) struct Handle {
-    pub(super) commit: Commit,
-    pub(super) content: HandleContent,
-}
-
-pub(super) enum HandleContent {
+pub(super) enum Handle {
     Bytes(Bytes),
-    Chunk { array: String, file: ChunkFile },
+    Chunk(ChunkJob),
 }
 
 impl Vfs {
@@ -44,24 +39,19 @@ impl Vfs {
             return Err(MountError::ReadOnly);
         }
         let key = self.key_of(ino)?;
-        let Key::In { commit, rel, .. } = key.as_ref() else {
+        let Key::In { repo, commit, rel, .. } = key.as_ref() else {
             return Err(MountError::IsADirectory);
         };
-        let commit = commit.clone();
-        let content = match self.target(&commit.id, rel)? {
+        let handle = match self.target(*repo, &commit.id, rel)? {
             Target::Dir(_) => return Err(MountError::IsADirectory),
-            Target::Meta(b) => HandleContent::Bytes(b),
+            Target::Meta(b) => Handle::Bytes(b),
             Target::Chunk { array, file, tree } => {
-                self.read_ahead(&commit.id, &array, &tree, file.index);
-                HandleContent::Chunk { array, file }
+                self.read_ahead(*repo, &commit.id, &array, &tree, file.index);
+                Handle::Chunk(ChunkJob { repo: *repo, snapshot: commit.id.clone(), array, file })
             }
         };
         let fh = self.inner.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .handles
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(fh, Arc::new(Handle { commit, content }));
+        self.inner.handles.lock().map_err(|_| poisoned())?.insert(fh, Arc::new(handle));
         // An inode's content never changes: the kernel may keep its pages.
         Ok(OpenFile { fh, keep_cache: true })
     }
@@ -70,9 +60,9 @@ impl Vfs {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, MountError> {
         let h = self.inner.handles.lock().map_err(|_| poisoned())?.get(&fh).cloned();
         let h = h.ok_or(MountError::BadHandle)?;
-        let bytes = match &h.content {
-            HandleContent::Bytes(b) => b.clone(),
-            HandleContent::Chunk { array, file } => self.chunk_bytes(&h.commit.id, array, file)?,
+        let bytes = match h.as_ref() {
+            Handle::Bytes(b) => b.clone(),
+            Handle::Chunk(job) => self.chunk_bytes(job)?,
         };
         let len = bytes.len() as u64;
         let start = offset.min(len) as usize;

@@ -2,13 +2,21 @@
 
 use super::*;
 
+/// A repository of the mount, by the order it was first looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct RepoId(pub(super) u32);
+
 /// What an inode stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Key {
-    /// The mount's root (`None`) or a top folder.
-    Top(Option<Top>),
-    /// A path inside ref folder `folder` (e.g. `branches/main`), bound to `commit`.
-    In { top: Top, folder: Arc<str>, commit: Commit, rel: String },
+    /// A catalog folder: a prefix below the mount's URL (`""`: the mount's root),
+    /// which may be a repository's root.
+    Dir(Arc<str>),
+    /// A top folder (`branches`, …) of a repository.
+    Top(RepoId, Top),
+    /// A path inside ref folder `folder` (e.g. `branches/main`) of a repository,
+    /// bound to `commit`.
+    In { repo: RepoId, top: Top, folder: Arc<str>, commit: Commit, rel: String },
 }
 
 pub(super) struct Inodes {

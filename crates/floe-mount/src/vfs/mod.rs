@@ -1,8 +1,9 @@
 //! The mount's filesystem semantics, free of any FUSE binding.
 //!
-//! An inode stands for the root, a top folder (`branches`, `tags`, `snapshots`,
-//! `by-time`), or a path inside one ref folder *bound to the snapshot the ref
-//! pointed at when it was looked up*. Looking up `main` under `branches` resolves
+//! An inode stands for a catalog folder (the root, or a prefix of the bucket or
+//! folder mounted, which may be a repository's root: see [`repos`]), a top folder
+//! of a repository (`branches`, `tags`, `snapshots`, `by-time`), or a path inside
+//! one ref folder *bound to the snapshot the ref pointed at when it was looked up*. Looking up `main` under `branches` resolves
 //! the branch (refs are refreshed at most every `refresh`) and gives the inode of
 //! that tip's folder; everything below it belongs to the same snapshot. So an
 //! inode's content never changes: the kernel may cache its pages, a file opened
@@ -15,7 +16,7 @@
 //! Split the way mountpoint-s3 splits its file system: [`inodes`] (what a number
 //! stands for), [`refs`] (branches, tags, snapshots, by-time onto commits),
 //! [`handles`] (open files and folders), [`fetch`] (chunk bytes, caches,
-//! read-ahead); this module resolves paths and answers the kernel's questions.
+//! read-ahead), [`repos`] (the repositories and the prefixes above them); this module resolves paths and answers the kernel's questions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use quick_cache::sync::GuardResult;
 
 use crate::cache::{DiskCache, MemCache, mem_cache};
+use crate::catalog::{Catalog, PrefixListing, Single};
 use crate::names::shown;
 use crate::tree::{Child, ChunkFile, ChunkTree, SnapTree, TreeEntry};
 use crate::{Backend, Commit, Layout, MountError, Refs};
@@ -36,12 +38,14 @@ mod fetch;
 mod handles;
 mod inodes;
 mod refs;
+mod repos;
 
 use fetch::*;
 use handles::*;
 use inodes::*;
 pub use refs::time_label;
 use refs::*;
+use repos::*;
 
 /// How long the kernel may keep what never changes (snapshot contents).
 pub const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -117,21 +121,23 @@ enum Target {
 }
 
 struct Inner {
-    backend: Arc<dyn Backend>,
+    catalog: Arc<dyn Catalog>,
     opts: VfsOptions,
     started: SystemTime,
     inodes: Mutex<Inodes>,
-    refs: Mutex<Option<Arc<RefsView>>>,
-    commits: quick_cache::sync::Cache<String, Commit>,
-    ancestry: quick_cache::sync::Cache<String, Arc<Vec<Commit>>>,
-    trees: quick_cache::sync::Cache<String, Arc<SnapTree>>,
-    chunk_trees: quick_cache::sync::Cache<(String, String), Arc<ChunkTree>>,
+    repos: Mutex<Repos>,
+    /// What each catalog folder's prefix held when last listed.
+    listed: Mutex<HashMap<String, Listed>>,
+    commits: quick_cache::sync::Cache<(RepoId, String), Commit>,
+    ancestry: quick_cache::sync::Cache<(RepoId, String), Arc<Vec<Commit>>>,
+    trees: quick_cache::sync::Cache<(RepoId, String), Arc<SnapTree>>,
+    chunk_trees: quick_cache::sync::Cache<(RepoId, String, String), Arc<ChunkTree>>,
     chunks: MemCache,
     disk: Option<DiskCache>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
-    prefetch: Option<Mutex<SyncSender<(String, String, ChunkFile)>>>,
+    prefetch: Option<Mutex<SyncSender<ChunkJob>>>,
 }
 
 /// The mount's filesystem. Cheap to clone; safe to call from many threads.
@@ -153,14 +159,24 @@ fn join(parent: &str, name: &str) -> String {
 }
 
 impl Vfs {
+    /// The mount of one repository: its root shows the repository's folders.
     pub fn new(backend: Arc<dyn Backend>, opts: VfsOptions) -> Result<Vfs, MountError> {
+        let vfs = Vfs::with_catalog(Arc::new(Single(backend)), opts)?;
+        // open already: it is
+        vfs.inner.backend(vfs.inner.repo_id("")?)?;
+        Ok(vfs)
+    }
+
+    /// The mount of a catalog: prefixes as folders, each repository's root with its
+    /// own `branches/`, `tags/`, `snapshots/` and `by-time/`.
+    pub fn with_catalog(catalog: Arc<dyn Catalog>, opts: VfsOptions) -> Result<Vfs, MountError> {
         let disk = match &opts.disk_cache {
             Some((dir, limit)) => Some(DiskCache::open(dir, *limit).map_err(|e| {
                 MountError::Unavailable(format!("disk cache {}: {e}", dir.display()))
             })?),
             None => None,
         };
-        let root = Arc::new(Key::Top(None));
+        let root = Arc::new(Key::Dir(Arc::from("")));
         let inodes = Inodes {
             by_key: HashMap::from([(root.clone(), ROOT_INO)]),
             entries: HashMap::from([(ROOT_INO, (root, 1))]),
@@ -168,10 +184,11 @@ impl Vfs {
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(256);
         let inner = Arc::new(Inner {
-            backend,
+            catalog,
             started: SystemTime::now(),
             inodes: Mutex::new(inodes),
-            refs: Mutex::new(None),
+            repos: Mutex::new(Repos::default()),
+            listed: Mutex::new(HashMap::new()),
             commits: quick_cache::sync::Cache::new(65_536),
             ancestry: quick_cache::sync::Cache::new(64),
             trees: quick_cache::sync::Cache::new(256),
@@ -208,17 +225,14 @@ impl Vfs {
     /// The key of entry `name` of folder `parent` (not checked to exist below a ref folder).
     fn child_key(&self, parent: &Key, name: &str) -> Result<Key, MountError> {
         match parent {
-            Key::Top(None) => TOPS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| Key::Top(Some(*t)))
-                .ok_or(MountError::NotFound),
-            Key::Top(Some(top)) => {
-                let commit = self.ref_commit(*top, name)?;
+            Key::Dir(prefix) => self.catalog_child(prefix, name),
+            Key::Top(repo, top) => {
+                let commit = self.ref_commit(*repo, *top, name)?;
                 let folder = Arc::from(format!("{}/{name}", top_name(*top)));
-                Ok(Key::In { top: *top, folder, commit, rel: String::new() })
+                Ok(Key::In { repo: *repo, top: *top, folder, commit, rel: String::new() })
             }
-            Key::In { top, folder, commit, rel } => Ok(Key::In {
+            Key::In { repo, top, folder, commit, rel } => Ok(Key::In {
+                repo: *repo,
                 top: *top,
                 folder: folder.clone(),
                 commit: commit.clone(),
@@ -227,33 +241,34 @@ impl Vfs {
         }
     }
 
-    fn tree(&self, snapshot: &str) -> Result<Arc<SnapTree>, MountError> {
-        self.inner.trees.get_or_insert_with(snapshot, || {
-            Ok(Arc::new(SnapTree::build(&self.inner.backend.nodes(snapshot)?)))
+    fn tree(&self, repo: RepoId, snapshot: &str) -> Result<Arc<SnapTree>, MountError> {
+        self.inner.trees.get_or_insert_with(&(repo, snapshot.to_string()), || {
+            Ok(Arc::new(SnapTree::build(&self.inner.backend(repo)?.nodes(snapshot)?)))
         })
     }
 
     fn chunk_tree(
         &self,
+        repo: RepoId,
         snapshot: &str,
         array: &str,
         layout: &Layout,
     ) -> Result<Arc<ChunkTree>, MountError> {
-        let key = (snapshot.to_string(), array.to_string());
+        let key = (repo, snapshot.to_string(), array.to_string());
         self.inner.chunk_trees.get_or_insert_with(&key, || {
-            let chunks = self.inner.backend.chunks(snapshot, array)?;
+            let chunks = self.inner.backend(repo)?.chunks(snapshot, array)?;
             Ok(Arc::new(ChunkTree::build(layout, chunks)))
         })
     }
 
-    fn target(&self, snapshot: &str, rel: &str) -> Result<Target, MountError> {
-        let tree = self.tree(snapshot)?;
+    fn target(&self, repo: RepoId, snapshot: &str, rel: &str) -> Result<Target, MountError> {
+        let tree = self.tree(repo, snapshot)?;
         match tree.entry(rel) {
             Some(TreeEntry::Meta(b)) => return Ok(Target::Meta(b.clone())),
             Some(TreeEntry::Dir) => {
                 let mut listing = tree.listing(rel).unwrap_or_default().to_vec();
                 if let Some((_, (array, layout), "")) = tree.array_of(rel) {
-                    let ct = self.chunk_tree(snapshot, array, layout)?;
+                    let ct = self.chunk_tree(repo, snapshot, array, layout)?;
                     listing.extend(ct.listing("").unwrap_or_default().iter().cloned());
                 }
                 return Ok(Target::Dir(listing));
@@ -263,7 +278,7 @@ impl Vfs {
         let Some((_, (array, layout), rest)) = tree.array_of(rel) else {
             return Err(MountError::NotFound);
         };
-        let ct = self.chunk_tree(snapshot, array, layout)?;
+        let ct = self.chunk_tree(repo, snapshot, array, layout)?;
         if let Some(f) = ct.file(rest) {
             return Ok(Target::Chunk { array: array.clone(), file: f.clone(), tree: ct.clone() });
         }
@@ -271,6 +286,18 @@ impl Vfs {
             Some(l) => Ok(Target::Dir(l.to_vec())),
             None => Err(MountError::NotFound),
         }
+    }
+
+    /// A catalog folder's time: its repository's newest commit when that
+    /// repository is open already (the root of a one-repository mount always is,
+    /// once looked into), else when the mount started. Never opens a repository:
+    /// `ls -l` of fifty repository folders must not open fifty repositories.
+    fn dir_mtime(&self, prefix: &str) -> SystemTime {
+        let open = self.inner.repo_id(prefix).ok().and_then(|id| {
+            self.inner.backend_if_open(id)?;
+            self.refs(id).ok()
+        });
+        open.map_or(self.inner.started, |r| r.newest)
     }
 
     fn ttl(&self, top: Top, rel: &str) -> Duration {
@@ -283,19 +310,20 @@ impl Vfs {
 
     fn attr_of(&self, key: &Key, ino: u64) -> Result<Attr, MountError> {
         let (kind, size, mtime, ttl) = match key {
-            Key::Top(_) => {
-                let refs = self.refs()?;
+            Key::Dir(prefix) => (Kind::Dir, 0, self.dir_mtime(prefix), self.inner.opts.refresh),
+            Key::Top(repo, _) => {
+                let refs = self.refs(*repo)?;
                 (Kind::Dir, 0, refs.newest, self.inner.opts.refresh)
             }
-            Key::In { top, commit, rel, .. } => {
+            Key::In { repo, top, commit, rel, .. } => {
                 let mtime = SystemTime::from(commit.time);
                 let ttl = self.ttl(*top, rel);
-                let tree = self.tree(&commit.id)?;
+                let tree = self.tree(*repo, &commit.id)?;
                 match tree.entry(rel) {
                     // Attributes of groups, arrays and zarr.json need no manifest.
                     Some(TreeEntry::Dir) => (Kind::Dir, 0, mtime, ttl),
                     Some(TreeEntry::Meta(b)) => (Kind::File, b.len() as u64, mtime, ttl),
-                    None => match self.target(&commit.id, rel)? {
+                    None => match self.target(*repo, &commit.id, rel)? {
                         Target::Dir(_) => (Kind::Dir, 0, mtime, ttl),
                         Target::Meta(b) => (Kind::File, b.len() as u64, mtime, ttl),
                         Target::Chunk { file, .. } => (Kind::File, file.size, mtime, ttl),
@@ -308,30 +336,27 @@ impl Vfs {
 
     /// A folder's entries, each with the key it would be looked up as.
     fn listing(&self, key: &Key) -> Result<Vec<(Key, Child)>, MountError> {
-        let dirs = |top: Top, m: &BTreeMap<String, Commit>| {
+        let dirs = |repo: RepoId, top: Top, m: &BTreeMap<String, Commit>| {
             m.iter()
                 .map(|(name, c)| {
                     let folder = Arc::from(format!("{}/{name}", top_name(top)));
-                    let k = Key::In { top, folder, commit: c.clone(), rel: String::new() };
+                    let k = Key::In { repo, top, folder, commit: c.clone(), rel: String::new() };
                     (k, Child { name: name.clone(), dir: true })
                 })
                 .collect::<Vec<_>>()
         };
         match key {
-            Key::Top(None) => Ok(TOPS
-                .iter()
-                .map(|(n, t)| (Key::Top(Some(*t)), Child { name: n.to_string(), dir: true }))
-                .collect()),
-            Key::Top(Some(top)) => {
-                let refs = self.refs()?;
+            Key::Dir(prefix) => self.catalog_listing(prefix),
+            Key::Top(repo, top) => {
+                let (repo, refs) = (*repo, self.refs(*repo)?);
                 Ok(match top {
-                    Top::Branches => dirs(*top, &refs.branches),
-                    Top::Tags => dirs(*top, &refs.tags),
-                    Top::Snapshots => dirs(*top, &*self.snapshots(&refs)?),
-                    Top::ByTime => dirs(*top, &*self.by_time(&refs)?),
+                    Top::Branches => dirs(repo, *top, &refs.branches),
+                    Top::Tags => dirs(repo, *top, &refs.tags),
+                    Top::Snapshots => dirs(repo, *top, &*self.snapshots(repo, &refs)?),
+                    Top::ByTime => dirs(repo, *top, &*self.by_time(repo, &refs)?),
                 })
             }
-            Key::In { commit, rel, .. } => match self.target(&commit.id, rel)? {
+            Key::In { repo, commit, rel, .. } => match self.target(*repo, &commit.id, rel)? {
                 Target::Dir(l) => {
                     l.into_iter().map(|c| Ok((self.child_key(key, &c.name)?, c))).collect()
                 }

@@ -67,22 +67,25 @@ pub fn time_label(t: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 impl Vfs {
-    pub(super) fn refs(&self) -> Result<Arc<RefsView>, MountError> {
-        let mut slot = self.inner.refs.lock().map_err(|_| poisoned())?;
-        if let Some(v) = slot.as_ref()
+    /// The branches and tags of repository `repo`, re-read at most every `refresh`.
+    pub(super) fn refs(&self, repo: RepoId) -> Result<Arc<RefsView>, MountError> {
+        let slot = self.inner.slot(repo)?;
+        let mut cached = slot.refs.lock().map_err(|_| poisoned())?;
+        if let Some(v) = cached.as_ref()
             && v.at.elapsed() < self.inner.opts.refresh
         {
             return Ok(v.clone());
         }
-        match self.inner.backend.refs() {
+        match self.inner.backend(repo).and_then(|b| b.refs()) {
             Ok(refs) => {
                 let v = Arc::new(RefsView::new(refs, self.inner.started));
-                *slot = Some(v.clone());
+                *cached = Some(v.clone());
                 Ok(v)
             }
-            Err(e) => match slot.as_ref() {
+            Err(e) => match cached.as_ref() {
                 Some(stale) => {
                     tracing::warn!(
+                        repository = %slot.prefix,
                         "refreshing branches and tags failed, showing the last known: {e}"
                     );
                     Ok(stale.clone())
@@ -92,11 +95,15 @@ impl Vfs {
         }
     }
 
-    pub(super) fn ancestry(&self, snapshot: &str) -> Result<Arc<Vec<Commit>>, MountError> {
-        self.inner.ancestry.get_or_insert_with(snapshot, || {
-            let a = self.inner.backend.ancestry(snapshot)?;
+    pub(super) fn ancestry(
+        &self,
+        repo: RepoId,
+        snapshot: &str,
+    ) -> Result<Arc<Vec<Commit>>, MountError> {
+        self.inner.ancestry.get_or_insert_with(&(repo, snapshot.to_string()), || {
+            let a = self.inner.backend(repo)?.ancestry(snapshot)?;
             for c in &a {
-                self.inner.commits.insert(c.id.clone(), c.clone());
+                self.inner.commits.insert((repo, c.id.clone()), c.clone());
             }
             Ok(Arc::new(a))
         })
@@ -104,6 +111,7 @@ impl Vfs {
 
     pub(super) fn by_time(
         &self,
+        repo: RepoId,
         refs: &RefsView,
     ) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
         memoized(&refs.by_time, || {
@@ -112,7 +120,7 @@ impl Vfs {
                 .or_else(|| refs.branches.values().next());
             let mut out = BTreeMap::new();
             if let Some(tip) = branch {
-                for c in self.ancestry(&tip.id)?.iter() {
+                for c in self.ancestry(repo, &tip.id)?.iter() {
                     let base = time_label(&c.time);
                     let mut name = base.clone();
                     let mut n = 1;
@@ -129,6 +137,7 @@ impl Vfs {
 
     pub(super) fn snapshots(
         &self,
+        repo: RepoId,
         refs: &RefsView,
     ) -> Result<Arc<BTreeMap<String, Commit>>, MountError> {
         memoized(&refs.snapshots, || {
@@ -137,7 +146,7 @@ impl Vfs {
                 if out.contains_key(&tip.id) {
                     continue;
                 }
-                for c in self.ancestry(&tip.id)?.iter() {
+                for c in self.ancestry(repo, &tip.id)?.iter() {
                     out.insert(c.id.clone(), c.clone());
                 }
             }
@@ -146,25 +155,35 @@ impl Vfs {
     }
 
     /// A snapshot by id, listed or not.
-    pub(super) fn snapshot(&self, refs: &RefsView, id: &str) -> Result<Commit, MountError> {
-        if let Some(c) = self.inner.commits.get(id) {
+    pub(super) fn snapshot(
+        &self,
+        repo: RepoId,
+        refs: &RefsView,
+        id: &str,
+    ) -> Result<Commit, MountError> {
+        if let Some(c) = self.inner.commits.get(&(repo, id.to_string())) {
             return Ok(c);
         }
-        if let Some(c) = self.snapshots(refs)?.get(id) {
+        if let Some(c) = self.snapshots(repo, refs)?.get(id) {
             return Ok(c.clone());
         }
-        let a = self.ancestry(id)?;
+        let a = self.ancestry(repo, id)?;
         a.first().cloned().ok_or(MountError::NotFound)
     }
 
-    /// The commit a ref folder name stands for.
-    pub(super) fn ref_commit(&self, top: Top, name: &str) -> Result<Commit, MountError> {
-        let refs = self.refs()?;
+    /// The commit a ref folder name of repository `repo` stands for.
+    pub(super) fn ref_commit(
+        &self,
+        repo: RepoId,
+        top: Top,
+        name: &str,
+    ) -> Result<Commit, MountError> {
+        let refs = self.refs(repo)?;
         match top {
             Top::Branches => refs.branches.get(name).cloned(),
             Top::Tags => refs.tags.get(name).cloned(),
-            Top::ByTime => self.by_time(&refs)?.get(name).cloned(),
-            Top::Snapshots => match self.snapshot(&refs, name) {
+            Top::ByTime => self.by_time(repo, &refs)?.get(name).cloned(),
+            Top::Snapshots => match self.snapshot(repo, &refs, name) {
                 Ok(c) => Some(c),
                 Err(MountError::NotFound) => None,
                 Err(e) => return Err(e),
