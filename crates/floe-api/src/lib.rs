@@ -16,6 +16,7 @@
 //! - [`gate`]: release or drop what a folder's validation gate holds.
 //! - [`retention`]: expire, garbage-collect, and the bytes by kind.
 
+pub mod catalog;
 pub mod doctor;
 pub mod engine;
 pub mod error;

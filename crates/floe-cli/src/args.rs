@@ -391,6 +391,18 @@ pub(crate) struct GcArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ReposArgs {
+    /// Where the repositories are: a local folder, file://, s3://bucket/prefix,
+    /// az://container/prefix or gs://bucket/prefix.
+    pub url: String,
+    /// Leave out each repository's size (which lists every object of it).
+    #[arg(long)]
+    pub no_size: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct DuArgs {
     /// Repository: a local path, file://, s3://, az:// or gs://.
     pub repo: String,

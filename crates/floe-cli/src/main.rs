@@ -118,8 +118,13 @@ enum Command {
     /// Print a branch's history with the provenance of each commit.
     Log(LogArgs),
     /// Mount a repository read-only: branches/, tags/, snapshots/ and by-time/ as
-    /// folders, each a plain Zarr v3 hierarchy. Runs until Ctrl-C or `floe unmount`.
+    /// folders, each a plain Zarr v3 hierarchy; or a prefix holding many
+    /// repositories, its prefixes as folders and each repository with its own.
+    /// Runs until Ctrl-C or `floe unmount`.
     Mount(MountArgs),
+    /// Every repository under a prefix, with its latest commit, branches and size,
+    /// newest first.
+    Repos(ReposArgs),
     /// Unmount a folder mounted by `floe mount`.
     Unmount(UnmountArgs),
     /// Show how a source file maps onto a repository, without writing anything.
@@ -207,11 +212,16 @@ fn settings(
     }
 }
 
+/// What is logged unless `FLOE_LOG` says otherwise: errors, the engine's progress,
+/// and what a mount leaves out or cannot read (an unreadable repository in a
+/// catalog shows as an empty folder; the log says why).
+const DEFAULT_LOG: &str = "error,floe_engine=info,floe_mount=warn,floe_fuse=warn";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,floe_engine=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -262,6 +272,7 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Expire(a) => expire(a).await,
         Command::Gc(a) => gc(a).await,
         Command::Du(a) => du(a).await,
+        Command::Repos(a) => repos(a).await,
         Command::Delete(a) => delete(a).await,
     }
 }
@@ -378,6 +389,33 @@ async fn du(a: DuArgs) -> Result<i32, Failure> {
     out!("{:>10}  {:>7} objects  in all", bytes(u.total.bytes), u.total.objects);
     out!("gc --grace 0s would free {} now", bytes(u.gc_frees));
     out!("expire --older-than 0s, then gc --grace 0s, would free {}", bytes(u.expire_and_gc_frees));
+    Ok(0)
+}
+
+/// `floe repos`.
+async fn repos(a: ReposArgs) -> Result<i32, Failure> {
+    let r = floe_api::catalog::repos(&a.url, !a.no_size).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(0);
+    }
+    floe_api::catalog::require_some(&r)?;
+    use floe_api::retention::bytes;
+    out!("{:<20}  {:>8}  {:>10}  repository", "latest commit (UTC)", "branches", "size");
+    for s in &r.repositories {
+        let when = s
+            .latest_commit
+            .map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        let size = s.bytes.map_or_else(|| "-".to_string(), bytes);
+        let path = if s.path.is_empty() { s.url.as_str() } else { s.path.as_str() };
+        match &s.error {
+            None => out!("{when:<20}  {:>8}  {size:>10}  {path}", s.branches),
+            Some(e) => out!("{:<20}  {:>8}  {:>10}  {path}: cannot be read: {e}", "?", "?", "?"),
+        }
+    }
+    for u in &r.unlisted {
+        eprintln!("floe: {}/{}: cannot be listed: {}", r.url, u.prefix, u.error);
+    }
     Ok(0)
 }
 
