@@ -29,7 +29,7 @@ import xarray as xr
 
 sys.path.insert(0, os.path.dirname(__file__))
 from check_repo import storage_for  # noqa: E402
-from storage import connection  # noqa: E402
+from storage import az_container, s3_client  # noqa: E402
 
 import icechunk  # noqa: E402
 
@@ -38,23 +38,14 @@ def objects(url):
     """{key under the repository root: size} for every object."""
     out = {}
     if url.startswith("s3://"):
-        import boto3
-
         bucket, _, prefix = url[5:].partition("/")
-        s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                          region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                          aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        for page in pages:
             for o in page.get("Contents", []):
                 out[o["Key"][len(prefix) + 1:]] = o["Size"]
     elif url.startswith("az://"):
-        from azure.storage.blob import BlobServiceClient
-
         container, _, prefix = url[5:].partition("/")
-        client = BlobServiceClient.from_connection_string(
-            connection(os.environ["AZURITE_BLOB_STORAGE_URL"])).get_container_client(container)
-        for b in client.list_blobs(name_starts_with=prefix + "/"):
+        for b in az_container(container).list_blobs(name_starts_with=prefix + "/"):
             out[b.name[len(prefix) + 1:]] = b.size
     else:
         for d, _, names in os.walk(url):
@@ -68,21 +59,11 @@ def objects(url):
 
 def read_object(url, key):
     if url.startswith("s3://"):
-        import boto3
-
         bucket, _, prefix = url[5:].partition("/")
-        s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                          region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                          aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
-        return s3.get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read()
+        return s3_client().get_object(Bucket=bucket, Key=f"{prefix}/{key}")["Body"].read()
     if url.startswith("az://"):
-        from azure.storage.blob import BlobServiceClient
-
         container, _, prefix = url[5:].partition("/")
-        client = BlobServiceClient.from_connection_string(
-            connection(os.environ["AZURITE_BLOB_STORAGE_URL"])).get_container_client(container)
-        return client.download_blob(f"{prefix}/{key}").readall()
+        return az_container(container).download_blob(f"{prefix}/{key}").readall()
     with open(os.path.join(url, key), "rb") as f:
         return f.read()
 
@@ -191,4 +172,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from finish import run
+
+    run(main)

@@ -24,6 +24,24 @@ def connection(endpoint):
             f"BlobEndpoint={endpoint}/{account};")
 
 
+def s3_client():
+    """A boto3 client for the test server the environment names (AWS_*)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+
+
+def az_container(container):
+    """A client for a container on the Azurite the environment names."""
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(
+        connection(os.environ["AZURITE_BLOB_STORAGE_URL"])).get_container_client(container)
+
+
 def main():
     kind, endpoint, name = sys.argv[1:4]
     if kind == "s3-bucket":

@@ -46,6 +46,8 @@ pub struct Seen {
     pub method: String,
     /// The path, without the query.
     pub path: String,
+    /// The query, without the `?` (empty if none): a listing's delimiter is here.
+    pub query: String,
     pub body_bytes: usize,
     pub action: Action,
 }
@@ -193,6 +195,7 @@ struct Request {
     head: Vec<u8>,
     method: String,
     path: String,
+    query: String,
     body: Vec<u8>,
 }
 
@@ -221,9 +224,10 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut parts = first.split(' ');
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default().to_string();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_string(), query.to_string());
     let body = if chunked { read_chunked(r)? } else { read_exact(r, content_length)? };
-    Some(Request { head, method, path, body })
+    Some(Request { head, method, path, query, body })
 }
 
 fn read_exact(r: &mut BufReader<TcpStream>, n: usize) -> Option<Vec<u8>> {
@@ -268,6 +272,7 @@ fn decide(shared: &Mutex<Shared>, req: &Request) -> Seen {
         at: Instant::now(),
         method: req.method.clone(),
         path: req.path.clone(),
+        query: req.query.clone(),
         body_bytes: req.body.len(),
         action,
     };
