@@ -100,6 +100,12 @@ pub(crate) async fn unmount(s: State<'_, Floe>, mountpoint: PathBuf) -> R<()> {
     s.mounts.unmount(&mountpoint).await
 }
 
+/// Every repository under a prefix, newest first (the Mounts screen's browser).
+#[tauri::command]
+pub(crate) async fn repos(url: String) -> R<floe_api::catalog::Repos> {
+    floe_api::catalog::repos(&url, false).await
+}
+
 #[tauri::command]
 pub(crate) async fn open_folder(path: PathBuf) -> R<()> {
     floe_api::mounts::open_in_file_manager(&path)

@@ -67,6 +67,7 @@ fn main() {
             commands::mounts,
             commands::mount,
             commands::unmount,
+            commands::repos,
             commands::open_folder,
             commands::pick_folder,
             commands::start_at_login,

@@ -12,13 +12,14 @@ tauri-driver, and passes everything in the environment:
   AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
-history, folders-paused, mounts, settings, folders-zoom-200, folders-held,
+history, folders-paused, mounts, mounts-prefix, settings, folders-zoom-200, folders-held,
 folders-drift, daemon.
 """
 
 import faulthandler
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,6 +258,26 @@ def phase_app():
              lambda: not d.find_elements(By.CSS_SELECTOR, f'li[data-mountpoint="{MNT}"]'))
         assert not (MNT / "branches").exists()
 
+        # Mounts: a prefix holding two repositories, browsed from the screen
+        lab, lab_mnt = WORK / "lab", WORK / "mnt-lab"
+        for site in ("site-a", "site-b"):
+            shutil.copytree(REPO, lab / "stations" / site)
+        fill(d, "#mount-repo", str(lab))
+        fill(d, "#mount-at", str(lab_mnt))
+        css(d, "#mount-go").click()
+        wait(d, "prefix mounted", lambda: str(lab_mnt) in text(d, "#mount-list"), 60)
+        css(d, f'li[data-mountpoint="{lab_mnt}"] button.browse').click()
+        wait(d, "repositories listed", lambda: len(d.find_elements(
+            By.CSS_SELECTOR, f'li[data-mountpoint="{lab_mnt}"] li[data-repo]')) == 2, 60)
+        listed = [e.get_attribute("data-repo") for e in d.find_elements(
+            By.CSS_SELECTOR, f'li[data-mountpoint="{lab_mnt}"] li[data-repo]')]
+        assert sorted(listed) == ["stations/site-a", "stations/site-b"], listed
+        assert (lab_mnt / "stations" / "site-b" / "branches" / "main" / "zarr.json").exists()
+        shot(d, "mounts-prefix")
+        css(d, f'li[data-mountpoint="{lab_mnt}"] button.unmount').click()
+        wait(d, "prefix unmounted",
+             lambda: not d.find_elements(By.CSS_SELECTOR, f'li[data-mountpoint="{lab_mnt}"]'))
+
         # Settings: start at login writes the autostart entry
         tab(d, "settings")
         box = css(d, "#start-at-login")
@@ -478,8 +499,13 @@ def phase_daemon():
         daemon.wait(timeout=30)
 
 
-if __name__ == "__main__":
+def main():
     phase_app()
     phase_daemon()
     log("all good")
-    sys.exit(0)
+
+
+if __name__ == "__main__":
+    from finish import run
+
+    run(main)

@@ -141,6 +141,24 @@ export interface MountView {
   here: boolean;
 }
 
+/** One repository under a prefix (`floe repos`). */
+export interface RepoSummary {
+  path: string;
+  url: string;
+  latest_commit: string | null;
+  branches: number;
+  tags: number;
+  bytes: number | null;
+  error: string | null;
+}
+
+export interface ReposView {
+  url: string;
+  repositories: RepoSummary[];
+  unlisted: { prefix: string; error: string }[];
+  listings: number;
+}
+
 /** A failure as the Rust side reports it. */
 export class FloeError extends Error {
   constructor(
@@ -181,6 +199,7 @@ export const api = {
   mounts: () => call<MountView[]>("mounts"),
   mount: (repo: string, mountpoint: string) => call<MountView>("mount", { repo, mountpoint }),
   unmount: (mountpoint: string) => call<void>("unmount", { mountpoint }),
+  repos: (url: string) => call<ReposView>("repos", { url }),
   openFolder: (path: string) => call<void>("open_folder", { path }),
   pickFolder: () => call<string | null>("pick_folder"),
   startAtLogin: () => call<boolean>("start_at_login"),

@@ -1,5 +1,6 @@
-// Mounts: mount a repository at a folder, see every Floe mount, open, unmount.
-import { api, FloeError, type MountView, type StatusView } from "./api";
+// Mounts: mount a repository (or a prefix holding many) at a folder, see every
+// Floe mount, browse the repositories under a mounted prefix, open, unmount.
+import { api, FloeError, type MountView, type ReposView, type StatusView } from "./api";
 import { field, h, say } from "./dom";
 
 let list: HTMLElement;
@@ -10,13 +11,13 @@ export function mountMounts(root: HTMLElement): void {
   msg = h("p", { id: "mounts-msg", class: "msg", "data-kind": "none" });
   repos = h("datalist", { id: "mount-repos" }) as HTMLDataListElement;
   const [repoField, repo] = field(
-    "Repository",
+    "Repository, or a prefix holding many",
     h("input", { id: "mount-repo", list: "mount-repos", required: true, autocomplete: "off" }),
   );
   const [mpField, mp] = field(
     "Mount at (an empty folder)",
     h("input", { id: "mount-at", required: true, autocomplete: "off" }),
-    "Its branches/, tags/, snapshots/ and by-time/ folders open in any Zarr reader.",
+    "Its branches/, tags/, snapshots/ and by-time/ folders open in any Zarr reader; a prefix shows a folder per repository.",
   );
   const browse = h("button", { type: "button", id: "mount-browse" }, "Browse…");
   browse.addEventListener("click", async () => {
@@ -66,13 +67,52 @@ function item(m: MountView): HTMLElement {
     }
     await refreshMounts();
   });
+  const found = h("ul", { class: "repos", hidden: true });
+  const browse = h("button", { type: "button", class: "browse" }, "Repositories");
+  browse.addEventListener("click", async () => {
+    if (!found.hidden) {
+      found.hidden = true;
+      return;
+    }
+    browse.disabled = true;
+    found.replaceChildren(h("li", { class: "muted" }, "Looking for repositories…"));
+    found.hidden = false;
+    try {
+      found.replaceChildren(...repoItems(m, await api.repos(m.repo)));
+    } catch (e) {
+      found.replaceChildren(h("li", { class: "error" }, e instanceof FloeError ? e.message : String(e)));
+    } finally {
+      browse.disabled = false;
+    }
+  });
   return h(
     "li",
     { "data-mountpoint": m.mountpoint },
     h("strong", {}, m.mountpoint),
     h("span", { class: "muted" }, ` ← ${m.repo}${m.here ? "" : " (mounted by floe mount)"}`),
-    h("span", { class: "row" }, open, un),
+    h("span", { class: "row" }, browse, open, un),
+    found,
   );
+}
+
+/** The repositories under a mounted prefix, newest first, each opening its folder. */
+function repoItems(m: MountView, r: ReposView): HTMLElement[] {
+  const items = r.repositories.map((s) => {
+    const at = s.path ? `${m.mountpoint}/${s.path}` : m.mountpoint;
+    const go = h("button", { type: "button", class: "open" }, "Open");
+    go.addEventListener("click", () =>
+      api.openFolder(at).catch((e: FloeError) => say(msg, "error", e.message)),
+    );
+    const when = s.latest_commit ? new Date(s.latest_commit).toISOString().slice(0, 19).replace("T", " ") : "";
+    const what = s.error
+      ? h("span", { class: "error" }, ` cannot be read: ${s.error}`)
+      : h("span", { class: "muted" }, ` ${s.branches} branch${s.branches === 1 ? "" : "es"}, last commit ${when} UTC`);
+    return h("li", { "data-repo": s.path }, h("code", {}, s.path || "(this repository)"), what, go);
+  });
+  for (const u of r.unlisted) {
+    items.push(h("li", { class: "error" }, `${u.prefix}: cannot be listed: ${u.error}`));
+  }
+  return items.length ? items : [h("li", { class: "empty" }, "No repository under this prefix.")];
 }
 
 export async function refreshMounts(): Promise<void> {
