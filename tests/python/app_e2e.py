@@ -273,6 +273,8 @@ def phase_app():
             By.CSS_SELECTOR, f'li[data-mountpoint="{lab_mnt}"] li[data-repo]')]
         assert sorted(listed) == ["stations/site-a", "stations/site-b"], listed
         assert (lab_mnt / "stations" / "site-b" / "branches" / "main" / "zarr.json").exists()
+        wait(d, "the listing painted", lambda: "Looking for" not in text(d, "#mount-list"))
+        time.sleep(0.5)  # (WebKit under Xvfb can hand over the previous paint)
         shot(d, "mounts-prefix")
         css(d, f'li[data-mountpoint="{lab_mnt}"] button.unmount').click()
         wait(d, "prefix unmounted",
