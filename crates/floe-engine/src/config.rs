@@ -77,6 +77,13 @@ pub struct Cadence {
     pub max_commit_bytes: u64,
 }
 
+impl FolderConfig {
+    /// Its retention policy, from `keep` and `gc_grace` (None: keep everything).
+    pub fn retention(&self) -> Result<Option<crate::retention::Policy>, String> {
+        crate::retention::Policy::of(self.keep.as_deref(), self.gc_grace.as_deref())
+    }
+}
+
 impl Default for Cadence {
     fn default() -> Self {
         Cadence { files: 1, bytes: None, max_wait_secs: 600.0, max_commit_bytes: 1 << 30 }
@@ -198,7 +205,7 @@ impl Config {
         if folder.commit.max_wait_secs.is_nan() || folder.commit.max_wait_secs < 0.0 {
             return Err(ConfigError::Invalid("--commit-max-wait must be 0 seconds or more".into()));
         }
-        crate::retention::Policy::of(&folder).map_err(ConfigError::Invalid)?;
+        folder.retention().map_err(ConfigError::Invalid)?;
         let abs = std::fs::canonicalize(&folder.path)
             .map_err(|_| ConfigError::NoFolder(folder.path.display().to_string()))?;
         folder.path = abs;

@@ -487,7 +487,7 @@ async fn folder_task(
     let verify_every =
         folder.verify_every_hours.filter(|h| *h > 0.0).map(|h| Duration::from_secs_f64(h * 3600.0));
     let mut verify_at = verify_every.map(|e| tokio::time::Instant::now() + e);
-    let policy = crate::retention::Policy::of(&folder).unwrap_or_else(|e| {
+    let policy = folder.retention().unwrap_or_else(|e| {
         lock(&status).last_error = Some(e);
         None
     });

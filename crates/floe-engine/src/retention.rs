@@ -10,8 +10,6 @@ use floe_core::RepoUrl;
 use floe_store::{Repo, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::config::FolderConfig;
-
 /// The longest wait between two runs: a repository that commits every few
 /// minutes grows by a day's garbage at most.
 const AT_MOST_EVERY: Duration = Duration::from_secs(86_400);
@@ -30,15 +28,15 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The folder's policy, if it keeps a bounded history (`keep` and `gc_grace`
+    /// A folder's policy, if it keeps a bounded history (`keep` and `gc_grace`
     /// are spans such as `90d`; the grace defaults to a day, or `keep` if shorter:
     /// whoever keeps only seconds of history has no other writer).
-    pub fn of(folder: &FolderConfig) -> Result<Option<Policy>, String> {
-        let Some(keep) = folder.keep.as_deref() else { return Ok(None) };
+    pub fn of(keep: Option<&str>, gc_grace: Option<&str>) -> Result<Option<Policy>, String> {
+        let Some(keep) = keep else { return Ok(None) };
         let keep = humantime::parse_duration(keep).map_err(|e| {
             format!("keep = \"{keep}\" is not a span of time ({e}); write e.g. 90d")
         })?;
-        let grace = match folder.gc_grace.as_deref() {
+        let grace = match gc_grace {
             Some(g) => humantime::parse_duration(g)
                 .map_err(|e| format!("gc_grace = \"{g}\" is not a span of time ({e})"))?,
             None => keep.min(AT_MOST_EVERY),
@@ -98,24 +96,17 @@ pub async fn run(url: &RepoUrl, policy: Policy, now: DateTime<Utc>) -> LastReten
 mod tests {
     use super::*;
 
-    fn folder(keep: Option<&str>, grace: Option<&str>) -> FolderConfig {
-        serde_json::from_value(serde_json::json!({
-            "path": "/data/in", "repo": "/data/repo", "keep": keep, "gc_grace": grace
-        }))
-        .unwrap_or_else(|e| unreachable!("{e}"))
-    }
-
     #[test]
     fn a_policy_reads_spans_and_defaults_its_grace_to_a_day_or_keep() {
-        assert_eq!(Policy::of(&folder(None, None)), Ok(None));
-        let p = Policy::of(&folder(Some("90d"), None)).unwrap().unwrap();
+        assert_eq!(Policy::of(None, None), Ok(None));
+        let p = Policy::of(Some("90d"), None).unwrap().unwrap();
         assert_eq!((p.keep.as_secs(), p.grace.as_secs()), (90 * 86_400, 86_400));
         assert_eq!(p.every(), AT_MOST_EVERY);
-        let p = Policy::of(&folder(Some("5s"), None)).unwrap().unwrap();
+        let p = Policy::of(Some("5s"), None).unwrap().unwrap();
         assert_eq!((p.grace.as_secs(), p.every().as_secs()), (5, 5));
-        let p = Policy::of(&folder(Some("2d"), Some("1h"))).unwrap().unwrap();
+        let p = Policy::of(Some("2d"), Some("1h")).unwrap().unwrap();
         assert_eq!(p.grace.as_secs(), 3600);
-        assert!(Policy::of(&folder(Some("ninety days"), None)).unwrap_err().contains("90d"));
+        assert!(Policy::of(Some("ninety days"), None).unwrap_err().contains("90d"));
     }
 
     #[test]
