@@ -617,7 +617,7 @@ impl Mounted {
                 mountpoint.display()
             )));
         }
-        let (catalog, _) = floe_mount::IcechunkCatalog::open(url, timeout)?;
+        let catalog = floe_mount::IcechunkCatalog::open(url, timeout)?;
         let vfs = Vfs::with_catalog(std::sync::Arc::new(catalog), vfs)
             .map_err(|e| StartError::Mount(e.to_string()))?;
         let session = mount(vfs, mountpoint, settings).map_err(|e| {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use floe_tests::mount::{Mount, mount_check};
 use floe_tests::proxy::{Proxy, Seen};
-use floe_tests::servers::{az_env, azurite_container, moto_bucket, pairs, s3_env};
+use floe_tests::servers::{Server, az_env, azurite_container, moto_bucket, pairs, s3_env};
 use floe_tests::{files, floe_env, make, py_env};
 use serde_json::Value;
 
@@ -208,24 +208,24 @@ fn a_local_folder_of_repositories_mounts_as_a_catalog() {
     repos_listing(url, &[]);
 }
 
+/// The catalog mount and `floe repos` on a storage server, through the fault proxy.
+fn through_the_proxy(server: &Server, env: &[(String, String)], url: &str) {
+    let proxy = Proxy::start(&server.url());
+    let through = proxy.env(env);
+    catalog_mount(url, &pairs(env), Some(&proxy), &pairs(&through));
+    repos_listing(url, &pairs(&through));
+}
+
 #[test]
 fn a_bucket_of_repositories_on_s3_is_found_by_delimited_listings() {
     let server = moto_bucket("floe-cat");
-    let env = s3_env(&server);
-    let proxy = Proxy::start(&server.url());
-    let through = proxy.env(&env);
-    catalog_mount("s3://floe-cat/lab", &pairs(&env), Some(&proxy), &pairs(&through));
-    repos_listing("s3://floe-cat/lab", &pairs(&through));
+    through_the_proxy(&server, &s3_env(&server), "s3://floe-cat/lab");
 }
 
 #[test]
 fn a_container_of_repositories_on_azure_is_found_by_delimited_listings() {
     let server = azurite_container("floe-cat");
-    let env = az_env(&server);
-    let proxy = Proxy::start(&server.url());
-    let through = proxy.env(&env);
-    catalog_mount("az://floe-cat/lab", &pairs(&env), Some(&proxy), &pairs(&through));
-    repos_listing("az://floe-cat/lab", &pairs(&through));
+    through_the_proxy(&server, &az_env(&server), "az://floe-cat/lab");
 }
 
 /// A `dask.distributed` LocalCluster with two workers reduces over a Floe

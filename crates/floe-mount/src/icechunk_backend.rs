@@ -57,6 +57,45 @@ fn io_runtime(url: &RepoUrl) -> Result<Arc<tokio::runtime::Runtime>, floe_store:
         })
 }
 
+/// Run a mount call on `rt`, bounded by `timeout`: no answer by then is
+/// `Unavailable` (EIO), never a hang.
+fn bounded<T>(
+    rt: &tokio::runtime::Runtime,
+    timeout: Duration,
+    label: &str,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, MountError>>,
+) -> Result<T, MountError> {
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(unavailable(
+                label,
+                what,
+                format!("no answer within {} s", timeout.as_secs_f64()),
+            )),
+        }
+    })
+}
+
+/// The same for what `floe mount` does before mounting: no answer is a store
+/// error, which the mount command reports as it reports any other.
+fn bounded_start<T>(
+    rt: &tokio::runtime::Runtime,
+    timeout: Duration,
+    url: &RepoUrl,
+    fut: impl std::future::Future<Output = Result<T, floe_store::StoreError>>,
+) -> Result<T, floe_store::StoreError> {
+    rt.block_on(async {
+        tokio::time::timeout(timeout, fut).await.map_err(|_| {
+            floe_store::StoreError::Unreachable {
+                repo: url.to_string(),
+                detail: format!("no answer within {} s", timeout.as_secs()),
+            }
+        })?
+    })
+}
+
 /// The repositories under a prefix URL, as the mount shows them.
 pub struct IcechunkCatalog {
     rt: Arc<tokio::runtime::Runtime>,
@@ -81,20 +120,12 @@ impl IcechunkCatalog {
     pub fn open(
         url: &RepoUrl,
         timeout: Duration,
-    ) -> Result<(IcechunkCatalog, PrefixListing), floe_store::StoreError> {
+    ) -> Result<IcechunkCatalog, floe_store::StoreError> {
         let rt = io_runtime(url)?;
-        let unreachable = || floe_store::StoreError::Unreachable {
-            repo: url.to_string(),
-            detail: format!("no answer within {} s", timeout.as_secs()),
-        };
-        let (catalog, root) = rt.block_on(async {
-            tokio::time::timeout(timeout, async {
-                let c = floe_store::catalog::Catalog::open(url).await?;
-                let root = c.list("").await?;
-                Ok::<_, floe_store::StoreError>((c, root))
-            })
-            .await
-            .map_err(|_| unreachable())?
+        let (catalog, root) = bounded_start(&rt, timeout, url, async {
+            let c = floe_store::catalog::Catalog::open(url).await?;
+            let root = c.list("").await?;
+            Ok((c, root))
         })?;
         if !root.repository && root.children.is_empty() {
             return Err(floe_store::StoreError::NotFound(url.to_string()));
@@ -105,28 +136,15 @@ impl IcechunkCatalog {
                     as Arc<dyn Backend>),
                 false => None,
             };
-        Ok((IcechunkCatalog { rt, catalog, timeout, root: std::sync::Mutex::new(opened) }, root))
-    }
-
-    /// Listing requests made so far.
-    pub fn requests(&self) -> usize {
-        self.catalog.requests()
+        Ok(IcechunkCatalog { rt, catalog, timeout, root: std::sync::Mutex::new(opened) })
     }
 }
 
 impl Catalog for IcechunkCatalog {
     fn list(&self, rel: &str) -> Result<PrefixListing, MountError> {
         let label = self.catalog.url_of(rel).to_string();
-        self.rt.block_on(async {
-            match tokio::time::timeout(self.timeout, self.catalog.list(rel)).await {
-                Ok(Ok(l)) => Ok(l),
-                Ok(Err(e)) => Err(unavailable(&label, "list", e)),
-                Err(_) => Err(unavailable(
-                    &label,
-                    "list",
-                    format!("no answer within {} s", self.timeout.as_secs_f64()),
-                )),
-            }
+        bounded(&self.rt, self.timeout, &label, "list", async {
+            self.catalog.list(rel).await.map_err(|e| unavailable(&label, "list", e))
         })
     }
 
@@ -168,14 +186,7 @@ impl IcechunkBackend {
         url: &RepoUrl,
         timeout: Duration,
     ) -> Result<IcechunkBackend, floe_store::StoreError> {
-        let repo = rt.block_on(async {
-            tokio::time::timeout(timeout, floe_store::Repo::open(url)).await.map_err(|_| {
-                floe_store::StoreError::Unreachable {
-                    repo: url.to_string(),
-                    detail: format!("no answer within {} s", timeout.as_secs()),
-                }
-            })?
-        })?;
+        let repo = bounded_start(&rt, timeout, url, floe_store::Repo::open(url))?;
         Ok(IcechunkBackend {
             repo,
             label: url.to_string(),
@@ -191,16 +202,7 @@ impl IcechunkBackend {
         what: &str,
         fut: impl std::future::Future<Output = Result<T, MountError>>,
     ) -> Result<T, MountError> {
-        self.rt.block_on(async {
-            match tokio::time::timeout(self.timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(unavailable(
-                    &self.label,
-                    what,
-                    format!("no answer within {} s", self.timeout.as_secs_f64()),
-                )),
-            }
-        })
+        bounded(&self.rt, self.timeout, &self.label, what, fut)
     }
 
     async fn commit_of(&self, id: SnapshotId) -> Result<Commit, MountError> {

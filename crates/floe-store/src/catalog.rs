@@ -103,10 +103,7 @@ fn bucket_store(
         }
         RepoUrl::Azure { container, .. } => {
             let (account, creds, config) = crate::remote::azure_options(env);
-            let account = account.ok_or_else(|| StoreError::Credentials {
-                repo: label.clone(),
-                detail: "no storage account: set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY)".into(),
-            })?;
+            let account = crate::remote::azure_account(account, &label)?;
             let config = config
                 .into_iter()
                 .filter_map(|(k, v)| {
@@ -331,7 +328,9 @@ impl Repo {
         size: bool,
     ) -> Result<(usize, usize, Option<DateTime<Utc>>, Option<(u64, u64)>), StoreError> {
         let branches = self.branches().await?;
-        let tags = self.tags().await?;
+        // the count only: `Repo::tags` would look each one up
+        let tags =
+            self.inner.list_tags().await.map_err(|e| crate::repo::repo_err(&self.label, e))?;
         let mut latest = None;
         for b in &branches {
             latest = latest.max(self.tip_time(b).await?);
@@ -345,9 +344,7 @@ impl Repo {
         };
         Ok((branches.len(), tags.len(), latest, size))
     }
-}
 
-impl Repo {
     /// When the tip of `branch` was committed (one read of the repository info).
     async fn tip_time(&self, branch: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         use futures::TryStreamExt;

@@ -94,6 +94,16 @@ pub fn azure_options(env: &dyn Env) -> (Option<String>, AzureCredentials, HashMa
     (account, creds, config)
 }
 
+/// The Azure account [`azure_options`] found, or what to set when there is none.
+pub fn azure_account(account: Option<String>, label: &str) -> Result<String, StoreError> {
+    account.ok_or_else(|| StoreError::Credentials {
+        repo: label.to_string(),
+        detail:
+            "no storage account: set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY)"
+                .into(),
+    })
+}
+
 /// GCS credentials: a service account key given whole, else what the environment says.
 pub fn gcs_credentials(env: &dyn Env) -> GcsCredentials {
     match env.get("GOOGLE_SERVICE_ACCOUNT_KEY") {
@@ -130,10 +140,7 @@ pub async fn storage(
         }
         RepoUrl::Azure { container, prefix } => {
             let (account, creds, config) = azure_options(env);
-            let account = account.ok_or_else(|| StoreError::Credentials {
-                repo: label.clone(),
-                detail: "no storage account: set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY)".into(),
-            })?;
+            let account = azure_account(account, &label)?;
             icechunk::storage::new_azure_blob_storage(
                 account,
                 container.clone(),

@@ -64,7 +64,7 @@ fn init_zarrs() {
     });
 }
 
-fn repo_err(label: &str, e: impl std::error::Error + 'static) -> StoreError {
+pub(crate) fn repo_err(label: &str, e: impl std::error::Error + 'static) -> StoreError {
     crate::remote::classify_error(label, &e)
 }
 

@@ -162,7 +162,7 @@ impl Vfs {
     /// The mount of one repository: its root shows the repository's folders.
     pub fn new(backend: Arc<dyn Backend>, opts: VfsOptions) -> Result<Vfs, MountError> {
         let vfs = Vfs::with_catalog(Arc::new(Single(backend)), opts)?;
-        // open already: it is
+        // the backend is open: record it so, so the root's time is its newest commit
         vfs.inner.backend(vfs.inner.repo_id("")?)?;
         Ok(vfs)
     }
@@ -293,7 +293,7 @@ impl Vfs {
     /// once looked into), else when the mount started. Never opens a repository:
     /// `ls -l` of fifty repository folders must not open fifty repositories.
     fn dir_mtime(&self, prefix: &str) -> SystemTime {
-        let open = self.inner.repo_id(prefix).ok().and_then(|id| {
+        let open = self.inner.known_repo(prefix).and_then(|id| {
             self.inner.backend_if_open(id)?;
             self.refs(id).ok()
         });

@@ -66,6 +66,11 @@ impl Inner {
         Ok(id)
     }
 
+    /// The id of the repository whose root is `prefix`, if it has one already.
+    pub(super) fn known_repo(&self, prefix: &str) -> Option<RepoId> {
+        self.repos.lock().ok()?.by_prefix.get(prefix).copied()
+    }
+
     pub(super) fn slot(&self, id: RepoId) -> Result<Arc<RepoSlot>, MountError> {
         let repos = self.repos.lock().map_err(|_| poisoned())?;
         repos.slots.get(id.0 as usize).cloned().ok_or(MountError::NotFound)
