@@ -569,6 +569,7 @@ impl Repo {
     /// transaction logs, and the copies of the repository info object that no
     /// record names (see [`Repo::collect_overwritten`]).
     pub async fn gc(&self, cutoff: DateTime<Utc>, dry_run: bool) -> Result<GcReport, StoreError> {
+        let started = Utc::now();
         let am = Arc::clone(self.inner.asset_manager());
         let config = self.inner.config();
         let gc_config = gc_config(cutoff, dry_run);
@@ -582,7 +583,14 @@ impl Repo {
         })
         .await
         .map_err(|e| gc_err(&self.label, &e))?;
-        let (overwritten, overwritten_bytes) = self.collect_overwritten(cutoff, dry_run).await?;
+        // Icechunk's gc rewrites the repository info, which leaves one more copy
+        // under `overwritten/` written after `cutoff`. The grace period is measured
+        // when the copies are collected, so that copy goes too under `--grace 0s`
+        // (on S3 a copy is a new object with a new time; locally it is a hard link
+        // that keeps the old one, which is why only S3 and Azure kept it).
+        let copies_cutoff = cutoff + (Utc::now() - started);
+        let (overwritten, overwritten_bytes) =
+            self.collect_overwritten(copies_cutoff, dry_run).await?;
         Ok(GcReport {
             cutoff,
             dry_run,
