@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Check, Failure, Limits};
+use crate::decoding::Decoding;
 
 /// What the schema of one array is, for the schema check: the parts a reader's
 /// code depends on. Lengths along the append dimensions grow and are left out.
@@ -125,27 +126,6 @@ pub fn gap_over(
         prev = Some(prev.map_or(*last, |p| p.max(*last)));
     }
     worst
-}
-
-/// How a variable's stored values decode (CF): fill and missing values are no
-/// value, then `value * scale_factor + add_offset`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decoding {
-    pub fill: Option<f64>,
-    pub missing: Vec<f64>,
-    pub scale: f64,
-    pub offset: f64,
-    pub packed: bool,
-}
-
-impl Decoding {
-    /// The decoded value, `None` for fill, missing and NaN.
-    pub fn decode(&self, raw: f64) -> Option<f64> {
-        if raw.is_nan() || self.fill == Some(raw) || self.missing.contains(&raw) {
-            return None;
-        }
-        Some(raw * self.scale + self.offset)
-    }
 }
 
 /// A variable's valid range as CF means it, on decoded values: `valid_range`, else

@@ -5,14 +5,16 @@
 use std::collections::BTreeSet;
 
 use floe_core::FileProvenance;
-use floe_core::model::{DType, Data, decode_fill_value};
+use floe_core::model::{DType, Data};
+
+use crate::decoding::Decoding;
 use floe_plan::{ArrayState, RepoState, cftime};
 use floe_store::{Reader, Repo, StoreError};
 use serde_json::Value;
 
 use super::checks::{
-    ArraySchema, Decoding, FileCoords, MEANING_ATTRS, Schema, ValueSummary, first_duplicate,
-    gap_over, outside, schema_changes, too_empty, valid_bounds,
+    ArraySchema, FileCoords, MEANING_ATTRS, Schema, ValueSummary, first_duplicate, gap_over,
+    outside, schema_changes, too_empty, valid_bounds,
 };
 use super::{Check, Failure, GateOptions, Staged};
 
@@ -228,26 +230,6 @@ async fn coordinate_checks(
     Ok(out)
 }
 
-/// How an array's stored values decode.
-fn decoding(a: &ArrayState) -> Decoding {
-    let num = |k: &str| a.attrs.get(k).and_then(Value::as_f64);
-    let fill =
-        a.attrs.get("_FillValue").and_then(|v| decode_fill_value(a.dtype, v)).map(|s| s.as_f64());
-    let missing = match a.attrs.get("missing_value") {
-        Some(Value::Array(vs)) => vs.iter().filter_map(Value::as_f64).collect(),
-        Some(v) => v.as_f64().into_iter().collect(),
-        None => Vec::new(),
-    };
-    let (scale, offset) = (num("scale_factor"), num("add_offset"));
-    Decoding {
-        fill,
-        missing,
-        scale: scale.unwrap_or(1.0),
-        offset: offset.unwrap_or(0.0),
-        packed: scale.is_some() || offset.is_some(),
-    }
-}
-
 /// The valid-range, limits and fill checks on each staged file's records of each
 /// numeric data variable along the append dimensions.
 async fn value_checks(
@@ -264,7 +246,7 @@ async fn value_checks(
         if coordinate || a.dtype == DType::Str || !a.dims.iter().any(|d| dims.contains(d)) {
             continue;
         }
-        let d = decoding(a);
+        let d = Decoding::of(a.dtype, &a.attrs);
         let integers = !a.dtype.is_float();
         let valid = if opts.valid_range { valid_bounds(&a.attrs, &d, integers) } else { None };
         let limits = opts.limits.get(name).or_else(|| opts.limits.get(path.as_str()));
@@ -401,7 +383,7 @@ mod tests {
         a.attrs = serde_json::from_value(serde_json::json!({
             "_FillValue": -32768, "missing_value": [-1, -2], "scale_factor": 0.5}))
         .unwrap();
-        let d = decoding(&a);
+        let d = Decoding::of(a.dtype, &a.attrs);
         assert_eq!(d.decode(-32768.0), None);
         assert_eq!(d.decode(-2.0), None);
         assert_eq!(d.decode(4.0), Some(2.0));
