@@ -27,6 +27,7 @@ pub mod inspect;
 pub mod login;
 pub mod mounts;
 pub mod retention;
+pub mod stats;
 pub mod sync;
 pub mod verify;
 pub mod words;

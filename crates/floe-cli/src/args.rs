@@ -456,3 +456,28 @@ pub(crate) struct DeleteArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// Repository: a local path, file://, s3://, az:// or gs://.
+    pub repo: String,
+    /// The variable (a name, or a path such as /inner/co2).
+    pub var: Option<String>,
+    /// First record time counted (UTC; e.g. 2024-01-01T06:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// First record time not counted.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// A series: one row per bin of this width (e.g. 1h, 1d), from midnight UTC.
+    #[arg(long, value_parser = parse_span)]
+    pub every: Option<std::time::Duration>,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Compute every file's statistics from the data and write them afresh, in
+    /// one commit (for a repository written before Floe kept them).
+    #[arg(long)]
+    pub rebuild: bool,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -146,6 +146,11 @@ enum Command {
     /// records the window, the variables and the reason (after `expire` + `gc` the
     /// old values are gone from the storage).
     Delete(DeleteArgs),
+    /// Count, min, max and mean of a variable over a time window, or as a series
+    /// (`--every 1d`), from the statistics Floe keeps per file at ingest: only a
+    /// file a window edge cuts through is read. `--rebuild` fills them in for a
+    /// repository written before Floe kept them.
+    Stats(StatsArgs),
 }
 
 /// What to do with the files a validation gate holds.
@@ -274,7 +279,61 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Du(a) => du(a).await,
         Command::Repos(a) => repos(a).await,
         Command::Delete(a) => delete(a).await,
+        Command::Stats(a) => stats(a).await,
     }
+}
+
+/// `floe stats`.
+async fn stats(a: StatsArgs) -> Result<i32, Failure> {
+    if a.rebuild {
+        let r = floe_api::stats::rebuild(&a.repo, &a.branch).await?;
+        if a.json {
+            out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        } else {
+            let n: u64 = r.rows.values().sum();
+            out!("statistics of {n} files written, in snapshot {}", r.snapshot);
+        }
+        return Ok(0);
+    }
+    let Some(var) = a.var else {
+        return Err(Failure(
+            ErrorCode::Usage,
+            "name a variable (`floe stats <repo> <var>`), or give --rebuild".into(),
+        ));
+    };
+    let s = floe_api::stats::Stats {
+        repo: a.repo,
+        branch: a.branch,
+        var,
+        from: a.from,
+        to: a.to,
+        every: a.every,
+    };
+    let r = floe_api::stats::stats(&s).await?;
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(0);
+    }
+    out!("{} along {}: {} files, {} read ({})", r.var, r.dim, r.files, r.files_read, r.snapshot);
+    let at = |t: f64| match chrono::DateTime::from_timestamp(t.floor() as i64, 0) {
+        Some(d) if r.times && t.is_finite() => d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        _ if t.is_finite() => t.to_string(),
+        _ => "…".to_string(),
+    };
+    let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"));
+    out!("{:<21} {:<21} {:>10} {:>14} {:>14} {:>14}", "from", "to", "count", "min", "max", "mean");
+    for b in &r.bins {
+        out!(
+            "{:<21} {:<21} {:>10} {:>14} {:>14} {:>14}",
+            at(b.start),
+            at(b.end),
+            b.count,
+            num(b.min),
+            num(b.max),
+            num(b.mean)
+        );
+    }
+    Ok(0)
 }
 
 /// `floe delete`.

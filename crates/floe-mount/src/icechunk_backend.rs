@@ -343,6 +343,10 @@ impl Backend for IcechunkBackend {
             let mut out = Vec::new();
             for n in it {
                 let n = n.map_err(|e| unavailable(&self.label, "list nodes", e))?;
+                if floe_core::is_own_node(&n.path.to_string()) {
+                    // Floe's statistics: not data, and not a folder of the dataset
+                    continue;
+                }
                 let path = n.path.to_string().trim_start_matches('/').to_string();
                 let kind = match n.node_data {
                     NodeData::Group => NodeKind::Group,

@@ -71,6 +71,16 @@ impl Reader {
         self.inner.state(group, &[]).await
     }
 
+    /// The arrays of Floe's own group (its statistics), by path.
+    pub async fn own_arrays(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.own_arrays().await
+    }
+
+    /// A node's `zarr.json` (`None`: no such node), Floe's own nodes included.
+    pub async fn node_metadata(&self, path: &str) -> Result<Option<Value>, StoreError> {
+        self.inner.node_metadata(path).await
+    }
+
     /// The hyperslab `start..start+count` of an array, as its chunk objects hold it.
     pub async fn read(
         &self,

@@ -223,6 +223,25 @@ impl Repo {
         })
     }
 
+    /// The same repository without Icechunk's manifest preloading: a reader that
+    /// fetches only what it names (`floe stats` reads a few small arrays, and the
+    /// preload would fetch the `time` manifests besides, then log an error for each
+    /// when a short command exits before they arrive).
+    pub async fn without_preload(mut self) -> Result<Self, StoreError> {
+        let none = icechunk::config::ManifestPreloadConfig {
+            max_total_refs: Some(0),
+            preload_if: Some(icechunk::config::ManifestPreloadCondition::False),
+            max_arrays_to_scan: Some(0),
+        };
+        let config = RepositoryConfig {
+            manifest: Some(ManifestConfig { preload: Some(none), ..ManifestConfig::default() }),
+            ..RepositoryConfig::default()
+        };
+        self.inner =
+            self.inner.reopen(Some(config), None).await.map_err(|e| repo_err(&self.label, e))?;
+        Ok(self)
+    }
+
     /// Whether `open_for_write` made this repository just now: then `main` holds
     /// only the first, empty commit ([`Repo::initial_snapshot`]) and nothing was
     /// ingested yet, which spares asking the storage.

@@ -300,6 +300,11 @@ impl Writer {
         store_err(&self.throttled, path, e)
     }
 
+    /// A node's `zarr.json` (`None`: no such node), Floe's own nodes included.
+    pub async fn node_metadata(&self, path: &str) -> Result<Option<Value>, StoreError> {
+        self.get_json(path).await
+    }
+
     async fn get_json(&self, path: &str) -> Result<Option<Value>, StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;
         let bytes = self.throttled.get(&key).await.map_err(|e| self.failed(path, e))?;
@@ -307,6 +312,29 @@ impl Writer {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| array_err(path, e)),
         }
+    }
+
+    /// The arrays of Floe's own group (its statistics), by path.
+    pub async fn own_arrays(&self) -> Result<Vec<String>, StoreError> {
+        let session = self.store.session();
+        let guard = session.read().await;
+        let own = IcePath::try_from(floe_core::OWN_GROUP).map_err(|e| StoreError::Repository {
+            repo: self.label.clone(),
+            detail: e.to_string(),
+        })?;
+        let failed = |e: icechunk::session::SessionError| StoreError::Repository {
+            repo: self.label.clone(),
+            detail: e.to_string(),
+        };
+        let mut out = Vec::new();
+        for n in guard.list_nodes(&own).await.map_err(failed)? {
+            let n = n.map_err(failed)?;
+            let path = n.path.to_string();
+            if matches!(n.node_data, NodeData::Array { .. }) && floe_core::is_own_node(&path) {
+                out.push(path);
+            }
+        }
+        Ok(out)
     }
 
     /// What the branch holds under `group`: arrays, groups, and the last value of
@@ -337,7 +365,7 @@ impl Writer {
         for (path, is_array) in nodes {
             let inside =
                 prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"));
-            if !inside {
+            if !inside || floe_core::is_own_node(&path) {
                 continue;
             }
             if !is_array {

@@ -62,6 +62,9 @@ pub struct DeleteReport {
     /// Tags (not removed) and other branches that still hold the old values: they
     /// keep those bytes alive through expire and gc.
     pub holders: Vec<Holder>,
+    /// Statistics rows computed again: one per file the window touched and record
+    /// dimension it cut (a file with `time` and `hf_time` counts twice).
+    pub stats_updated: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -398,11 +401,17 @@ pub async fn delete_window(d: &DeleteWindow) -> Result<DeleteReport, DeleteError
     if targets.is_empty() {
         return Err(empty());
     }
-    let writer = repo.writer_at(&d.branch, &base)?;
+    let mut writer = repo.writer_at(&d.branch, &base)?;
     for (path, w) in &targets {
         if let Some(a) = state.arrays.get(path) {
             erase(&writer, path, a, w).await?;
         }
+    }
+    // the statistics of the files the window touched, from what they hold now
+    let mut stats_updated = 0;
+    for w in &windows {
+        stats_updated +=
+            crate::stats::after_delete(&mut writer, &state, &w.group, &w.dim, &w.runs).await?;
     }
     let paths: BTreeSet<String> = targets.iter().map(|(p, _)| p.clone()).collect();
     let mut holders = holders(&repo, &d.branch, &windows, d, &paths).await?;
@@ -451,7 +460,7 @@ pub async fn delete_window(d: &DeleteWindow) -> Result<DeleteReport, DeleteError
         repo.delete_tag(name).await?;
     }
     holders.retain(|h| !(h.kind == HolderKind::Tag && untagged.contains(&h.name)));
-    Ok(DeleteReport { snapshot, record, holders })
+    Ok(DeleteReport { snapshot, record, holders, stats_updated })
 }
 
 #[cfg(test)]

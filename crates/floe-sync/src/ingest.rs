@@ -17,6 +17,10 @@ use crate::IngestError;
 use crate::drift::{self, OnDrift, Switch};
 use crate::report::{Ingested, Rejected, Report, Waiting};
 use crate::scan::{self, Candidate};
+use crate::stats::{
+    self,
+    stream::{Tallied, Tally},
+};
 
 /// Where "now" comes from (injected so completeness decisions are testable).
 pub trait Clock: Send + Sync {
@@ -1337,7 +1341,12 @@ impl Ingest<'_> {
         let wrote = |error: IngestError| FileFailure { error, wrote: true };
         write_metadata(writer, &plan).await.map_err(wrote)?;
         let t_meta = t0.elapsed();
-        self.copy_arrays(writer, reader.as_ref(), &plan, rel).await.map_err(wrote)?;
+        let tallies =
+            self.copy_arrays(writer, reader.as_ref(), &plan, state, rel).await.map_err(wrote)?;
+        let group = floe_plan::target_group(&self.opts.settings.group, "/");
+        // the file's statistics go into the same commit as its records
+        let rows = stats::stream::rows(&plan, tallies);
+        rows.write(writer, &group).await.map_err(|e| wrote(e.into()))?;
         tracing::debug!(
             plan = t_plan.as_secs_f64(),
             verify = t_verify.as_secs_f64(),
@@ -1346,48 +1355,51 @@ impl Ingest<'_> {
             "phases (cumulative)"
         );
         state.advance(&plan, &last);
-        let group = floe_plan::target_group(&self.opts.settings.group, "/");
         Ok(Some(file_provenance(p, &plan, reader.dataset().format.as_str(), group, digest)))
     }
 
     /// Copy the variables the plan creates or appends to, concurrently: their chunk
-    /// writes overlap in storage.
+    /// writes overlap in storage. What each stream tallied for the statistics.
     async fn copy_arrays(
         &self,
         writer: &Writer,
         reader: &dyn SourceReader,
         plan: &Plan,
+        state: &RepoState,
         rel: &str,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Vec<Tallied>, IngestError> {
         // (futures collected into a Vec first: a lazy iterator of closures here makes
         // the whole future fail the compiler's Send check when it is spawned)
         let mut copies = Vec::new();
         for op in &plan.arrays {
             if matches!(op.action, ArrayAction::Create | ArrayAction::Append) {
-                copies.push(self.copy_array(writer, reader, op, rel));
+                copies.push(self.copy_array(writer, reader, op, Tally::of(op, state), rel));
             }
         }
-        let results: Vec<Result<(), IngestError>> =
+        let results: Vec<Result<Tallied, IngestError>> =
             futures::stream::iter(copies).buffer_unordered(WRITE_CONCURRENCY).collect().await;
         results.into_iter().collect()
     }
 
     /// Stream one variable into its array, slab by slab along the outer axis, with
-    /// slab edges on chunk boundaries of the target array.
+    /// slab edges on chunk boundaries of the target array; each slab passes
+    /// through `tally` on its way.
     async fn copy_array(
         &self,
         writer: &Writer,
         reader: &dyn SourceReader,
         op: &ArrayOp,
+        mut tally: Tally,
         rel: &str,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Tallied, IngestError> {
         let Some((g, v)) = &op.source else {
-            return Ok(());
+            return Ok(Tallied::Nothing);
         };
         let meta = op.metadata.clone().unwrap_or_default();
         if op.region_count.is_empty() {
             let data = reader.read(g, v, &[], &[])?;
-            return writer.write(&op.path, &meta, &[], &[], data).await.map_err(Into::into);
+            writer.write(&op.path, &meta, &[], &[], data).await?;
+            return Ok(Tallied::Nothing);
         }
         let axis = op.append_axis.unwrap_or(0);
         let item = op.dtype.size().unwrap_or(16) as u64;
@@ -1425,6 +1437,7 @@ impl Ingest<'_> {
                     .map_err(|detail| IngestError::Reencode { file: rel.to_string(), detail })?;
                 data = Data::Fixed(mapped);
             }
+            tally.add(&data);
             if axis == 0 && op.append_axis == Some(0) {
                 writer.append(&op.path, &meta, &dst_start, &count, data).await?;
             } else {
@@ -1432,7 +1445,7 @@ impl Ingest<'_> {
             }
             done += take;
         }
-        Ok(())
+        Ok(tally.finish())
     }
 }
 

@@ -5,6 +5,7 @@
 //! provenance) and returns a [`report::Report`]; [`verify::Verify`] reads back what
 //! the repository holds of each file and compares it with the file, value by value.
 
+pub mod decoding;
 pub mod drift;
 pub mod erase;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod ingest;
 pub mod report;
 pub mod scan;
 pub mod settings;
+pub mod stats;
 pub mod verify;
 
 pub use error::IngestError;
