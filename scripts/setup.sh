@@ -23,7 +23,7 @@ need=()
 # (lintian)
 for p in build-essential pkg-config gnome-keyring dbus libsecret-tools iproute2 fuse3 \
          libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
-         file xvfb xauth webkit2gtk-driver dpkg-dev help2man lintian; do
+         file xvfb xauth webkit2gtk-driver dpkg-dev help2man lintian strace; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # Node.js and npm (for Azurite, the Azure test server) unless the machine has its own
