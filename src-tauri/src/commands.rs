@@ -9,6 +9,7 @@ use floe_api::engine::StatusView;
 use floe_api::folders::{Added, LoginField, NewFolder};
 use floe_api::history::CommitView;
 use floe_api::mounts::MountView;
+use floe_api::stats::{Stats, StatsAnswer};
 use floe_engine::config::FolderConfig;
 use floe_store::{Series, Variable};
 use tauri::State;
@@ -83,6 +84,20 @@ pub(crate) async fn series(
     records: u64,
 ) -> R<Series> {
     floe_api::history::series(&repo, &branch, &variable, records).await
+}
+
+/// The History's overview: `variable`'s mean per bin of `every_s` seconds over the
+/// whole history, from the statistics kept at ingest (`floe stats --every`).
+#[tauri::command]
+pub(crate) async fn overview(
+    repo: String,
+    branch: String,
+    variable: String,
+    every_s: u64,
+) -> R<StatsAnswer> {
+    let every = Some(std::time::Duration::from_secs(every_s.max(1)));
+    floe_api::stats::stats(&Stats { repo, branch, var: variable, from: None, to: None, every })
+        .await
 }
 
 #[tauri::command]

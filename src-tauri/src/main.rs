@@ -64,6 +64,7 @@ fn main() {
             commands::commits,
             commands::variables,
             commands::series,
+            commands::overview,
             commands::mounts,
             commands::mount,
             commands::unmount,

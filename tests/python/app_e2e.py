@@ -235,6 +235,25 @@ def phase_app():
              lambda: text(d, card(real) + " .headline") == "Up to date")
         tab(d, "history")
         wait(d, "second commit in History", lambda: "ctd_0002.nc" in text(d, "#commits"), 60)
+        # the whole-history overview: one day of 24 records, from the statistics kept
+        # at ingest, equal to numpy over the sources' decoded values
+        both = np.concatenate([xr.open_dataset(WATCH / f"ctd_000{i}.nc")["temperature"].values
+                               for i in (1, 2)]).astype("f8")
+
+        def overview_bins():
+            rows = d.find_elements(By.CSS_SELECTOR, "#overview-bins tr")
+            return [(int(r.get_attribute("data-count")), float(r.get_attribute("data-mean") or "nan"))
+                    for r in rows]
+
+        wait(d, "the overview counts both files",
+             lambda: [c for c, _ in overview_bins()] == [both.size], 60)
+        [(count, mean)] = overview_bins()
+        assert count == both.size, (count, both.size)
+        assert abs(mean - both.mean()) <= 1e-12 * abs(both.mean()), (mean, both.mean())
+        assert d.find_elements(By.CSS_SELECTOR, "#overview svg"), "no overview plot"
+        assert "mean per day" in text(d, "#overview-summary"), text(d, "#overview-summary")
+        d.execute_script("document.getElementById('overview').scrollIntoView()")
+        shot(d, "history-overview")
 
         # what was written equals the sources (Python icechunk + xarray)
         repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(REPO)))

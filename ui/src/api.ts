@@ -135,6 +135,31 @@ export interface Series {
   values: (number | null)[];
 }
 
+/** One bin of a statistics series (`floe stats --every`). */
+export interface BinStats {
+  start: number;
+  end: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+}
+
+/** `floe stats`'s answer, from the statistics Floe keeps at ingest. */
+export interface StatsAnswer {
+  repo: string;
+  branch: string;
+  snapshot: string;
+  var: string;
+  dim: string;
+  /** Bin edges are times (seconds since 1970 UTC). */
+  times: boolean;
+  every: number | null;
+  files: number;
+  files_read: number;
+  bins: BinStats[];
+}
+
 export interface MountView {
   mountpoint: string;
   repo: string;
@@ -196,6 +221,8 @@ export const api = {
   variables: (repo: string, branch: string) => call<Variable[]>("variables", { repo, branch }),
   series: (repo: string, branch: string, variable: string, records: number) =>
     call<Series>("series", { repo, branch, variable, records }),
+  overview: (repo: string, branch: string, variable: string, everyS: number) =>
+    call<StatsAnswer>("overview", { repo, branch, variable, everyS }),
   mounts: () => call<MountView[]>("mounts"),
   mount: (repo: string, mountpoint: string) => call<MountView>("mount", { repo, mountpoint }),
   unmount: (mountpoint: string) => call<void>("unmount", { mountpoint }),

@@ -1,8 +1,9 @@
-// History: a repository's commits with their provenance, and a plot of a variable's
-// latest records.
-import { api, FloeError, type CommitView, type StatusView } from "./api";
+// History: a repository's commits with their provenance, a plot of a variable's
+// latest records, and an overview of its whole history (a mean per day, from the
+// statistics Floe keeps at ingest, so a year costs a few reads).
+import { api, FloeError, type CommitView, type StatsAnswer, type StatusView, type Variable } from "./api";
 import { field, h, say, setText } from "./dom";
-import { plot, summary } from "./plot";
+import { fmt, meansSeries, overviewSummary, plot, summary, when, widthWords } from "./plot";
 
 let repoSel: HTMLSelectElement;
 let other: HTMLInputElement;
@@ -12,6 +13,11 @@ let msg: HTMLElement;
 let varSel: HTMLSelectElement;
 let plotBox: HTMLElement;
 let plotText: HTMLElement;
+let overBox: HTMLElement;
+let overText: HTMLElement;
+let overRows: HTMLTableSectionElement;
+let everySel: HTMLSelectElement;
+let variables: Variable[] = [];
 let lastTip = "";
 let known = "";
 
@@ -30,11 +36,27 @@ export function mountHistory(root: HTMLElement): void {
   const recs = h("input", { id: "plot-records", type: "number", min: 1, max: 10000, value: 200 }) as HTMLInputElement;
   plotBox = h("figure", { id: "plot", class: "plotbox" });
   plotText = h("p", { id: "plot-summary", class: "muted", "aria-live": "polite" });
+  overBox = h("figure", { id: "overview", class: "plotbox" });
+  overText = h("p", { id: "overview-summary", class: "muted", "aria-live": "polite" });
+  overRows = h("tbody", { id: "overview-bins" }) as HTMLTableSectionElement;
+  everySel = h(
+    "select",
+    { id: "overview-every" },
+    h("option", { value: 3600 }, "hour"),
+    h("option", { value: 86400, selected: true }, "day"),
+    h("option", { value: 7 * 86400 }, "week"),
+    h("option", { value: 30 * 86400 }, "30 days"),
+  ) as HTMLSelectElement;
+  everySel.value = "86400";
+  everySel.addEventListener("change", () => void drawOverview());
   const show = h("button", { type: "button", id: "history-show", class: "primary" }, "Show");
   show.addEventListener("click", () => void load());
   const draw = h("button", { type: "button", id: "plot-draw" }, "Plot");
   draw.addEventListener("click", () => void drawPlot(Number(recs.value) || 200));
-  varSel.addEventListener("change", () => void drawPlot(Number(recs.value) || 200));
+  varSel.addEventListener("change", () => {
+    void drawPlot(Number(recs.value) || 200);
+    void drawOverview();
+  });
   root.append(
     h("h2", {}, "History"),
     h(
@@ -56,6 +78,33 @@ export function mountHistory(root: HTMLElement): void {
     h("div", { class: "row wrap" }, field("Variable", varSel)[0], field("Records", recs)[0], draw),
     plotBox,
     plotText,
+    h("h3", {}, "Whole history"),
+    h("div", { class: "row wrap" }, field("Mean per", everySel)[0]),
+    overBox,
+    overText,
+    h(
+      "details",
+      { id: "overview-table" },
+      h("summary", {}, "The values, as a table"),
+      h(
+        "table",
+        { class: "commits", "aria-label": "Mean per bin over the whole history" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, "From"),
+            h("th", { scope: "col" }, "Values"),
+            h("th", { scope: "col" }, "Min"),
+            h("th", { scope: "col" }, "Mean"),
+            h("th", { scope: "col" }, "Max"),
+          ),
+        ),
+        overRows,
+      ),
+    ),
   );
 }
 
@@ -110,12 +159,13 @@ export async function load(): Promise<void> {
     lastTip = commits[0]?.id ?? "";
     say(msg, "ok", `${commits.length} most recent commit(s) of ${t.branch}`);
     const vars = await api.variables(t.repo, t.branch);
+    variables = vars;
     const keep = varSel.value;
     varSel.replaceChildren(
       ...vars.map((v) => h("option", { value: v.path }, `${v.long_name ?? v.path} (${v.dims.join(", ")})`)),
     );
     if (vars.some((v) => v.path === keep)) varSel.value = keep;
-    if (vars.length) await drawPlot(200);
+    if (vars.length) await Promise.all([drawPlot(200), drawOverview()]);
   } catch (e) {
     say(msg, "error", e instanceof FloeError ? e.message : String(e));
   }
@@ -130,5 +180,37 @@ async function drawPlot(records: number): Promise<void> {
     setText(plotText, summary(s));
   } catch (e) {
     say(msg, "error", e instanceof FloeError ? e.message : String(e));
+  }
+}
+
+function binRow(a: StatsAnswer, i: number): HTMLTableRowElement {
+  const b = a.bins[i];
+  const num = (v: number | null) => h("td", { class: "num" }, v === null ? "–" : fmt(v));
+  return h(
+    "tr",
+    { "data-start": b.start, "data-count": b.count, "data-mean": b.mean ?? "" },
+    h("td", {}, a.times ? when(b.start) : fmt(b.start)),
+    h("td", { class: "num" }, String(b.count)),
+    num(b.min),
+    num(b.mean),
+    num(b.max),
+  );
+}
+
+/** The mean per bin over the whole history, from the statistics kept at ingest. */
+async function drawOverview(): Promise<void> {
+  const t = target();
+  if (!t || !varSel.value) return;
+  const units = variables.find((v) => v.path === varSel.value)?.units ?? null;
+  try {
+    const a = await api.overview(t.repo, t.branch, varSel.value, Number(everySel.value) || 86400);
+    const width = widthWords(a.every ?? 86400);
+    overBox.replaceChildren(plot(meansSeries(a, units), `${a.var}${units ? ` (${units})` : ""}, mean per ${width}`));
+    overRows.replaceChildren(...a.bins.map((_, i) => binRow(a, i)));
+    setText(overText, overviewSummary(a, units));
+  } catch (e) {
+    overBox.replaceChildren();
+    overRows.replaceChildren();
+    setText(overText, e instanceof FloeError ? e.message : String(e));
   }
 }

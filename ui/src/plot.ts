@@ -1,5 +1,6 @@
-// A small line plot of a variable's latest records, as SVG.
-import type { Series } from "./api";
+// A small line plot of a variable's latest records, or of its mean per bin over the
+// whole history, as SVG.
+import type { Series, StatsAnswer } from "./api";
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -10,18 +11,19 @@ function el(tag: string, attrs: Record<string, string | number>, text?: string):
   return e;
 }
 
-function fmt(v: number): string {
+export function fmt(v: number): string {
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(2);
   return Number(v.toPrecision(4)).toString();
 }
 
-function when(t: number): string {
+export function when(t: number): string {
   return new Date(t * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(":00Z", "Z");
 }
 
-/** Draw `s` into an SVG with a text summary for screen readers. */
-export function plot(s: Series): SVGSVGElement {
+/** Draw `s` into an SVG with a text summary for screen readers; `label` names what
+ * the values are (the latest records, unless told). */
+export function plot(s: Series, label?: string): SVGSVGElement {
   const W = 640;
   const H = 220;
   const pad = { l: 64, r: 12, t: 12, b: 40 };
@@ -29,8 +31,8 @@ export function plot(s: Series): SVGSVGElement {
   const n = s.values.length;
   const xs = s.times.length === n ? s.times : s.values.map((_, i) => s.first_index + i);
   const ok = s.values.map((v, i) => [xs[i], v] as const).filter((p): p is readonly [number, number] => p[1] !== null);
-  const label = `${s.path}${s.units ? ` (${s.units})` : ""}, last ${n} records along ${s.dim}`;
-  svg.append(el("title", {}, label));
+  const title = label ?? `${s.path}${s.units ? ` (${s.units})` : ""}, last ${n} records along ${s.dim}`;
+  svg.append(el("title", {}, title));
   if (ok.length === 0) {
     svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "All fill values: nothing to plot"));
     return svg;
@@ -70,4 +72,38 @@ export function summary(s: Series): string {
   const last = vals[vals.length - 1];
   const u = s.units ? ` ${s.units}` : "";
   return `${s.path}: ${s.values.length} records, from ${fmt(Math.min(...vals))} to ${fmt(Math.max(...vals))}${u}; latest ${fmt(last)}${u}.`;
+}
+
+/** The series of bin means in `a`, to plot: a bin with no valid value is a gap. */
+export function meansSeries(a: StatsAnswer, units: string | null): Series {
+  return {
+    path: a.var,
+    dim: a.dim,
+    units,
+    first_index: 0,
+    times: a.times ? a.bins.map((b) => b.start) : [],
+    values: a.bins.map((b) => (b.count > 0 ? b.mean : null)),
+  };
+}
+
+/** The width of a bin in words: "day", "3 hours". */
+export function widthWords(seconds: number): string {
+  const units: [number, string][] = [[86400, "day"], [3600, "hour"], [60, "minute"], [1, "second"]];
+  const [u, name] = units.find(([u]) => seconds >= u && seconds % u === 0) ?? [1, "second"];
+  const k = seconds / u;
+  return k === 1 ? name : `${k} ${name}s`;
+}
+
+/** The overview in words. */
+export function overviewSummary(a: StatsAnswer, units: string | null): string {
+  const full = a.bins.filter((b) => b.count > 0 && b.mean !== null);
+  const width = widthWords(a.every ?? 86400);
+  if (full.length === 0) return `${a.var}: no valid values in ${a.files} file(s).`;
+  const means = full.map((b) => b.mean as number);
+  const u = units ? ` ${units}` : "";
+  return (
+    `${a.var}: mean per ${width}, ${a.bins.length} bin(s) from ${a.files} file(s), ` +
+    `from ${fmt(Math.min(...means))} to ${fmt(Math.max(...means))}${u}; ` +
+    `${full.length} with data.`
+  );
 }
