@@ -4,7 +4,8 @@
 //! packed, 2-D and second-dimension variables and a radar volume's mostly-fill
 //! reflectivity; only files a window edge cuts are read; the statistics are not
 //! a variable to xarray; `floe delete` updates them and `--rebuild` fills them in
-//! for a repository without them. Local and S3 (moto).
+//! for a repository without them; a file a logger reopens and appends to has a
+//! row per step. Local and S3 (moto).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -182,4 +183,54 @@ fn a_repository_without_statistics_is_told_to_rebuild_and_rebuild_fills_them_in(
     let r = floe(&["stats", url, "nothing_like_it"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("co2"), "names the variables it has: {}", r.stderr);
+}
+
+#[test]
+fn a_file_a_logger_reopens_and_appends_to_has_a_row_per_step() {
+    // a logger that reopens its file each hour and appends (grow_file.py: a record a
+    // second from 2024-01-01T00:00:00Z), in a classic and an HDF5 format
+    for format in ["NETCDF3_64BIT_OFFSET", "NETCDF4"] {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let path = src.join("hourly.nc");
+        let repo = d.path().join("repo");
+        let url = repo.to_str().unwrap();
+        for count in ["4", "3"] {
+            let r = py("grow_file.py", &[path.to_str().unwrap(), format, count]);
+            assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+            sync(&src, url, &[], &[]);
+        }
+        let whole = equal_numpy(url, "temp", &[], &[]);
+        assert_eq!(
+            (
+                whole["files"].as_u64(),
+                whole["files_read"].as_u64(),
+                whole["bins"][0]["count"].as_u64()
+            ),
+            (Some(2), Some(0), Some(7)),
+            "{format}: a row per step, answered from the rows: {whole:#}"
+        );
+        // a window that cuts both steps reads them; one inside the second does not
+        let cut = equal_numpy(
+            url,
+            "temp",
+            &["--from", "2024-01-01T00:00:02Z", "--to", "2024-01-01T00:00:05Z"],
+            &[],
+        );
+        assert_eq!(cut["bins"][0]["count"].as_u64(), Some(3), "{format}: {cut:#}");
+        assert_eq!(cut["files_read"].as_u64(), Some(2), "{format}: {cut:#}");
+        let inside = equal_numpy(
+            url,
+            "temp",
+            &["--from", "2024-01-01T00:00:04Z", "--to", "2024-01-01T00:00:07Z"],
+            &[],
+        );
+        assert_eq!(
+            (inside["bins"][0]["count"].as_u64(), inside["files_read"].as_u64()),
+            (Some(3), Some(0)),
+            "{format}: {inside:#}"
+        );
+        equal_numpy(url, "temp", &["--every", "2s"], &[]);
+    }
 }
