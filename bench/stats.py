@@ -1,7 +1,7 @@
 """Benchmark: `floe stats` against the reference way, side by side in one run.
 
     python bench/stats.py --floe PATH/TO/floe [--year-files 35040] [--var wind]
-                          [--rounds 3] [--work DIR] [--no-s3]
+                          [--rounds 3] [--work DIR] [--no-s3] [--no-expired]
 
 A year of 15-minute gas-analyser files (35,040 NetCDF-4 files from
 tests/python/make_fixtures.py, generated once and kept in --work) goes into a local
@@ -20,6 +20,12 @@ file inside the repository (local) or of a socket to the S3 server, so the count
 is what came from the storage and nothing else. The two answers must agree: the
 same days, each mean within the reference's own float precision.
 Targets (issue 21): at least 100x faster and at most 1% of the bytes read.
+
+Then the same on a copy of the local repository after `floe expire --older-than 0s`
+and `floe gc --grace 0s` (unless --no-expired): the history under a retention
+policy. Both readers open Icechunk's repository-info object, which holds every
+unexpired snapshot's metadata, Floe's per-file provenance among it; retention is
+what bounds it, so the byte share is shown both ways.
 """
 
 import argparse
@@ -160,6 +166,23 @@ def compare(label, url, var, floe, env, rounds, wanted):
             "byte_share": share, "worst_relative_difference": worst}
 
 
+def expired_copy(floe, repo, env):
+    """A copy of `repo` with every snapshot but the branch tips expired and collected."""
+    kept = repo + "-expired"
+    done = os.path.join(kept, ".floe-bench-complete")
+    if os.path.exists(done):
+        return kept
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(repo, kept, symlinks=True)
+    os.remove(done)
+    secs, out = run([floe, "expire", kept, "--older-than", "0s"], env)
+    print(f"\nexpire of the copy ({secs:.1f} s): {out.strip().splitlines()[-1] if out.strip() else ''}")
+    secs, out = run([floe, "gc", kept, "--grace", "0s"], env)
+    print(f"gc of the copy ({secs:.1f} s): {out.strip().splitlines()[-1] if out.strip() else ''}")
+    open(done, "w").close()
+    return kept
+
+
 def free_port():
     import socket
 
@@ -204,6 +227,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/floe/bench"))
     ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--no-expired", action="store_true")
     ap.add_argument("--json", default=None, help="write the figures here too")
     args, _ = ap.parse_known_args()
     if shutil.which("strace") is None:
@@ -222,6 +246,11 @@ def main():
         open(os.path.join(repo, ".floe-bench-complete"), "w").close()
     results = [compare("local repository", repo, args.var, args.floe, env, args.rounds,
                        lambda what: what.startswith(repo + "/"))]
+    if not args.no_expired:
+        kept = expired_copy(args.floe, repo, env)
+        results.append(compare("local repository after expire --older-than 0s + gc", kept,
+                               args.var, args.floe, env, args.rounds,
+                               lambda what: what.startswith(kept + "/")))
     if not args.no_s3:
         port = free_port()
         moto = subprocess.Popen([os.path.join(os.path.dirname(PY), "moto_server"), "-H", "127.0.0.1",
