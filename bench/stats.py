@@ -175,10 +175,11 @@ def expired_copy(floe, repo, env):
     shutil.rmtree(kept, ignore_errors=True)
     shutil.copytree(repo, kept, symlinks=True)
     os.remove(done)
-    secs, out = run([floe, "expire", kept, "--older-than", "0s"], env)
-    print(f"\nexpire of the copy ({secs:.1f} s): {out.strip().splitlines()[-1] if out.strip() else ''}")
-    secs, out = run([floe, "gc", kept, "--grace", "0s"], env)
-    print(f"gc of the copy ({secs:.1f} s): {out.strip().splitlines()[-1] if out.strip() else ''}")
+    print()
+    for step in (["expire", kept, "--older-than", "0s"], ["gc", kept, "--grace", "0s"]):
+        secs, out = run([floe, *step], env)
+        said = out.strip().splitlines()
+        print(f"{step[0]} of the copy ({secs:.1f} s): {said[-1] if said else ''}")
     open(done, "w").close()
     return kept
 

@@ -138,6 +138,15 @@ pub fn make(out: &Path, args: &[&str]) {
     assert_eq!(r.code, 0, "make_fixtures failed: {}\n{}", r.stdout, r.stderr);
 }
 
+/// Add records to a NetCDF file as a logger that reopens it does (`grow_file.py
+/// PATH FORMAT COUNT [--change I]`: creates it in FORMAT if missing; panics on failure).
+pub fn grow(path: &Path, format: &str, args: &[&str]) {
+    let mut a = vec![path.to_str().unwrap(), format];
+    a.extend_from_slice(args);
+    let r = py("grow_file.py", &a);
+    assert_eq!(r.code, 0, "grow_file {format}: {}", r.stderr);
+}
+
 /// Files of a folder matching an extension, sorted by name.
 pub fn files(dir: &Path, ext: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

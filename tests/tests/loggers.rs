@@ -116,13 +116,6 @@ fn provenance_files(repo: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn grow(path: &std::path::Path, format: &str, args: &[&str]) {
-    let mut a = vec![path.to_str().unwrap(), format];
-    a.extend_from_slice(args);
-    let r = py("grow_file.py", &a);
-    assert_eq!(r.code, 0, "{format}: {}", r.stderr);
-}
-
 #[test]
 fn a_file_that_grew_after_ingest_gets_its_new_records_and_a_changed_one_is_refused() {
     let d = tempfile::tempdir().unwrap();

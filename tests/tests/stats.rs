@@ -197,8 +197,7 @@ fn a_file_a_logger_reopens_and_appends_to_has_a_row_per_step() {
         let repo = d.path().join("repo");
         let url = repo.to_str().unwrap();
         for count in ["4", "3"] {
-            let r = py("grow_file.py", &[path.to_str().unwrap(), format, count]);
-            assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+            grow(&path, format, &[count]);
             sync(&src, url, &[], &[]);
         }
         let whole = equal_numpy(url, "temp", &[], &[]);

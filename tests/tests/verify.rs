@@ -221,18 +221,15 @@ fn a_file_taken_in_steps_verifies_every_step() {
     std::fs::create_dir_all(&src).unwrap();
     let file = src.join("hourly.nc");
     let repo = d.path().join("repo");
-    let f = file.to_str().unwrap();
     for records in [4, 3] {
-        let r = py("grow_file.py", &[f, "NETCDF4", &records.to_string()]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        grow(&file, "NETCDF4", &[&records.to_string()]);
         let (code, sync) = sync_json(&src, &repo, &[]);
         assert_eq!(code, 0, "{sync}");
     }
     let (code, report) = verify(&src, repo.to_str().unwrap(), &[]);
     assert_eq!(code, 0, "{report:#}");
     // it grows again: its ingested records still read back, the new one is pending
-    let r = py("grow_file.py", &[f, "NETCDF4", "1"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    grow(&file, "NETCDF4", &["1"]);
     let (code, report) = verify(&src, repo.to_str().unwrap(), &[]);
     assert_eq!(code, 1, "{report:#}");
     let finding = &report["findings"][0];
