@@ -18,6 +18,9 @@ import icechunk
 import numpy as np
 import xarray as xr
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests/python"))
+import provenance  # noqa: E402
+
 
 def main():
     repo_path, folder = sys.argv[1], sys.argv[2]
@@ -25,8 +28,8 @@ def main():
     session = repo.readonly_session(branch="main")
     there = xr.open_zarr(session.store, consolidated=False, decode_cf=False)
     steps = {}
-    for snap in repo.ancestry(branch="main"):
-        for f in (snap.metadata.get("floe") or {}).get("files", []):
+    for _, files in provenance.history(repo):
+        for f in files:
             steps[f["source"]] = f
     bad = 0
     for name in sorted(os.listdir(folder)):

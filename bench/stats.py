@@ -24,8 +24,9 @@ Targets (issue 21): at least 100x faster and at most 1% of the bytes read.
 Then the same on a copy of the local repository after `floe expire --older-than 0s`
 and `floe gc --grace 0s` (unless --no-expired): the history under a retention
 policy. Both readers open Icechunk's repository-info object, which holds every
-unexpired snapshot's metadata, Floe's per-file provenance among it; retention is
-what bounds it, so the byte share is shown both ways.
+unexpired snapshot's metadata (Floe's per-file provenance is not there but in the
+repository's provenance log, which neither reads), so the byte share is shown both
+ways.
 """
 
 import argparse

@@ -37,6 +37,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.options import ArgOptions
 from selenium.webdriver.support.ui import WebDriverWait
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402
+
 DRIVER = os.environ["FLOE_E2E_DRIVER"]
 APP = os.environ["FLOE_E2E_APP"]
 WORK = Path(os.environ["FLOE_E2E_WORK"])
@@ -332,11 +335,7 @@ def main_files(repo_path):
     if not icechunk.Repository.exists(storage):
         return set()
     repo = icechunk.Repository.open(storage)
-    names = set()
-    for c in repo.ancestry(branch="main"):
-        prov = c.metadata.get("floe", {}) if c.metadata else {}
-        names.update(f["source"] for f in prov.get("files", []))
-    return names
+    return {f["source"] for _, files in provenance.history(repo) for f in files}
 
 
 def add_local_folder(d, watch, repo, gate=False, on_drift="stop", tags=""):

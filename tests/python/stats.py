@@ -113,8 +113,11 @@ def hidden(args):
 def drop(args):
     repo = icechunk.Repository.open(storage_for(args.repo))
     s = repo.writable_session("main")
-    g = zarr.open_group(s.store, mode="a")
-    del g[".floe"]
+    own = zarr.open_group(s.store, mode="a")[".floe"]
+    # the statistics only: the provenance log beside them is the record of what
+    # was ingested, which a repository written before the statistics had too
+    for name in [n for n in own.array_keys() if n.startswith("stats~")]:
+        del own[name]
     s.commit("drop Floe's statistics (as before Floe kept them)")
     print("OK")
 

@@ -1,8 +1,16 @@
 //! What each commit records about the files it ingested.
 //!
-//! Provenance lives in the snapshot's metadata under [`PROVENANCE_KEY`], so the
-//! repository itself is the record of what has been ingested: a restart reads the
-//! branch history and never needs a local journal to stay exactly-once.
+//! Provenance lives in the repository, so the repository itself is the record of
+//! what has been ingested: a restart reads the branch history and never needs a
+//! local journal to stay exactly-once. A commit's own record sits in the
+//! snapshot's metadata under [`PROVENANCE_KEY`]; the files it ingested are rows of
+//! the group's provenance log, an array in Floe's own group written in the same
+//! commit (`floe-store` keeps it), which [`CommitProvenance::rows`] points into.
+//! Icechunk keeps every snapshot's metadata in one repository-info object that
+//! each commit rewrites and each reader fetches: a year of 15-minute files put
+//! 3.72 MB of per-file provenance there (about 106 bytes a file, compressed), so
+//! every commit cost more as the history grew and `floe stats` read the year's
+//! provenance twice to answer from 0.85 MB of statistics.
 
 use std::collections::BTreeMap;
 
@@ -52,7 +60,14 @@ pub struct FileProvenance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitProvenance {
     pub floe_version: String,
+    /// The files this commit ingested. In the snapshot's metadata only for commits
+    /// of earlier Floe builds; now read back from the provenance log (`rows`).
+    #[serde(default)]
     pub files: Vec<FileProvenance>,
+    /// Where this commit's files are in each group's provenance log: rows
+    /// `[first, count]`, by group (a commit usually ingests into one group).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rows: BTreeMap<String, [u64; 2]>,
     /// This branch continues another branch or repository, which a schema drift
     /// left behind: what that one held counts as held here (a folder that moved on
     /// does not ingest its earlier files again).
@@ -153,6 +168,7 @@ mod tests {
     fn round_trips_through_snapshot_metadata() {
         let p = CommitProvenance {
             floe_version: "0.1.0".into(),
+            rows: BTreeMap::from([("/".into(), [7, 1])]),
             files: vec![FileProvenance {
                 source: "2024/01/a.nc".into(),
                 size: 10,

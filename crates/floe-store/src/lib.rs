@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod doctor;
 mod error;
+pub mod filelog;
 mod reader;
 pub mod remote;
 mod repo;

@@ -665,7 +665,8 @@ impl Repo {
                 (c, pruned)
             })
             .collect();
-        self.restore_expired(history).await
+        let history = self.restore_expired(history).await?;
+        crate::filelog::restore(self, history).await
     }
 }
 
@@ -681,6 +682,7 @@ mod holdings_tests {
             message: String::new(),
             expired: false,
             provenance: Some(floe_core::CommitProvenance {
+                rows: Default::default(),
                 continues: None,
                 gate: None,
                 deletion: None,

@@ -761,6 +761,7 @@ mod race_tests {
 
     fn took(file: &str) -> CommitProvenance {
         CommitProvenance {
+            rows: Default::default(),
             floe_version: "test".into(),
             files: vec![FileProvenance {
                 source: file.into(),

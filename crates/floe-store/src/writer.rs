@@ -872,15 +872,17 @@ impl Writer {
         self.settle(None).await
     }
 
-    /// Commit everything written, with Floe's provenance in the snapshot metadata.
+    /// Commit everything written, with Floe's provenance: its files as rows of the
+    /// provenance log (in this commit), the rest in the snapshot metadata.
     pub async fn commit(
-        self,
+        mut self,
         message: &str,
         provenance: &CommitProvenance,
     ) -> Result<String, StoreError> {
+        let stored = crate::filelog::append(&mut self, provenance).await?;
         self.finish_uploads().await?;
         let mut props = BTreeMap::new();
-        props.insert(PROVENANCE_KEY.to_string(), provenance.to_value());
+        props.insert(PROVENANCE_KEY.to_string(), stored.to_value());
         let session = self.store.session();
         let mut guard = session.write().await;
         // another writer may have committed meanwhile: rebase onto it when the
@@ -1035,6 +1037,7 @@ mod tests {
             let url = RepoUrl::Local(dir.path().join("repo"));
             let repo = crate::Repo::open_for_write(&url, &[]).await.unwrap();
             let prov = CommitProvenance {
+                rows: Default::default(),
                 floe_version: "test".into(),
                 files: Vec::new(),
                 continues: None,

@@ -437,6 +437,7 @@ pub async fn delete_window(d: &DeleteWindow) -> Result<DeleteReport, DeleteError
         untagged: untagged.clone(),
     };
     let provenance = CommitProvenance {
+        rows: Default::default(),
         floe_version: FLOE_VERSION.to_string(),
         files: Vec::new(),
         continues: None,

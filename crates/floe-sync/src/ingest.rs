@@ -934,6 +934,7 @@ impl Ingest<'_> {
             [] => String::new(),
         };
         let prov = CommitProvenance {
+            rows: Default::default(),
             floe_version: FLOE_VERSION.to_string(),
             files: done.iter().map(|(_, f)| f.clone()).collect(),
             continues,

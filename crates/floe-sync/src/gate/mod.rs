@@ -380,6 +380,7 @@ pub async fn drop_held(
 
 fn recorded(gate: GateRecord) -> CommitProvenance {
     CommitProvenance {
+        rows: Default::default(),
         floe_version: floe_core::FLOE_VERSION.to_string(),
         files: Vec::new(),
         continues: None,

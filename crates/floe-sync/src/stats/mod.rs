@@ -294,6 +294,7 @@ pub async fn rebuild(url: &RepoUrl, branch: &str) -> Result<RebuildReport, Stats
         rows_written.insert(table_path(group, dim), rows.len() as u64);
     }
     let provenance = CommitProvenance {
+        rows: Default::default(),
         floe_version: FLOE_VERSION.to_string(),
         files: Vec::new(),
         continues: None,
