@@ -28,8 +28,8 @@ pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub const FLOE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The group at a repository's root where Floe keeps what it derives from the data
-/// (per-file statistics, the provenance log): never part of a dataset, left out of every listing Floe
-/// makes and of the mount. A dot name, so Zarr readers that list it treat it as
+/// (per-file statistics, the provenance log): never part of a dataset, left out of
+/// every listing Floe makes and of the mount. A dot name, so Zarr readers that list it treat it as
 /// hidden, and xarray's `open_zarr` (which reads one group's arrays) never sees it.
 pub const OWN_GROUP: &str = "/.floe";
 

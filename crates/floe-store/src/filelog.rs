@@ -88,32 +88,32 @@ pub(crate) async fn append(
     }
     let mut stored = CommitProvenance { files: Vec::new(), ..provenance.clone() };
     for (group, rows) in by_group {
-        let first = grow(writer, group, rows.len() as u64).await?;
-        let path = log_path(group);
-        let meta = metadata(group, first + rows.len() as u64);
-        let count = [rows.len() as u64];
-        stored.rows.insert(group.to_string(), [first, count[0]]);
-        writer.append(&path, &meta, &[first], &count, Data::Strings(rows)).await?;
+        let n = rows.len() as u64;
+        let (path, meta, first) = grow(writer, group, n).await?;
+        stored.rows.insert(group.to_string(), [first, n]);
+        writer.append(&path, &meta, &[first], &[n], Data::Strings(rows)).await?;
     }
     Ok(stored)
 }
 
 /// Make room for `n` more rows in `group`'s log (creating it, and Floe's own group):
-/// the index of the first of them.
-async fn grow(writer: &mut Writer, group: &str, n: u64) -> Result<u64, StoreError> {
+/// the log's path, its new metadata and the index of the first new row.
+async fn grow(
+    writer: &mut Writer,
+    group: &str,
+    n: u64,
+) -> Result<(String, Value, u64), StoreError> {
     let path = log_path(group);
     let held = match writer.node_metadata(&path).await? {
         Some(meta) => rows_of(&meta),
         None => {
-            if writer.node_metadata(floe_core::OWN_GROUP).await?.is_none() {
-                let meta = floe_plan::group_metadata(&Map::new());
-                writer.put_group(floe_core::OWN_GROUP, &meta).await?;
-            }
+            writer.ensure_own_group().await?;
             0
         }
     };
-    writer.put_array(&path, &metadata(group, held + n)).await?;
-    Ok(held)
+    let meta = metadata(group, held + n);
+    writer.put_array(&path, &meta).await?;
+    Ok((path, meta, held))
 }
 
 /// Put the files back into a history (newest first) whose commits keep them in the

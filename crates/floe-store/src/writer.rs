@@ -416,6 +416,15 @@ impl Writer {
         self.throttled.set(&key, Bytes::from(body)).await.map_err(|e| self.failed(path, e))
     }
 
+    /// Create Floe's own group (statistics, provenance log) unless the session has it.
+    pub async fn ensure_own_group(&mut self) -> Result<(), StoreError> {
+        if self.node_metadata(floe_core::OWN_GROUP).await?.is_none() {
+            let meta = floe_plan::group_metadata(&serde_json::Map::new());
+            self.put_group(floe_core::OWN_GROUP, &meta).await?;
+        }
+        Ok(())
+    }
+
     /// Write (create or resize) an array's `zarr.json`.
     pub async fn put_array(&mut self, path: &str, metadata: &Value) -> Result<(), StoreError> {
         let key = StoreKey::new(key_for(path)).map_err(|e| array_err(path, e))?;

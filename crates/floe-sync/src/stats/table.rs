@@ -298,15 +298,6 @@ fn row_values(r: &Row, vars: &[String]) -> Vec<f64> {
     v
 }
 
-/// Make sure Floe's own group exists in the session.
-async fn own_group(writer: &mut Writer) -> Result<(), StoreError> {
-    if writer.node_metadata(floe_core::OWN_GROUP).await?.is_none() {
-        let meta = floe_plan::group_metadata(&Map::new());
-        writer.put_group(floe_core::OWN_GROUP, &meta).await?;
-    }
-    Ok(())
-}
-
 /// The array with room for `vars` too (new variables get new column blocks).
 async fn grown(
     writer: &mut Writer,
@@ -321,7 +312,7 @@ async fn grown(
     let (mut names, time, held) = match &old {
         Some(t) => (t.vars.clone(), t.time, t.rows),
         None => {
-            own_group(writer).await?;
+            writer.ensure_own_group().await?;
             (Vec::new(), time, 0)
         }
     };
@@ -392,7 +383,7 @@ pub(crate) async fn rewrite(
     let mut names: Vec<String> = rows.iter().flat_map(|r| r.vars.keys().cloned()).collect();
     names.sort();
     names.dedup();
-    own_group(writer).await?;
+    writer.ensure_own_group().await?;
     let path = table_path(group, dim);
     let meta = metadata(group, dim, time, &names, rows.len() as u64);
     writer.put_array(&path, &meta).await?;
