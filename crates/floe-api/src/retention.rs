@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use floe_core::{ErrorCode, RepoUrl};
 use floe_store::Repo;
-pub use floe_store::retention::{ExpireReport, ExpiredCommit, GcReport, ObjectKind, Tally, Usage};
+pub use floe_store::retention::{
+    ExpireReport, ExpiredCommit, GC_PASSES, GcReport, ObjectKind, Tally, Usage,
+};
 
 use crate::ApiError;
 

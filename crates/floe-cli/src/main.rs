@@ -424,9 +424,16 @@ async fn gc(a: GcArgs) -> Result<i32, Failure> {
     );
     out!("nothing written after {} was touched", r.cutoff.to_rfc3339_opts(chrono_secs(), true));
     if r.failed > 0 {
+        let skipped = if r.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; not collected this run: {}", r.skipped.join(", "))
+        };
         eprintln!(
-            "floe: {} object(s) could not be deleted (they stay garbage; run gc again): {}",
+            "floe: {} object(s) could not be deleted after {} passes (they stay garbage; \
+             run gc again): {}{skipped}",
             r.failed,
+            floe_api::retention::GC_PASSES,
             r.errors.join("; ")
         );
         return Ok(1);
