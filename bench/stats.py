@@ -1,12 +1,12 @@
 """Benchmark: `floe stats` against the reference way, side by side in one run.
 
     python bench/stats.py --floe PATH/TO/floe [--year-files 35040] [--var wind]
-                          [--rounds 3] [--work DIR] [--no-s3] [--no-expired]
+                          [--rounds 3] [--work DIR] [--no-s3] [--no-expired] [--no-local]
 
 A year of 15-minute gas-analyser files (35,040 NetCDF-4 files from
 tests/python/make_fixtures.py, generated once and kept in --work) goes into a local
 repository with `floe sync`; the same repository is copied into a moto S3 server
-on loopback. Then, for each, daily means of one variable over the whole year:
+on loopback (bench/moto_loaded.py). Then, for each, daily means of one variable over the whole year:
 
 - Floe: `floe stats REPO VAR --every 1d --json`, a whole process each time;
 - the reference: bench/reference_stats.py, i.e. `xr.open_zarr(store, chunks={})
@@ -195,30 +195,17 @@ def free_port():
     return port
 
 
-def upload(repo, endpoint, bucket, prefix):
-    """Copy a local repository's objects into a bucket, 16 at a time."""
-    import boto3
-    from concurrent.futures import ThreadPoolExecutor
-
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing", region_name="us-east-1")
-    s3.create_bucket(Bucket=bucket)
-    keys = []
-    for d, _, fs in os.walk(repo):
-        for f in fs:
-            path = os.path.join(d, f)
-            keys.append((path, f"{prefix}/{os.path.relpath(path, repo)}"))
-    local = threading.local()
-
-    def put(item):
-        if not hasattr(local, "c"):
-            local.c = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                                   aws_secret_access_key="testing", region_name="us-east-1")
-        local.c.upload_file(item[0], bucket, item[1])
-
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(put, keys))
-    return len(keys)
+def loaded_moto(repo, bucket, prefix, port):
+    """bench/moto_loaded.py serving a copy of `repo`; returns the process once it serves."""
+    moto = subprocess.Popen([PY, os.path.join(HERE, "moto_loaded.py"), repo, bucket, prefix, str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    line = moto.stdout.readline().split()
+    if line[:1] != ["ready"]:
+        moto.kill()
+        raise SystemExit(f"moto did not start serving the copy (exit {moto.wait()})")
+    print(f"\ncopied the repository into moto S3: {line[1]} objects in {line[2]} s")
+    return moto
 
 
 def main():
@@ -230,6 +217,7 @@ def main():
     ap.add_argument("--work", default=os.path.expanduser("~/.cache/floe/bench"))
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--no-expired", action="store_true")
+    ap.add_argument("--no-local", action="store_true", help="S3 only (the local repository is still made)")
     ap.add_argument("--json", default=None, help="write the figures here too")
     args, _ = ap.parse_known_args()
     if shutil.which("strace") is None:
@@ -246,38 +234,31 @@ def main():
         secs, _ = run([args.floe, "sync", year, repo, "--quiet", "0"], env)
         print(f"floe sync of the year: {secs:.1f} s")
         open(os.path.join(repo, ".floe-bench-complete"), "w").close()
-    results = [compare("local repository", repo, args.var, args.floe, env, args.rounds,
-                       lambda what: what.startswith(repo + "/"))]
-    if not args.no_expired:
+    results = []
+    if not args.no_local:
+        results.append(compare("local repository", repo, args.var, args.floe, env, args.rounds,
+                               lambda what: what.startswith(repo + "/")))
+    if not args.no_expired and not args.no_local:
         kept = expired_copy(args.floe, repo, env)
         results.append(compare("local repository after expire --older-than 0s + gc", kept,
                                args.var, args.floe, env, args.rounds,
                                lambda what: what.startswith(kept + "/")))
     if not args.no_s3:
         port = free_port()
-        moto = subprocess.Popen([os.path.join(os.path.dirname(PY), "moto_server"), "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        moto = loaded_moto(repo, "floe-bench", "year", port)
         try:
             endpoint = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    import urllib.request
-
-                    urllib.request.urlopen(endpoint, timeout=1)
-                    break
-                except Exception:  # noqa: BLE001 (not up yet)
-                    time.sleep(0.1)
-            t = time.perf_counter()
-            n = upload(repo, endpoint, "floe-bench", "year")
-            print(f"\ncopied the repository into moto S3: {n} objects in {time.perf_counter() - t:.0f} s")
             s3env = dict(env, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
                          AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
             results.append(compare("S3 (moto on loopback)", "s3://floe-bench/year", args.var,
                                    args.floe, s3env, args.rounds,
                                    lambda what: f"->127.0.0.1:{port}]" in what))
         finally:
-            moto.terminate()
-            moto.wait()
+            moto.stdin.close()
+            try:
+                moto.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                moto.kill()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
