@@ -2,11 +2,11 @@
 //! hides instead of closing, notifications, the native folder picker, start at
 //! login. Everything about folders, history and mounts lives in `floe_api`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use floe_api::ApiError;
 use floe_api::engine::StatusView;
+use floe_api::notices::{Told, news};
 use floe_api::words::Overall;
 use floe_core::ErrorCode;
 use tauri::image::Image;
@@ -115,7 +115,9 @@ pub(crate) fn watch_status(app: AppHandle) {
                         set_tray(&app, &view);
                         shown = Some(view.overall);
                     }
-                    notify_news(&app, &view, &mut told);
+                    for n in news(&view, &mut told) {
+                        notify(&app, n.title, n.body);
+                    }
                 }
                 Err(e) => {
                     let _ = app.emit("status-error", &e);
@@ -133,34 +135,6 @@ fn set_tray(app: &AppHandle, view: &StatusView) {
         }
         let n = view.folders.len();
         let _ = tray.set_tooltip(Some(format!("Floe: {} ({n} folder(s))", view.overall_label)));
-    }
-}
-
-/// What the notifications have told so far: the folders that need attention, and
-/// the drift each folder last went on from.
-#[derive(Default)]
-struct Told {
-    attention: BTreeSet<String>,
-    drift: BTreeMap<String, String>,
-}
-
-/// A notification for each folder that newly needs attention, and for each new
-/// schema drift (data keeps flowing, but somebody should know where to).
-fn notify_news(app: &AppHandle, view: &StatusView, told: &mut Told) {
-    let now: BTreeSet<String> =
-        view.folders.iter().filter(|f| f.needs_attention).map(|f| f.path.clone()).collect();
-    for f in view.folders.iter().filter(|f| f.needs_attention && !told.attention.contains(&f.path))
-    {
-        let body = f.problem.clone().unwrap_or_else(|| f.headline.clone());
-        notify(app, format!("Floe: {} needs attention", f.path), body);
-    }
-    told.attention = now;
-    for f in &view.folders {
-        let Some(d) = &f.drift else { continue };
-        if told.drift.get(&f.path) != Some(d) {
-            notify(app, format!("Floe: {} went on after a schema drift", f.path), d.clone());
-            told.drift.insert(f.path.clone(), d.clone());
-        }
     }
 }
 

@@ -123,6 +123,7 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
         patterns: new.patterns,
         append_dims: new.append_dims,
         paused: false,
+        ignore: Vec::new(),
         commit: new.commit,
         live_every_secs: new.live_every_secs,
         verify_after_commit: new.verify_after_commit,
@@ -170,6 +171,43 @@ pub async fn add(config_path: &Path, socket: &Path, new: NewFolder) -> Result<Ad
 /// The registered folders.
 pub fn list(config_path: &Path) -> Result<Vec<FolderConfig>, ApiError> {
     Ok(Config::load(config_path)?.folders)
+}
+
+/// Mark files of a registered folder ignored (or, with `undo`, counted again): a
+/// file Floe could not sync then no longer makes the folder need attention. It is
+/// still tried, so once fixed it syncs. A file is named as `floe status` lists it
+/// (relative to the folder), or by its path. Returns the folder's ignore list.
+pub async fn ignore(
+    config_path: &Path,
+    socket: &Path,
+    folder: &Path,
+    files: &[PathBuf],
+    undo: bool,
+) -> Result<Vec<String>, ApiError> {
+    let mut config = Config::load(config_path)?;
+    let f = config.folder_mut(folder)?;
+    for file in files {
+        let name = name_in(&f.path, file);
+        f.ignore.retain(|i| *i != name);
+        if !undo {
+            f.ignore.push(name);
+        }
+    }
+    f.ignore.sort();
+    let list = f.ignore.clone();
+    config.save(config_path)?;
+    crate::engine::reload_at(socket).await?;
+    Ok(list)
+}
+
+/// A file's name as the sync gives it: relative to the folder, `/`-separated.
+fn name_in(folder: &Path, file: &Path) -> String {
+    let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let rel = abs.strip_prefix(folder).or_else(|_| file.strip_prefix(folder)).unwrap_or(file);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Unregister a folder (its repository and its files are left as they are).
@@ -225,6 +263,32 @@ mod tests {
         let e = add(&cfg, &sock, n).await.unwrap_err();
         assert!(e.message.contains("local repository"), "{}", e.message);
         assert!(!cfg.exists());
+    }
+
+    #[tokio::test]
+    async fn files_are_ignored_by_their_name_in_the_folder_and_counted_again_on_undo() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, sock) = (dir.path().join("c.toml"), dir.path().join("s.sock"));
+        let data = std::fs::canonicalize(dir.path()).unwrap().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        std::fs::write(data.join("sub/notes.nc"), "text").unwrap();
+        let repo = dir.path().join("repo").display().to_string();
+        add(&cfg, &sock, new(&data, &repo)).await.unwrap();
+        let by_path = [data.join("sub/notes.nc"), PathBuf::from("b.nc")];
+        let list = ignore(&cfg, &sock, &data, &by_path, false).await.unwrap();
+        assert_eq!(list, vec!["b.nc".to_string(), "sub/notes.nc".to_string()]);
+        assert_eq!(ignore(&cfg, &sock, &data, &by_path[..1], false).await.unwrap().len(), 2);
+        assert_eq!(
+            ignore(&cfg, &sock, &data, &by_path[1..], true).await.unwrap(),
+            vec!["sub/notes.nc".to_string()]
+        );
+        assert_eq!(list_of(&cfg)[0].ignore, vec!["sub/notes.nc".to_string()]);
+        let e = ignore(&cfg, &sock, &dir.path().join("other"), &by_path, false).await.unwrap_err();
+        assert!(e.message.contains("other"), "{}", e.message);
+    }
+
+    fn list_of(cfg: &Path) -> Vec<FolderConfig> {
+        list(cfg).unwrap()
     }
 
     #[test]

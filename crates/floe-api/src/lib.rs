@@ -9,6 +9,7 @@
 //!   hosts when none runs) for status, pause, resume and reload.
 //! - [`words`]: folder states in words a lab technician understands; the overall state.
 //! - [`history`]: a branch's commits with their provenance; a variable's latest records.
+//! - [`notices`]: which desktop notifications the status calls for, once each.
 //! - [`mounts`]: mount, list and unmount repositories; open a folder in the file manager.
 //! - [`sync`]: a one-shot sync of a folder; [`inspect`]: what a sync would do with a
 //!   file; [`doctor`]: check a destination; [`login`]: keep or forget its login.
@@ -26,6 +27,7 @@ pub mod history;
 pub mod inspect;
 pub mod login;
 pub mod mounts;
+pub mod notices;
 pub mod retention;
 pub mod stats;
 pub mod sync;

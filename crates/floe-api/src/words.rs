@@ -67,6 +67,9 @@ pub struct FolderView {
     /// The last retention run (`keep`) in a sentence (none: not run since the
     /// engine started).
     pub retention: Option<String>,
+    /// Files Floe could not sync, each with its reason; the ones not ignored make
+    /// the folder need attention.
+    pub rejected: Vec<floe_engine::attention::RejectedFile>,
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
@@ -195,6 +198,20 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         ),
         _ => (headline, detail, problem),
     };
+    // files that could not be synced: never "up to date", whatever else flows
+    let refused = floe_engine::attention::counted(&s.rejected);
+    let (headline, detail, problem) = match (&s.state, refused) {
+        (FolderState::Idle | FolderState::Scanning | FolderState::Waiting { .. }, 1..)
+            if s.gate_held.is_none() =>
+        {
+            (
+                format!("Needs attention: {} could not be synced", files(refused as u64)),
+                "Each is left where it is and the other files keep flowing: fix, replace or remove it, or mark it ignored.".to_string(),
+                problem.or_else(|| Some(refused_line(&s.rejected, refused))),
+            )
+        }
+        _ => (headline, detail, problem),
+    };
     // a file set aside is worth knowing even while everything else flows
     let problem = problem.or_else(|| {
         s.last_error.as_ref().filter(|_| state != "paused").map(|e| format!("Last problem: {e}"))
@@ -206,7 +223,8 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         branch: s.branch.clone(),
         needs_attention: matches!(state.as_str(), "error" | "offline")
             || damaged
-            || s.gate_held.is_some(),
+            || s.gate_held.is_some()
+            || (refused > 0 && state != "paused"),
         paused: state == "paused",
         state,
         headline,
@@ -221,6 +239,17 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         held_files: s.gate_held.as_ref().map(|h| h.files.clone()).unwrap_or_default(),
         drift: s.went_on.as_ref().map(went_on),
         retention: s.last_retention.as_ref().map(retention),
+        rejected: s.rejected.clone(),
+    }
+}
+
+/// `a.nc: <why> (and 2 more files)`: the first counted refused file.
+fn refused_line(list: &[floe_engine::attention::RejectedFile], counted: usize) -> String {
+    let first = list.iter().find(|r| !r.ignored).map_or("", |r| r.message.as_str());
+    match counted {
+        0 | 1 => first.to_string(),
+        2 => format!("{first} (and 1 more file)"),
+        n => format!("{first} (and {} more files)", n - 1),
     }
 }
 
@@ -305,6 +334,7 @@ mod tests {
             gate_held: None,
             went_on: None,
             last_retention: None,
+            rejected: Vec::new(),
         }
     }
 
@@ -376,6 +406,35 @@ mod tests {
         let v = describe(&s);
         assert!(!v.needs_attention);
         assert_eq!(v.problem.as_deref(), Some("Last problem: b.nc: truncated"));
+    }
+
+    #[test]
+    fn files_that_could_not_be_synced_are_never_all_synced_unless_ignored() {
+        let mut s = status(json!({"state": "idle"}));
+        let refused = |file: &str, why: &str| floe_engine::attention::RejectedFile {
+            file: file.into(),
+            code: ErrorCode::BadSource,
+            message: format!("{file}: {why}"),
+            since: "2026-12-07T07:00:00Z".into(),
+            ignored: false,
+        };
+        s.rejected =
+            vec![refused("notes.nc", "not a NetCDF file"), refused("trunc.nc", "truncated")];
+        let v = describe(&s);
+        assert!(v.needs_attention);
+        assert_eq!(v.headline, "Needs attention: 2 files could not be synced");
+        assert_eq!(v.problem.as_deref(), Some("notes.nc: not a NetCDF file (and 1 more file)"));
+        assert_eq!(overall(&[v]), Overall::Attention);
+        s.rejected[0].ignored = true;
+        let v = describe(&s);
+        assert_eq!(v.headline, "Needs attention: 1 file could not be synced");
+        assert_eq!(v.problem.as_deref(), Some("trunc.nc: truncated"));
+        s.rejected[1].ignored = true;
+        let v = describe(&s);
+        assert!(!v.needs_attention);
+        assert_eq!(v.headline, "Up to date");
+        assert_eq!(v.rejected.len(), 2, "ignored files stay listed");
+        assert_eq!(overall(&[v]), Overall::Synced);
     }
 
     #[test]

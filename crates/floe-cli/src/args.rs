@@ -232,6 +232,18 @@ pub(crate) struct ResumeArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct IgnoreArgs {
+    /// The sync folder.
+    pub folder: PathBuf,
+    /// Files as `floe status` lists them (relative to the folder), or their paths.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Count these files again.
+    #[arg(long)]
+    pub undo: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RemoveArgs {
     pub folder: PathBuf,
 }

@@ -105,6 +105,9 @@ enum Command {
     Resume(ResumeArgs),
     /// Unregister a sync folder (its repository is left as it is).
     Remove(RemoveArgs),
+    /// Stop counting files a folder could not sync as needing attention (they are
+    /// still tried: once fixed, they sync).
+    Ignore(IgnoreArgs),
     /// List the registered sync folders.
     List(ListArgs),
     /// Keep the credentials for a destination (bucket or container) in the OS keychain.
@@ -265,6 +268,7 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Pause(a) => pause(a).await,
         Command::Resume(a) => resume(a).await,
         Command::Remove(a) => remove(a).await,
+        Command::Ignore(a) => ignore(a).await,
         Command::List(a) => list(a).await,
         Command::Login(a) => login(a).await,
         Command::Logout(a) => logout(a).await,
@@ -703,6 +707,9 @@ async fn status(a: StatusArgs) -> Result<i32, Failure> {
         if let Some(p) = &f.problem {
             out!("    {p}");
         }
+        for r in &f.rejected {
+            out!("    not synced{}: {}", if r.ignored { " (ignored)" } else { "" }, r.message);
+        }
     }
     Ok(0)
 }
@@ -728,6 +735,20 @@ async fn remove(a: RemoveArgs) -> Result<i32, Failure> {
     let path = Config::default_path().map_err(config_err)?;
     let removed = floe_api::folders::remove(&path, &daemon::default_socket(), &folder).await?;
     out!("removed {} (its repository {} is left as it is)", removed.path.display(), removed.repo);
+    Ok(0)
+}
+
+/// `floe ignore`.
+async fn ignore(a: IgnoreArgs) -> Result<i32, Failure> {
+    let IgnoreArgs { folder, files, undo } = a;
+
+    let path = Config::default_path().map_err(config_err)?;
+    let list =
+        floe_api::folders::ignore(&path, &daemon::default_socket(), &folder, &files, undo).await?;
+    match list.as_slice() {
+        [] => out!("{}: no files ignored", folder.display()),
+        l => out!("{}: ignored {}", folder.display(), l.join(", ")),
+    }
     Ok(0)
 }
 

@@ -22,8 +22,14 @@ pub struct FolderConfig {
     /// Append dimensions; empty: the files' unlimited dimensions.
     #[serde(default)]
     pub append_dims: Vec<String>,
+    /// Kept here by `floe pause`/`resume` and the app, so a restart resumes the
+    /// folder as the user left it.
     #[serde(default)]
     pub paused: bool,
+    /// Files (as the sync names them, relative to the folder) the user marked
+    /// ignored: still tried, but no longer counted as needing attention.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
     /// When to commit.
     #[serde(default)]
     pub commit: Cadence,
@@ -218,13 +224,22 @@ impl Config {
 
     /// Unregister a folder (by the path given at `add`, relative or absolute).
     pub fn remove(&mut self, path: &Path) -> Result<FolderConfig, ConfigError> {
+        let i = self.position(path)?;
+        Ok(self.folders.remove(i))
+    }
+
+    /// A registered folder, to change (by the path given at `add`, relative or absolute).
+    pub fn folder_mut(&mut self, path: &Path) -> Result<&mut FolderConfig, ConfigError> {
+        let i = self.position(path)?;
+        Ok(&mut self.folders[i])
+    }
+
+    fn position(&self, path: &Path) -> Result<usize, ConfigError> {
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let i = self
-            .folders
+        self.folders
             .iter()
             .position(|f| f.path == abs || f.path == path)
-            .ok_or_else(|| ConfigError::Unknown(path.display().to_string()))?;
-        Ok(self.folders.remove(i))
+            .ok_or_else(|| ConfigError::Unknown(path.display().to_string()))
     }
 }
 
@@ -241,6 +256,7 @@ mod tests {
             patterns: vec!["*.nc".into()],
             append_dims: vec![],
             paused: false,
+            ignore: Vec::new(),
             commit: Cadence::default(),
             live_every_secs: None,
             verify_after_commit: false,

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use floe_store::throttle::Throttle;
 
+use crate::attention::{self, RejectedFile};
 use crate::config::{Config, FolderConfig};
 use crate::state::{Backoff, FolderState, Input, Stall, step};
 use crate::verification::{self, LastVerification};
@@ -66,6 +67,9 @@ pub struct FolderStatus {
     /// The last retention run (`keep`; none: not run since the engine started).
     #[serde(default)]
     pub last_retention: Option<crate::retention::LastRetention>,
+    /// Files Floe could not sync, by name, each with its reason (see [`crate::attention`]).
+    #[serde(default)]
+    pub rejected: Vec<RejectedFile>,
 }
 
 /// Where a folder went on after a schema drift, from where, and why.
@@ -225,6 +229,8 @@ pub async fn run(
 struct Running {
     config: FolderConfig,
     control: Control,
+    /// The folder's `ignore` setting, which changes without a restart.
+    ignore: Ignore,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -238,12 +244,13 @@ struct Engine {
 
 impl Engine {
     /// Make the running folders those of `folders`: stop the ones that went away or
-    /// changed (a pause is not a change), start the new ones. A folder keeps its
+    /// changed (a pause or the files ignored are not a change: the running folder
+    /// takes the new `ignore` as it is), start the new ones. A folder keeps its
     /// pause across reloads.
     fn reconcile(&self, folders: Vec<FolderConfig>) {
         let same = |a: &FolderConfig, b: &FolderConfig| {
-            FolderConfig { paused: false, ..a.clone() }
-                == FolderConfig { paused: false, ..b.clone() }
+            FolderConfig { paused: false, ignore: vec![], ..a.clone() }
+                == FolderConfig { paused: false, ignore: vec![], ..b.clone() }
         };
         let mut running = lock(&self.running);
         let keep: Vec<PathBuf> = folders
@@ -260,19 +267,24 @@ impl Engine {
             }
         }
         for folder in folders {
-            if running.contains_key(&folder.path) {
+            if let Some(r) = running.get(&folder.path) {
+                *lock(&r.ignore) = folder.ignore.clone();
                 continue;
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let stop = Arc::new(AtomicBool::new(folder.paused));
+            let ignore: Ignore = Arc::new(Mutex::new(folder.ignore.clone()));
             let ctx = Ctx {
                 opts: self.opts.clone(),
                 shared: self.shared.clone(),
                 limits: self.limits.clone(),
+                ignore: ignore.clone(),
             };
             let task = tokio::spawn(folder_task(folder.clone(), ctx, tx.clone(), rx, stop.clone()));
-            running
-                .insert(folder.path.clone(), Running { config: folder, control: (tx, stop), task });
+            running.insert(
+                folder.path.clone(),
+                Running { config: folder, control: (tx, stop), ignore, task },
+            );
         }
     }
 
@@ -335,10 +347,14 @@ fn control(engine: &Engine, folder: Option<&Path>, action: Action) -> Reply {
         .filter(|(p, _)| {
             folder.is_none_or(|f| *p == f || std::fs::canonicalize(f).is_ok_and(|f| f == **p))
         })
-        .map(|(_, r)| &r.control)
         .collect();
     let (msg, stop_flag, verb) = action.parts();
-    for (tx, stop) in &targets {
+    let mut unsaved = None;
+    if let Some(paused) = stop_flag {
+        let paths: Vec<&Path> = targets.iter().map(|(p, _)| p.as_path()).collect();
+        unsaved = remember_pause(&engine.opts.config, &paths, paused).err();
+    }
+    for (tx, stop) in targets.iter().map(|(_, r)| &r.control) {
         // the flag stops a sync cycle after its current commit; the message moves the
         // state machine once the cycle is over
         if let Some(on) = stop_flag {
@@ -353,14 +369,47 @@ fn control(engine: &Engine, folder: Option<&Path>, action: Action) -> Reply {
             folders: vec![],
         };
     }
-    Reply { ok: true, message: format!("{verb} {} folder(s)", targets.len()), folders: vec![] }
+    let message = match unsaved {
+        None => format!("{verb} {} folder(s)", targets.len()),
+        Some(e) => format!(
+            "{verb} {} folder(s), but the config could not keep it ({e}): after a restart they \
+             start as before",
+            targets.len()
+        ),
+    };
+    Reply { ok: true, message, folders: vec![] }
+}
+
+/// Keep a pause (or resume) in the config, so the folders start that way after a
+/// restart or a reboot.
+fn remember_pause(
+    config: &Path,
+    folders: &[&Path],
+    paused: bool,
+) -> Result<(), crate::config::ConfigError> {
+    let mut c = Config::load(config)?;
+    let mut changed = false;
+    for f in c.folders.iter_mut().filter(|f| folders.contains(&f.path.as_path())) {
+        changed |= f.paused != paused;
+        f.paused = paused;
+    }
+    if changed { c.save(config) } else { Ok(()) }
 }
 
 impl Engine {
-    /// The folders running now (a stopped folder's task may publish once more).
+    /// The folders running now (a stopped folder's task may publish once more),
+    /// their refused files marked by the `ignore` setting as it is now.
     fn statuses(&self) -> Vec<FolderStatus> {
         let running = lock(&self.running);
-        lock(&self.shared).values().filter(|s| running.contains_key(&s.path)).cloned().collect()
+        let shared = lock(&self.shared);
+        let mut out = Vec::new();
+        for s in shared.values() {
+            let Some(r) = running.get(&s.path) else { continue };
+            let mut s = s.clone();
+            attention::mark_ignored(&mut s.rejected, &lock(&r.ignore));
+            out.push(s);
+        }
+        out
     }
 }
 
@@ -386,11 +435,15 @@ struct Limits {
     throttle: Option<Arc<Throttle>>,
 }
 
+/// A folder's `ignore` setting, shared with its task.
+type Ignore = Arc<Mutex<Vec<String>>>;
+
 /// A folder task's view of the daemon.
 struct Ctx {
     opts: DaemonOptions,
     shared: Shared,
     limits: Limits,
+    ignore: Ignore,
 }
 
 async fn folder_task(
@@ -400,7 +453,7 @@ async fn folder_task(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     stop: Arc<AtomicBool>,
 ) {
-    let Ctx { opts, shared, limits } = ctx;
+    let Ctx { opts, shared, limits, ignore } = ctx;
     let path = folder.path.clone();
     let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
     let status = Arc::new(Mutex::new(FolderStatus {
@@ -418,6 +471,7 @@ async fn folder_task(
         gate_held: None,
         went_on: None,
         last_retention: None,
+        rejected: Vec::new(),
     }));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
@@ -526,11 +580,9 @@ async fn folder_task(
             o.tag_on_change = folder.tag_on_change.clone();
             o.gate = folder.gate.clone();
             let started = Instant::now();
-            // the last file this cycle refused
-            let rejected: Arc<Mutex<Option<String>>> = Arc::default();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
-                let rejected = rejected.clone();
+                let ignore = ignore.clone();
                 move |p: &Progress| {
                     match p {
                         Progress::Planned { files, bytes } => apply(Input::Scanned {
@@ -547,9 +599,16 @@ async fn folder_task(
                             drop(st);
                             apply(Input::Committed { files, bytes });
                         }
-                        Progress::FileRejected { file, message } => {
-                            lock(&status).last_error = Some(message.clone());
-                            *lock(&rejected) = Some(file.clone());
+                        Progress::FileRejected { file, code, message } => {
+                            let ignore = lock(&ignore).clone();
+                            attention::refused_now(
+                                &mut lock(&status).rejected,
+                                file,
+                                *code,
+                                message,
+                                &now_utc(),
+                                &ignore,
+                            );
                         }
                         Progress::FileDone { bytes, .. } => {
                             let mut st = lock(&status);
@@ -595,17 +654,23 @@ async fn folder_task(
                     }
                     retry_at = None;
                     lock(&status).gate_held = gate_hold(&report);
+                    {
+                        let ignore = lock(&ignore).clone();
+                        let mut st = lock(&status);
+                        st.rejected = attention::after_cycle(
+                            &st.rejected,
+                            &report,
+                            &ignore,
+                            &now_utc(),
+                            |f| path.join(f).exists(),
+                        );
+                    }
                     if let Some(sw) = report.switched.last() {
                         let (moved, unsaved) = went_on(&opts.config, &mut folder, sw);
                         url = RepoUrl::parse(&folder.repo).unwrap_or(url);
                         let mut st = lock(&status);
                         (st.repo, st.branch) = (folder.repo.clone(), folder.branch.clone());
                         st.went_on = Some(moved);
-                        // (a drifted file reads as refused until the sync goes on with
-                        // it: it is not a problem once it has)
-                        if lock(&rejected).as_ref().is_some_and(|f| sw.files.contains(f)) {
-                            st.last_error = None;
-                        }
                         if let Some(e) = unsaved {
                             st.last_error = Some(e);
                         }
@@ -681,6 +746,10 @@ async fn folder_task(
             }
         }
     }
+}
+
+fn now_utc() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The first retention run comes this long after the folder starts, at most.

@@ -158,6 +158,7 @@ pub enum Progress {
     },
     FileRejected {
         file: String,
+        code: floe_core::ErrorCode,
         message: String,
     },
     Committed {
@@ -1257,6 +1258,7 @@ impl Ingest<'_> {
         let message = error.to_string();
         (self.progress)(&Progress::FileRejected {
             file: file.to_string(),
+            code: error.code(),
             message: message.clone(),
         });
         report.rejected.push(Rejected {
