@@ -53,6 +53,18 @@ pub(crate) async fn resume(s: State<'_, Floe>, folder: Option<PathBuf>) -> R<Str
     s.host.resume(folder).await
 }
 
+/// Mark a file the folder could not sync ignored (`undo`: counted again).
+#[tauri::command]
+pub(crate) async fn ignore_file(
+    s: State<'_, Floe>,
+    path: PathBuf,
+    file: String,
+    undo: bool,
+) -> R<Vec<String>> {
+    let files = [PathBuf::from(file)];
+    floe_api::folders::ignore(s.host.config_path(), s.host.socket(), &path, &files, undo).await
+}
+
 /// Release (`release: true`) or drop what the folder's validation gate holds.
 #[tauri::command]
 pub(crate) async fn gate_decide(

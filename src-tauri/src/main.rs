@@ -60,6 +60,7 @@ fn main() {
             commands::remove_folder,
             commands::pause,
             commands::resume,
+            commands::ignore_file,
             commands::gate_decide,
             commands::commits,
             commands::variables,

@@ -325,6 +325,7 @@ def phase_app():
 
         phase_gate(d)
         phase_drift(d)
+        phase_refused(d)
     finally:
         d.quit()
 
@@ -422,6 +423,44 @@ def phase_drift(d):
              lambda: "went on after a schema drift" in told.read_text(), 30)
         time.sleep(5)
         assert told.read_text().count("went on after a schema drift") == 1, told.read_text()
+    finally:
+        monitor.terminate()
+        monitor.wait(10)
+    remove_folder(d, p)
+
+
+def phase_refused(d):
+    """A text file named .nc beside a good file: the card says the folder needs
+    attention and lists the file with its reason, one notification tells it, and
+    Ignore (kept in the config) makes the folder all synced while still listing it."""
+    rwatch, rrepo = WORK / "refusing", WORK / "refusing-repo"
+    told = WORK / "notifications-refused.txt"
+    monitor = notifications(os.environ["DBUS_SESSION_BUS_ADDRESS"], told)
+    try:
+        p = add_local_folder(d, rwatch, rrepo)
+        write_nc("ctd_0001.nc", 0, into=rwatch)
+        (rwatch / "notes.nc").write_text("calibration notes, not data\n")
+        item = card(p) + ' .refused li[data-file="notes.nc"]'
+        wait(d, "the refused file listed", lambda: d.find_elements(By.CSS_SELECTOR, item), 90)
+        wait(d, "the good file on main", lambda: "ctd_0001.nc" in main_files(rrepo), 90)
+        wait(d, "the card needs attention", lambda: text(d, card(p) + " .headline")
+             == "Needs attention: 1 file could not be synced", 30)
+        assert text(d, "#overall") == "Needs attention", text(d, "#overall")
+        assert "not a NetCDF or Zarr file" in text(d, item), text(d, item)
+        d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
+        shot(d, "folders-refused")
+        wait(d, "one notification of the file",
+             lambda: "notes.nc could not be synced" in told.read_text(), 30)
+        time.sleep(4)
+        assert told.read_text().count("notes.nc could not be synced") == 1, told.read_text()
+
+        css(d, item + " button.ignore").click()
+        wait(d, "ignored", lambda: css(d, item).get_attribute("data-ignored") == "true", 30)
+        wait(d, "all synced once ignored", lambda: text(d, "#overall") == "All synced", 30)
+        assert text(d, card(p) + " .headline") == "Up to date", text(d, card(p) + " .headline")
+        cfg = Path(os.environ["FLOE_CONFIG"]).read_text()
+        assert "notes.nc" in cfg, cfg
+        shot(d, "folders-refused-ignored")
     finally:
         monitor.terminate()
         monitor.wait(10)

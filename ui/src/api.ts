@@ -4,6 +4,19 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { asErrorCode, type ErrorCode } from "./codes";
 
+/** A file Floe could not sync: left where it is, listed until fixed, removed or ignored. */
+export interface RejectedFile {
+  /** Relative to the folder. */
+  file: string;
+  code: string;
+  /** Why, and what to do. */
+  message: string;
+  /** When Floe first refused it (UTC). */
+  since: string;
+  /** Marked ignored: listed, not counted. */
+  ignored: boolean;
+}
+
 export interface FolderView {
   path: string;
   repo: string;
@@ -27,6 +40,8 @@ export interface FolderView {
   drift: string | null;
   /** The last retention run (keep) in a sentence (none since the engine started). */
   retention: string | null;
+  /** Files Floe could not sync; those not ignored make the folder need attention. */
+  rejected: RejectedFile[];
 }
 
 /** What a release or drop at the validation gate did. */
@@ -214,6 +229,8 @@ export const api = {
   removeFolder: (path: string) => call<FolderConfig>("remove_folder", { path }),
   pause: (folder: string | null) => call<string>("pause", { folder }),
   resume: (folder: string | null) => call<string>("resume", { folder }),
+  ignoreFile: (path: string, file: string, undo: boolean) =>
+    call<string[]>("ignore_file", { path, file, undo }),
   gateDecide: (path: string, release: boolean) =>
     call<GateDecision>("gate_decide", { path, release }),
   commits: (repo: string, branch: string, limit: number) =>

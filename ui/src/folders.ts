@@ -1,5 +1,13 @@
 // Folders: every sync folder with its live state, and the form to add one.
-import { api, FloeError, type FolderView, type LoginField, type OnDrift, type StatusView } from "./api";
+import {
+  api,
+  FloeError,
+  type FolderView,
+  type LoginField,
+  type OnDrift,
+  type RejectedFile,
+  type StatusView,
+} from "./api";
 import { bytes, field, h, say, setText } from "./dom";
 
 interface Card {
@@ -19,6 +27,8 @@ interface Card {
   toggle: HTMLButtonElement;
   /** Release and drop, shown while the validation gate holds files. */
   gate: HTMLElement;
+  /** The files Floe could not sync, each with its reason and Ignore. */
+  refused: HTMLElement;
 }
 
 const cards = new Map<string, Card>();
@@ -86,6 +96,7 @@ function card(f: FolderView): Card {
     }
   });
   const gate = gateButtons(f.path);
+  const refused = h("ul", { class: "refused", "aria-label": "Files that could not be synced", hidden: true });
   const remove = h("button", { type: "button", class: "remove" }, "Remove…") as HTMLButtonElement;
   remove.addEventListener("click", async () => {
     if (remove.dataset.armed !== "true") {
@@ -116,10 +127,66 @@ function card(f: FolderView): Card {
     drift,
     retention,
     problem,
+    refused,
     gate,
     h("div", { class: "row" }, toggle, remove),
   );
-  return { root, repo, headline, detail, numbers, commit, verification, problem, drift, retention, toggle, gate };
+  return {
+    root,
+    repo,
+    headline,
+    detail,
+    numbers,
+    commit,
+    verification,
+    problem,
+    drift,
+    retention,
+    toggle,
+    gate,
+    refused,
+  };
+}
+
+/** Draw the refused files again only when they change (the status comes every second). */
+function renderRefused(list: HTMLElement, path: string, files: RejectedFile[]): void {
+  const key = JSON.stringify(files.map((r) => [r.file, r.ignored, r.message]));
+  if (list.dataset.key === key) return;
+  list.dataset.key = key;
+  list.hidden = files.length === 0;
+  list.replaceChildren(
+    ...files.map((r) => {
+      const b = h(
+        "button",
+        {
+          type: "button",
+          class: "ignore",
+          title: r.ignored
+            ? "Count this file as needing attention again"
+            : "Stop counting this file as needing attention (Floe still tries it)",
+        },
+        r.ignored ? "Count again" : "Ignore",
+      ) as HTMLButtonElement;
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await api.ignoreFile(path, r.file, r.ignored);
+        } catch (e) {
+          alertError(e);
+        } finally {
+          b.disabled = false;
+        }
+      });
+      const since = `since ${r.since}`;
+      return h(
+        "li",
+        { "data-file": r.file, "data-ignored": String(r.ignored) },
+        h("span", { class: "why" }, r.message),
+        h("span", { class: "muted" }, r.ignored ? ` (ignored; ${since})` : ` (${since})`),
+        b,
+      );
+    }),
+  );
 }
 
 /** The gate's two decisions for a folder's held files. */
@@ -191,6 +258,7 @@ export function renderFolders(s: StatusView): void {
     if (c.problem.getAttribute("role") !== role) c.problem.setAttribute("role", role);
     setData(c.problem, "attention", String(f.needs_attention));
     c.gate.hidden = f.held_files.length === 0;
+    renderRefused(c.refused, f.path, f.rejected);
     setData(c.toggle, "paused", String(f.paused));
     setText(c.toggle, f.paused ? "Resume" : "Pause");
   }

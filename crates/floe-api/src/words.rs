@@ -207,7 +207,8 @@ pub fn describe(s: &FolderStatus) -> FolderView {
             (
                 format!("Needs attention: {} could not be synced", files(refused as u64)),
                 "Each is left where it is and the other files keep flowing: fix, replace or remove it, or mark it ignored.".to_string(),
-                problem.or_else(|| Some(refused_line(&s.rejected, refused))),
+                // (each file is in `rejected` with its reason: no need to say one twice)
+                problem,
             )
         }
         _ => (headline, detail, problem),
@@ -240,16 +241,6 @@ pub fn describe(s: &FolderStatus) -> FolderView {
         drift: s.went_on.as_ref().map(went_on),
         retention: s.last_retention.as_ref().map(retention),
         rejected: s.rejected.clone(),
-    }
-}
-
-/// `a.nc: <why> (and 2 more files)`: the first counted refused file.
-fn refused_line(list: &[floe_engine::attention::RejectedFile], counted: usize) -> String {
-    let first = list.iter().find(|r| !r.ignored).map_or("", |r| r.message.as_str());
-    match counted {
-        0 | 1 => first.to_string(),
-        2 => format!("{first} (and 1 more file)"),
-        n => format!("{first} (and {} more files)", n - 1),
     }
 }
 
@@ -423,12 +414,12 @@ mod tests {
         let v = describe(&s);
         assert!(v.needs_attention);
         assert_eq!(v.headline, "Needs attention: 2 files could not be synced");
-        assert_eq!(v.problem.as_deref(), Some("notes.nc: not a NetCDF file (and 1 more file)"));
+        assert_eq!(v.problem, None, "each file is listed with its reason, once");
         assert_eq!(overall(&[v]), Overall::Attention);
         s.rejected[0].ignored = true;
         let v = describe(&s);
         assert_eq!(v.headline, "Needs attention: 1 file could not be synced");
-        assert_eq!(v.problem.as_deref(), Some("trunc.nc: truncated"));
+        assert_eq!(v.rejected.iter().filter(|r| !r.ignored).count(), 1);
         s.rejected[1].ignored = true;
         let v = describe(&s);
         assert!(!v.needs_attention);
