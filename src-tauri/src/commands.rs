@@ -153,6 +153,14 @@ pub(crate) async fn set_start_at_login(app: tauri::AppHandle, enabled: bool) -> 
     crate::shell::set_start_at_login(&app, enabled)
 }
 
+/// The folder this app's own command line named, for the add-folder form.
+#[tauri::command]
+pub(crate) async fn start_folder() -> R<Option<String>> {
+    let argv: Vec<String> = std::env::args().collect();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    Ok(floe_api::folders::folder_arg(&argv, &cwd).map(|p| p.display().to_string()))
+}
+
 #[tauri::command]
 pub(crate) async fn ui_ready() -> R<()> {
     crate::shell::ui_ready();

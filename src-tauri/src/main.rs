@@ -45,6 +45,11 @@ fn main() {
         }
     };
     let app = tauri::Builder::default()
+        // first, so that a second start ends before it builds anything of its own
+        // (a second engine, a second tray icon)
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            shell::second_start(app, &argv, &cwd);
+        }))
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_autostart::init(
@@ -75,6 +80,7 @@ fn main() {
             commands::start_at_login,
             commands::set_start_at_login,
             commands::ui_ready,
+            commands::start_folder,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();

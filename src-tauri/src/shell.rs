@@ -39,6 +39,18 @@ pub(crate) fn show_window(app: &AppHandle) {
     }
 }
 
+/// Another start of the app (the menu, the login autostart, a file manager's
+/// "Open with"): the single-instance plugin ends it and tells this one, which
+/// shows its window; a folder on its command line opens the add-folder form with
+/// it filled in.
+pub(crate) fn second_start(app: &AppHandle, argv: &[String], cwd: &str) {
+    tracing::info!(?argv, "a second start of the app: showing this one");
+    show_window(app);
+    if let Some(folder) = floe_api::folders::folder_arg(argv, std::path::Path::new(cwd)) {
+        let _ = app.emit("add-folder", folder.display().to_string());
+    }
+}
+
 /// Stop what this process started (its engine, its mounts) and exit.
 pub(crate) fn quit(app: &AppHandle) {
     let app = app.clone();

@@ -13,7 +13,7 @@ tauri-driver, and passes everything in the environment:
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
 history, folders-paused, mounts, mounts-prefix, settings, folders-zoom-200, folders-held,
-folders-drift, daemon.
+folders-drift, folders-refused, folders-refused-ignored, folders-second-start, daemon.
 """
 
 import faulthandler
@@ -162,6 +162,7 @@ def phase_app():
         wait(d, "empty folder list", lambda: css(d, "#no-folders").is_displayed())
         assert "inside this app" in text(d, "#engine-note"), text(d, "#engine-note")
         shot(d, "folders-empty")
+        phase_second_start(d)
 
         # keyboard: the tabs follow the arrow keys
         css(d, "#tab-folders").send_keys(Keys.ARROW_RIGHT)
@@ -427,6 +428,25 @@ def phase_drift(d):
         monitor.terminate()
         monitor.wait(10)
     remove_folder(d, p)
+
+
+def phase_second_start(d):
+    """A second start of the app, naming a folder, ends at once (no second engine or
+    window) and this window offers that folder in the add-folder form."""
+    folder = WORK / "second-start"
+    folder.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    second = subprocess.run([APP, str(folder)], cwd=WORK, capture_output=True, text=True,
+                            timeout=60)
+    log(f"a second start ended in {time.monotonic() - t:.1f} s, exit {second.returncode}")
+    assert second.returncode == 0, second.stderr[-2000:]
+    wait(d, "the form offers the folder",
+         lambda: css(d, "#new-folder").get_attribute("value") == str(folder), 30)
+    assert "Choose where the data of" in text(d, "#folders-msg"), text(d, "#folders-msg")
+    running = subprocess.run(["pgrep", "-c", "-f", f"^{APP}"], capture_output=True, text=True)
+    assert running.stdout.strip() == "1", f"{running.stdout} floe-desktop processes run"
+    shot(d, "folders-second-start")
+    css(d, "#new-folder").clear()
 
 
 def phase_refused(d):

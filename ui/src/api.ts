@@ -249,7 +249,13 @@ export const api = {
   startAtLogin: () => call<boolean>("start_at_login"),
   setStartAtLogin: (enabled: boolean) => call<boolean>("set_start_at_login", { enabled }),
   uiReady: () => call<void>("ui_ready"),
+  startFolder: () => call<string | null>("start_folder"),
 };
+
+/** A start of the app named a folder: offer to add it. */
+export function onAddFolder(f: (folder: string) => void): void {
+  void listen<string>("add-folder", (e) => f(e.payload));
+}
 
 /** Status pushed by the app every second. */
 export function onStatus(f: (s: StatusView) => void): void {

@@ -461,3 +461,14 @@ function addForm(): HTMLElement {
   });
   return form;
 }
+
+/** A folder named when the app was started: in the add-folder form, ready to add. */
+export function offerFolder(path: string): void {
+  const input = document.getElementById("new-folder") as HTMLInputElement | null;
+  if (!input) return;
+  input.value = path;
+  input.scrollIntoView({ block: "center" });
+  input.focus();
+  const msg = document.getElementById("folders-msg");
+  if (msg) say(msg, "none", `Choose where the data of ${path} go, then add it.`);
+}

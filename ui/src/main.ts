@@ -1,8 +1,8 @@
 // Floe's window: tabs, and the status that flows into every screen.
 import "./style.css";
-import { api, FloeError, onStatus, onStatusError, type StatusView } from "./api";
+import { api, FloeError, onAddFolder, onStatus, onStatusError, type StatusView } from "./api";
 import { setText } from "./dom";
-import { mountFolders, renderFolders } from "./folders";
+import { mountFolders, offerFolder, renderFolders } from "./folders";
 import { historyStatus, load as loadHistory, mountHistory } from "./history";
 import { mountMounts, mountsStatus, refreshMounts } from "./mounts";
 import { mountSettings, settingsStatus } from "./settings";
@@ -60,6 +60,14 @@ async function first(): Promise<void> {
     requestAnimationFrame(() => void api.uiReady());
   }
 }
+
+// a folder named on the command line (this start's, or a second start's)
+function offer(folder: string): void {
+  select(tabs.find((t) => t.getAttribute("aria-controls") === "folders")!, false);
+  offerFolder(folder);
+}
+onAddFolder(offer);
+void api.startFolder().then((f) => f && offer(f), () => {});
 
 onStatus(apply);
 onStatusError((e) => {

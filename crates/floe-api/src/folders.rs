@@ -200,6 +200,15 @@ pub async fn ignore(
     Ok(list)
 }
 
+/// The folder a start of the app names on its command line (`floe-desktop
+/// /data/lidar`, or a file manager's "Open with"): the first argument that is not
+/// an option, resolved against the directory it was started in. `argv` includes
+/// the program name.
+pub fn folder_arg(argv: &[String], cwd: &Path) -> Option<PathBuf> {
+    let arg = argv.iter().skip(1).find(|a| !a.starts_with('-'))?;
+    Some(cwd.join(arg))
+}
+
 /// A file's name as the sync gives it: relative to the folder, `/`-separated.
 fn name_in(folder: &Path, file: &Path) -> String {
     let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
@@ -285,6 +294,22 @@ mod tests {
         assert_eq!(list_of(&cfg)[0].ignore, vec!["sub/notes.nc".to_string()]);
         let e = ignore(&cfg, &sock, &dir.path().join("other"), &by_path, false).await.unwrap_err();
         assert!(e.message.contains("other"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_folder_on_a_command_line_is_its_first_argument_that_is_not_an_option() {
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let cwd = Path::new("/home/lab");
+        assert_eq!(folder_arg(&argv(&["floe-desktop"]), cwd), None);
+        assert_eq!(folder_arg(&argv(&["floe-desktop", "--hidden"]), cwd), None);
+        assert_eq!(
+            folder_arg(&argv(&["floe-desktop", "--hidden", "lidar"]), cwd),
+            Some(PathBuf::from("/home/lab/lidar"))
+        );
+        assert_eq!(
+            folder_arg(&argv(&["floe-desktop", "/data/radar"]), cwd),
+            Some(PathBuf::from("/data/radar"))
+        );
     }
 
     fn list_of(cfg: &Path) -> Vec<FolderConfig> {
