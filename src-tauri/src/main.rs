@@ -11,7 +11,7 @@ mod shell;
 
 use floe_api::engine::Host;
 use floe_api::mounts::Mounts;
-use tauri::{Manager, WindowEvent};
+use tauri::{Manager, RunEvent, WindowEvent};
 
 /// What every command reaches.
 #[derive(Debug)]
@@ -93,20 +93,27 @@ fn main() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                // keep syncing in the tray; without a tray, closing quits
-                if window.app_handle().state::<HasTray>().0 {
-                    api.prevent_close();
-                    let _ = window.hide();
-                } else {
-                    api.prevent_close();
-                    shell::quit(window.app_handle());
-                }
+            // with a tray, the window closes (its webview freed) and the engine keeps
+            // syncing; the tray opens a new one. Without a tray, closing quits, or
+            // nothing would be left to reopen it.
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && !window.app_handle().state::<HasTray>().0
+            {
+                api.prevent_close();
+                shell::quit(window.app_handle());
             }
         })
         .build(tauri::generate_context!());
     match app {
-        Ok(app) => app.run(|_, _| {}),
+        Ok(app) => app.run(|app, event| {
+            // the last window closing is not the end: the tray keeps the engine
+            // (Quit exits with a code, which goes through)
+            if let RunEvent::ExitRequested { code: None, api, .. } = event
+                && app.state::<HasTray>().0
+            {
+                api.prevent_exit();
+            }
+        }),
         Err(e) => {
             eprintln!("floe-desktop: cannot start the window: {e}");
             std::process::exit(70);

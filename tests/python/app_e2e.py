@@ -73,7 +73,8 @@ def wait(d, what, cond, timeout=60):
         try:
             last = cond()
             return last
-        except WebDriverException as e:
+        except (WebDriverException, AssertionError) as e:
+            # (an engine not answering yet: `floe status` fails with AssertionError)
             last = e
             return False
 
@@ -85,6 +86,8 @@ def wait(d, what, cond, timeout=60):
 
 
 def shot(d, name):
+    if d is None:  # (no WebDriver session: the app started by hand)
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     p = SHOTS / f"{name}.png"
     d.save_screenshot(str(p))
@@ -449,6 +452,71 @@ def phase_second_start(d):
     css(d, "#new-folder").clear()
 
 
+def web_processes(pid):
+    """The WebKit web processes under the app (its pages: one while a window is open)."""
+    out = subprocess.run(["pgrep", "-P", str(pid), "-a"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "WebKitWebProcess" in line]
+
+
+def close_window_of(pid):
+    """Ask the app's window to close as a window manager does (WM_DELETE_WINDOW to
+    each top-level window of `pid` that takes it); the number asked."""
+    from Xlib import X, display, protocol
+
+    dpy = display.Display()
+    atom = dpy.intern_atom
+    wm_pid, protocols, delete = atom("_NET_WM_PID"), atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW")
+    asked = 0
+    for w in dpy.screen().root.query_tree().children:
+        owner = w.get_full_property(wm_pid, X.AnyPropertyType)
+        if not owner or owner.value[0] != pid or delete not in (w.get_wm_protocols() or []):
+            continue
+        ev = protocol.event.ClientMessage(window=w, client_type=protocols,
+                                          data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+        w.send_event(ev)
+        asked += 1
+    dpy.flush()
+    dpy.close()
+    return asked
+
+
+def phase_close_to_tray():
+    """The app started by hand (no WebDriver, which ends its session when the last
+    window closes): closing its window frees the webview's web process while the
+    engine keeps syncing in the tray (a file dropped after closing is committed),
+    and a second start opens a new window."""
+    deadline = time.time() + 30
+    while subprocess.run([FLOE, "status", "--json"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "the first app's engine is still running"
+        time.sleep(0.2)
+    app = subprocess.Popen([APP], cwd=WORK, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait(None, "the window's web process", lambda: web_processes(app.pid), 60)
+        real = str(WATCH.resolve())
+        wait(None, "the engine up", lambda: any(f["path"] == real for f in floe_status()), 60)
+        before = next(f for f in floe_status() if f["path"] == real)["files_ingested"]
+        wait(None, "the window asked to close", lambda: close_window_of(app.pid) > 0, 30)
+        wait(None, "the web process freed", lambda: not web_processes(app.pid), 30)
+        assert app.poll() is None, f"closing the window quit the app ({app.returncode})"
+        write_nc("ctd_0003.nc", 24)
+        wait(None, "a file dropped after closing is committed",
+             lambda: next(f for f in floe_status() if f["path"] == real)["files_ingested"]
+             == before + 1, 90)
+        assert "ctd_0003.nc" in main_files(REPO)
+        second = subprocess.run([APP], cwd=WORK, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stderr[-2000:]
+        wait(None, "a new window (a web process again) after a second start",
+             lambda: web_processes(app.pid), 30)
+        assert app.poll() is None
+        log("close to tray: web process freed, file synced, window reopened")
+    finally:
+        app.terminate()
+        try:
+            app.wait(30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+
+
 def phase_refused(d):
     """A text file named .nc beside a good file: the card says the folder needs
     attention and lists the file with its reason, one notification tells it, and
@@ -580,6 +648,7 @@ def phase_daemon():
 
 def main():
     phase_app()
+    phase_close_to_tray()
     phase_daemon()
     log("all good")
 

@@ -76,6 +76,14 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // every phase ran to its end (each says so)
+    for said in [
+        "a second start ended in",
+        "close to tray: web process freed, file synced, window reopened",
+        "all good",
+    ] {
+        assert!(r.stdout.contains(said), "the script never said {said:?}:\n{}", r.stdout);
+    }
     // nothing of the refused login was kept: not in the keychain, not in the config,
     // and nothing was written to the container
     let blobs = py("storage.py", &["az-list", &server.url(), "lab"]);
@@ -90,6 +98,8 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         "folders-paused",
         "mounts",
         "folders-held",
+        "folders-refused",
+        "folders-second-start",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "no screenshot {name}");
     }
