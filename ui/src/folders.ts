@@ -131,21 +131,8 @@ function card(f: FolderView): Card {
     gate,
     h("div", { class: "row" }, toggle, remove),
   );
-  return {
-    root,
-    repo,
-    headline,
-    detail,
-    numbers,
-    commit,
-    verification,
-    problem,
-    drift,
-    retention,
-    toggle,
-    gate,
-    refused,
-  };
+  return { root, repo, headline, detail, numbers, commit, verification, problem, drift, retention, toggle, gate, refused };
+
 }
 
 /** Draw the refused files again only when they change (the status comes every second). */

@@ -75,20 +75,8 @@ mod tests {
 
     fn view(rejected: &[(&str, &str, bool)], state: FolderState) -> StatusView {
         let s = FolderStatus {
-            path: "/data/lidar".into(),
-            repo: "/repo".into(),
-            branch: "main".into(),
-            state,
-            files_pending: 0,
-            bytes_pending: 0,
             files_ingested: 3,
             last_commit: Some("A".into()),
-            last_error: None,
-            throughput: 0.0,
-            last_verification: None,
-            gate_held: None,
-            went_on: None,
-            last_retention: None,
             rejected: rejected
                 .iter()
                 .map(|(file, since, ignored)| RejectedFile {
@@ -99,6 +87,7 @@ mod tests {
                     ignored: *ignored,
                 })
                 .collect(),
+            ..FolderStatus::new("/data/lidar".into(), "/repo".into(), "main".into(), state)
         };
         let folders = vec![describe(&s)];
         let o = overall(&folders);

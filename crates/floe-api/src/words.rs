@@ -311,21 +311,17 @@ mod tests {
 
     fn status(state: serde_json::Value) -> FolderStatus {
         FolderStatus {
-            path: "/data/ctd".into(),
-            repo: "s3://lab/ctd".into(),
-            branch: "main".into(),
-            state: serde_json::from_value(state).unwrap(),
             files_pending: 3,
             bytes_pending: 12_500_000,
             files_ingested: 7,
             last_commit: Some("ABC".into()),
-            last_error: None,
             throughput: 2.5e6,
-            last_verification: None,
-            gate_held: None,
-            went_on: None,
-            last_retention: None,
-            rejected: Vec::new(),
+            ..FolderStatus::new(
+                "/data/ctd".into(),
+                "s3://lab/ctd".into(),
+                "main".into(),
+                serde_json::from_value(state).unwrap(),
+            )
         }
     }
 

@@ -72,6 +72,29 @@ pub struct FolderStatus {
     pub rejected: Vec<RejectedFile>,
 }
 
+impl FolderStatus {
+    /// A folder that has done nothing yet, in `state`.
+    pub fn new(path: PathBuf, repo: String, branch: String, state: FolderState) -> Self {
+        FolderStatus {
+            path,
+            repo,
+            branch,
+            state,
+            files_pending: 0,
+            bytes_pending: 0,
+            files_ingested: 0,
+            last_commit: None,
+            last_error: None,
+            throughput: 0.0,
+            last_verification: None,
+            gate_held: None,
+            went_on: None,
+            last_retention: None,
+            rejected: Vec::new(),
+        }
+    }
+}
+
 /// Where a folder went on after a schema drift, from where, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WentOn {
@@ -456,23 +479,12 @@ async fn folder_task(
     let Ctx { opts, shared, limits, ignore } = ctx;
     let path = folder.path.clone();
     let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
-    let status = Arc::new(Mutex::new(FolderStatus {
-        path: path.clone(),
-        repo: folder.repo.clone(),
-        branch: folder.branch.clone(),
-        state: initial.clone(),
-        files_pending: 0,
-        bytes_pending: 0,
-        files_ingested: 0,
-        last_commit: None,
-        last_error: None,
-        throughput: 0.0,
-        last_verification: None,
-        gate_held: None,
-        went_on: None,
-        last_retention: None,
-        rejected: Vec::new(),
-    }));
+    let status = Arc::new(Mutex::new(FolderStatus::new(
+        path.clone(),
+        folder.repo.clone(),
+        folder.branch.clone(),
+        initial.clone(),
+    )));
     let publish = {
         let (shared, status, path) = (shared.clone(), status.clone(), path.clone());
         move || {
