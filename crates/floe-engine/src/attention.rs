@@ -29,11 +29,12 @@ pub struct RejectedFile {
 }
 
 /// The folder's refused files after `report`'s cycle. `exists` says whether a file
-/// (as the sync names it) is still in the folder; `now` stamps new entries.
+/// (as the sync names it) is still in the folder; `now` stamps new entries. Which
+/// are ignored is marked where the status is read ([`mark_ignored`]), by the
+/// setting as it is then.
 pub fn after_cycle(
     previous: &[RejectedFile],
     report: &Report,
-    ignore: &[String],
     now: &str,
     exists: impl Fn(&str) -> bool,
 ) -> Vec<RejectedFile> {
@@ -58,7 +59,6 @@ pub fn after_cycle(
             ignored: false,
         });
     }
-    mark_ignored(&mut out, ignore);
     out.sort_by(|a, b| a.file.cmp(&b.file));
     out
 }
@@ -70,7 +70,6 @@ pub fn refused_now(
     code: ErrorCode,
     message: &str,
     now: &str,
-    ignore: &[String],
 ) {
     match list.iter_mut().find(|p| p.file == file) {
         Some(p) => (p.code, p.message) = (code, message.to_string()),
@@ -82,7 +81,6 @@ pub fn refused_now(
             ignored: false,
         }),
     }
-    mark_ignored(list, ignore);
 }
 
 /// Mark the entries the folder's `ignore` setting names.
@@ -136,9 +134,9 @@ mod tests {
 
     #[test]
     fn a_refused_file_stays_listed_from_the_first_time_it_was_refused() {
-        let first = after_cycle(&[], &report(&["b.nc", "a.nc"]), &[], "t1", |_| true);
+        let first = after_cycle(&[], &report(&["b.nc", "a.nc"]), "t1", |_| true);
         assert_eq!(files(&first), vec![("a.nc", "t1", false), ("b.nc", "t1", false)]);
-        let again = after_cycle(&first, &report(&["a.nc", "b.nc"]), &[], "t2", |_| true);
+        let again = after_cycle(&first, &report(&["a.nc", "b.nc"]), "t2", |_| true);
         assert_eq!(files(&again), vec![("a.nc", "t1", false), ("b.nc", "t1", false)]);
         assert_eq!(counted(&again), 2);
     }
@@ -148,7 +146,6 @@ mod tests {
         let before = after_cycle(
             &[],
             &report(&["fixed.nc", "rewritten.nc", "gone.nc", "left.nc"]),
-            &[],
             "t1",
             |_| true,
         );
@@ -162,14 +159,14 @@ mod tests {
         });
         next.waiting.push(Waiting { file: "rewritten.nc".into(), reason: "being written".into() });
         // left.nc was not reached (the cycle stopped before it) and still exists
-        let after = after_cycle(&before, &next, &[], "t2", |f| f != "gone.nc");
+        let after = after_cycle(&before, &next, "t2", |f| f != "gone.nc");
         assert_eq!(files(&after), vec![("left.nc", "t1", false)]);
     }
 
     #[test]
     fn an_ignored_file_is_listed_but_does_not_count() {
-        let list =
-            after_cycle(&[], &report(&["a.nc", "notes.nc"]), &["notes.nc".into()], "t1", |_| true);
+        let mut list = after_cycle(&[], &report(&["a.nc", "notes.nc"]), "t1", |_| true);
+        mark_ignored(&mut list, &["notes.nc".into()]);
         assert_eq!(files(&list), vec![("a.nc", "t1", false), ("notes.nc", "t1", true)]);
         assert_eq!(counted(&list), 1);
     }
@@ -177,8 +174,8 @@ mod tests {
     #[test]
     fn a_file_refused_mid_cycle_is_listed_at_once_and_keeps_its_first_time() {
         let mut list = Vec::new();
-        refused_now(&mut list, "a.nc", ErrorCode::BadSource, "a.nc: truncated", "t1", &[]);
-        refused_now(&mut list, "a.nc", ErrorCode::BadSource, "a.nc: still truncated", "t2", &[]);
+        refused_now(&mut list, "a.nc", ErrorCode::BadSource, "a.nc: truncated", "t1");
+        refused_now(&mut list, "a.nc", ErrorCode::BadSource, "a.nc: still truncated", "t2");
         assert_eq!(files(&list), vec![("a.nc", "t1", false)]);
         assert_eq!(list[0].message, "a.nc: still truncated");
     }

@@ -301,7 +301,6 @@ impl Engine {
                 opts: self.opts.clone(),
                 shared: self.shared.clone(),
                 limits: self.limits.clone(),
-                ignore: ignore.clone(),
             };
             let task = tokio::spawn(folder_task(folder.clone(), ctx, tx.clone(), rx, stop.clone()));
             running.insert(
@@ -458,7 +457,8 @@ struct Limits {
     throttle: Option<Arc<Throttle>>,
 }
 
-/// A folder's `ignore` setting, shared with its task.
+/// A folder's `ignore` setting, as the last reload left it: applied where the
+/// status is read ([`Engine::statuses`]), so its task never needs it.
 type Ignore = Arc<Mutex<Vec<String>>>;
 
 /// A folder task's view of the daemon.
@@ -466,7 +466,6 @@ struct Ctx {
     opts: DaemonOptions,
     shared: Shared,
     limits: Limits,
-    ignore: Ignore,
 }
 
 async fn folder_task(
@@ -476,7 +475,7 @@ async fn folder_task(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     stop: Arc<AtomicBool>,
 ) {
-    let Ctx { opts, shared, limits, ignore } = ctx;
+    let Ctx { opts, shared, limits } = ctx;
     let path = folder.path.clone();
     let initial = if folder.paused { FolderState::Paused } else { FolderState::Scanning };
     let status = Arc::new(Mutex::new(FolderStatus::new(
@@ -594,7 +593,6 @@ async fn folder_task(
             let started = Instant::now();
             let progress = {
                 let (apply, status, publish) = (apply.clone(), status.clone(), publish.clone());
-                let ignore = ignore.clone();
                 move |p: &Progress| {
                     match p {
                         Progress::Planned { files, bytes } => apply(Input::Scanned {
@@ -612,14 +610,12 @@ async fn folder_task(
                             apply(Input::Committed { files, bytes });
                         }
                         Progress::FileRejected { file, code, message } => {
-                            let ignore = lock(&ignore).clone();
                             attention::refused_now(
                                 &mut lock(&status).rejected,
                                 file,
                                 *code,
                                 message,
                                 &now_utc(),
-                                &ignore,
                             );
                         }
                         Progress::FileDone { bytes, .. } => {
@@ -667,15 +663,11 @@ async fn folder_task(
                     retry_at = None;
                     lock(&status).gate_held = gate_hold(&report);
                     {
-                        let ignore = lock(&ignore).clone();
                         let mut st = lock(&status);
-                        st.rejected = attention::after_cycle(
-                            &st.rejected,
-                            &report,
-                            &ignore,
-                            &now_utc(),
-                            |f| path.join(f).exists(),
-                        );
+                        st.rejected =
+                            attention::after_cycle(&st.rejected, &report, &now_utc(), |f| {
+                                path.join(f).exists()
+                            });
                     }
                     if let Some(sw) = report.switched.last() {
                         let (moved, unsaved) = went_on(&opts.config, &mut folder, sw);
@@ -820,7 +812,7 @@ fn went_on(
     sw: &floe_sync::drift::Switch,
 ) -> (WentOn, Option<String>) {
     let moved = WentOn {
-        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at: now_utc(),
         reason: sw.reason.clone(),
         from_repo: folder.repo.clone(),
         from_branch: folder.branch.clone(),
