@@ -118,8 +118,22 @@ pub(crate) async fn mounts(s: State<'_, Floe>) -> R<Vec<MountView>> {
 }
 
 #[tauri::command]
-pub(crate) async fn mount(s: State<'_, Floe>, repo: String, mountpoint: PathBuf) -> R<MountView> {
-    s.mounts.mount(&repo, &mountpoint).await
+pub(crate) async fn mount(
+    s: State<'_, Floe>,
+    repo: String,
+    mountpoint: PathBuf,
+    at_login: bool,
+) -> R<MountView> {
+    s.mounts.mount(&repo, &mountpoint, at_login, Vec::new()).await
+}
+
+#[tauri::command]
+pub(crate) async fn set_mount_at_login(
+    s: State<'_, Floe>,
+    mountpoint: PathBuf,
+    on: bool,
+) -> R<MountView> {
+    s.mounts.set_at_login(&mountpoint, on)
 }
 
 #[tauri::command]

@@ -56,7 +56,7 @@ fn main() {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec!["--hidden"]),
         ))
-        .manage(Floe { host: Host::new(opts), mounts: Mounts::default() })
+        .manage(Floe { mounts: Mounts::new(opts.config.clone()), host: Host::new(opts) })
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::folders,
@@ -74,6 +74,7 @@ fn main() {
             commands::mounts,
             commands::mount,
             commands::unmount,
+            commands::set_mount_at_login,
             commands::repos,
             commands::open_folder,
             commands::pick_folder,
@@ -87,6 +88,7 @@ fn main() {
             let has_tray = shell::tray(&handle);
             app.manage(HasTray(has_tray));
             shell::watch_status(handle.clone());
+            shell::restore_mounts(&handle);
             if !hidden || !has_tray {
                 shell::show_window(&handle);
             }

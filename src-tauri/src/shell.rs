@@ -78,15 +78,26 @@ pub(crate) fn second_start(app: &AppHandle, argv: &[String], cwd: &str) {
     }
 }
 
-/// Stop what this process started (its engine, its mounts) and exit.
+/// Stop the engine this process hosts and exit (mounts live in processes of their
+/// own and stay).
 pub(crate) fn quit(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let floe = app.state::<Floe>();
-        floe.host.shutdown().await;
-        let mounts = floe.mounts.clone();
-        let _ = tokio::task::spawn_blocking(move || mounts.unmount_all()).await;
+        app.state::<Floe>().host.shutdown().await;
         app.exit(0);
+    });
+}
+
+/// Mount what the user keeps for login and is not mounted now.
+pub(crate) fn restore_mounts(app: &AppHandle) {
+    let mounts = app.state::<Floe>().mounts.clone();
+    tauri::async_runtime::spawn(async move {
+        for (mp, r) in mounts.restore().await {
+            match r {
+                Ok(_) => tracing::info!("mounted {} again at login", mp.display()),
+                Err(e) => tracing::warn!("could not mount {} at login: {e}", mp.display()),
+            }
+        }
     });
 }
 

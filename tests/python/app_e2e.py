@@ -12,7 +12,7 @@ tauri-driver, and passes everything in the environment:
   AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
-history, folders-paused, mounts, mounts-prefix, settings, folders-zoom-200, folders-held,
+history, folders-paused, mounts, mounts-prefix, mounts-outlived, settings, folders-zoom-200, folders-held,
 folders-drift, folders-refused, folders-refused-ignored, folders-second-start, daemon.
 """
 
@@ -269,20 +269,22 @@ def phase_app():
                          dim="time")
         xr.testing.assert_identical(got.load(), want.load())
 
-        # Mounts: mount, see, unmount
+        # Mounts: mount (again at every login), served by a process of its own
         tab(d, "mounts")
         fill(d, "#mount-repo", str(REPO))
         fill(d, "#mount-at", str(MNT))
+        css(d, "#mount-at-login").click()
         css(d, "#mount-go").click()
         wait(d, "mounted", lambda: css(d, "#mounts-msg").get_attribute("data-kind") == "ok", 60)
-        wait(d, "mount listed", lambda: str(MNT) in text(d, "#mount-list"))
+        item = f'li[data-mountpoint="{MNT}"]'
+        wait(d, "mount listed", lambda: css(d, item).get_attribute("data-state") == "mounted")
         assert (MNT / "branches" / "main" / "zarr.json").exists()
+        helper = int(css(d, item).get_attribute("data-pid"))
+        assert Path(f"/proc/{helper}/comm").read_text().strip() == "floe", helper
+        assert css(d, item + " input.at-login").is_selected()
+        assert "process" in text(d, item) and "mounted" in text(d, item), text(d, item)
+        hold_a_file()
         shot(d, "mounts")
-        css(d, f'li[data-mountpoint="{MNT}"] button.unmount').click()
-        # only our own mount: a demo mount left by scripts/run.sh may be listed too
-        wait(d, "unmounted",
-             lambda: not d.find_elements(By.CSS_SELECTOR, f'li[data-mountpoint="{MNT}"]'))
-        assert not (MNT / "branches").exists()
 
         # Mounts: a prefix holding two repositories, browsed from the screen
         lab, lab_mnt = WORK / "lab", WORK / "mnt-lab"
@@ -332,6 +334,49 @@ def phase_app():
         phase_refused(d)
     finally:
         d.quit()
+
+
+# A file of an immutable snapshot folder of the mount, opened while the app that
+# made the mount runs and read to its end after that app has gone: (file, bytes read).
+HELD = {}
+
+
+def hold_a_file():
+    files = [Path(r) / f for r, _, fs in os.walk(MNT / "snapshots") for f in fs]
+    biggest = max(files, key=lambda f: f.stat().st_size)
+    f = open(biggest, "rb")
+    HELD.update(path=biggest, file=f, head=f.read(biggest.stat().st_size // 2))
+    log(f"holding {biggest} open ({biggest.stat().st_size} bytes)")
+
+
+def floe_mount_of(path):
+    ms = json.loads(subprocess.run([FLOE, "mounts", "--json"], capture_output=True, text=True,
+                                   check=True, timeout=30).stdout)
+    return next((m for m in ms if m["mountpoint"] == str(path)), None)
+
+
+def phase_mount_outlives_app():
+    """The mount made in the first app outlives it: the file it held open reads to
+    its end, `floe mounts` names the helper process; then, as a reboot would, the
+    helper is killed (the mount dead) and the next app start mounts it again."""
+    deadline = time.time() + 30
+    while subprocess.run(["pgrep", "-f", f"^{APP}"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "the first app still runs"
+        time.sleep(0.2)
+    m = floe_mount_of(MNT)
+    assert m and m["state"] == "mounted" and m["at_login"], m
+    assert m["program"] == "floe" and running(m["pid"]), m
+    f = HELD["file"]
+    whole = HELD["head"] + f.read()
+    f.close()
+    assert whole == HELD["path"].read_bytes() and len(whole) == HELD["path"].stat().st_size
+    log(f"the app gone, its mount (process {m['pid']}) kept reading {len(whole)} bytes")
+    os.kill(m["pid"], signal.SIGKILL)
+    deadline = time.time() + 30
+    while (floe_mount_of(MNT) or {}).get("state") != "dead":
+        assert time.time() < deadline, floe_mount_of(MNT)
+        time.sleep(0.2)
+    HELD["killed"] = m["pid"]
 
 
 def main_files(repo_path):
@@ -492,6 +537,10 @@ def phase_close_to_tray():
     app = subprocess.Popen([APP], cwd=WORK, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait(None, "the window's web process", lambda: web_processes(app.pid), 60)
+        wait(None, "the mount kept for login mounted again by the app's start",
+             lambda: (floe_mount_of(MNT) or {}).get("state") == "mounted", 60)
+        assert floe_mount_of(MNT)["pid"] != HELD["killed"]
+        assert (MNT / "branches" / "main" / "zarr.json").exists()
         real = str(WATCH.resolve())
         wait(None, "the engine up", lambda: any(f["path"] == real for f in floe_status()), 60)
         before = next(f for f in floe_status() if f["path"] == real)["files_ingested"]
@@ -638,6 +687,7 @@ def phase_daemon():
             shot(d, "daemon")
             css(d, "#resume-all").click()
             wait(d, "resumed", lambda: floe_status()[0]["state"]["state"] != "paused")
+            unmount_outlived(d)
         finally:
             d.quit()
         assert daemon.poll() is None, "the daemon stopped while the app ran"
@@ -646,8 +696,36 @@ def phase_daemon():
         daemon.wait(timeout=30)
 
 
+def running(pid):
+    """Whether process `pid` runs (a zombie nobody reaped yet has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def unmount_outlived(d):
+    """The mount the earlier apps made, listed with its process by this one, and
+    unmounted from it: its helper ends and it is no longer kept for login."""
+    tab(d, "mounts")
+    item = f'li[data-mountpoint="{MNT}"]'
+    wait(d, "the earlier mount listed", lambda: css(d, item).get_attribute("data-state") == "mounted")
+    pid = int(css(d, item).get_attribute("data-pid"))
+    shot(d, "mounts-outlived")
+    css(d, item + " button.unmount").click()
+    wait(d, "unmounted", lambda: not d.find_elements(By.CSS_SELECTOR, item))
+    assert not (MNT / "branches").exists()
+    deadline = time.time() + 30
+    while running(pid):
+        assert time.time() < deadline, f"the mount helper {pid} still runs"
+        time.sleep(0.2)
+    assert "[[mount]]" not in Path(os.environ["FLOE_CONFIG"]).read_text()
+    assert floe_mount_of(MNT) is None
+
+
 def main():
     phase_app()
+    phase_mount_outlives_app()
     phase_close_to_tray()
     phase_daemon()
     log("all good")

@@ -300,6 +300,103 @@ fn a_killed_mount_is_cleaned_up_and_the_folder_mounts_again() {
     assert!(again.path("branches/main/zarr.json").is_file());
 }
 
+/// Whether process `pid` runs (a zombie nobody reaped yet has ended).
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// `floe mounts --json`: the entry for `dir`, if any.
+fn listed(dir: &Path, env: &[(&str, &str)]) -> Option<serde_json::Value> {
+    let r = floe_env(&["mounts", "--json"], env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    all.into_iter().find(|m| m["mountpoint"] == dir.to_str().unwrap())
+}
+
+#[test]
+fn a_background_mount_outlives_its_starter_and_comes_back_at_login() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, repo, dir) = (d.path().join("src"), d.path().join("repo"), d.path().join("mnt"));
+    let url = repo.to_str().unwrap();
+    make(&src, &["--files", "1"]);
+    sync(&src, url, &[]);
+    let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
+    let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
+    struct Detach<'a>(&'a Path, &'a [(&'a str, &'a str)]);
+    impl Drop for Detach<'_> {
+        fn drop(&mut self) {
+            let _ = floe_env(&["unmount", self.0.to_str().unwrap()], self.1);
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _detach = Detach(&dir, &env);
+
+    // the starting `floe mount` has returned: a helper of its own serves the mount
+    let r = floe_env(&["mount", url, dir.to_str().unwrap(), "--at-login"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("and again at every login"), "{}", r.stdout);
+    let m = listed(&dir, &env).expect("listed");
+    assert_eq!(
+        (m["state"].as_str(), m["program"].as_str()),
+        (Some("mounted"), Some("floe")),
+        "{m}"
+    );
+    assert_eq!(m["at_login"], true);
+    assert_eq!(m["repo"], url);
+    let pid = m["pid"].as_u64().unwrap();
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("[[mount]]"));
+    let text = floe_env(&["mounts"], &env).stdout;
+    assert!(text.contains(&format!("mounted, process {pid} (floe)")), "{text}");
+    assert!(std::fs::read_dir(&dir).is_ok());
+
+    // mounting it there again is done already; another repository there is refused,
+    // naming the process
+    let twice = floe_env(&["mount", url, dir.to_str().unwrap(), "--background"], &env);
+    assert_eq!(twice.code, 0, "{}", twice.stderr);
+    assert!(twice.stdout.contains(&format!("process {pid}")), "{}", twice.stdout);
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let wrong =
+        floe_env(&["mount", other.to_str().unwrap(), dir.to_str().unwrap(), "--background"], &env);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains(&format!("already mounted by process {pid}")),
+        "{}",
+        wrong.stderr
+    );
+
+    // what a reboot leaves: the process gone, the mount dead, and listed so
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    let end = Instant::now() + Duration::from_secs(30);
+    while listed(&dir, &env).unwrap()["state"] != "dead" {
+        assert!(Instant::now() < end, "{:?}", listed(&dir, &env));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(errno(std::fs::read_dir(&dir)), ENOTCONN);
+
+    // the next login's `floe daemon` mounts it again (the dead mount detached first)
+    let daemon = floe_tests::daemon::spawn_daemon(&env, "1", "60");
+    let end = Instant::now() + Duration::from_secs(60);
+    while !listed(&dir, &env).is_some_and(|m| m["state"] == "mounted") {
+        assert!(Instant::now() < end, "{:?}", listed(&dir, &env));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again = listed(&dir, &env).unwrap()["pid"].as_u64().unwrap();
+    assert_ne!(again, pid);
+    drop(daemon);
+    // ...and it stays when the daemon is gone
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(dir.join("branches/main/zarr.json").is_file());
+
+    // unmount: the helper ends, and the mount is no longer kept for login
+    let u = floe_env(&["unmount", dir.to_str().unwrap()], &env);
+    assert_eq!(u.code, 0, "{}", u.stderr);
+    assert!(!running(again), "the helper still runs");
+    assert!(!std::fs::read_to_string(&cfg).unwrap().contains("[[mount]]"));
+    assert_eq!(listed(&dir, &env), None);
+}
+
 #[test]
 fn ctrl_c_and_floe_unmount_unmount_cleanly_and_only_the_owner_reads() {
     let d = tempfile::tempdir().unwrap();

@@ -175,10 +175,19 @@ export interface StatsAnswer {
   bins: BinStats[];
 }
 
+export type MountState = "mounted" | "starting" | "dead" | "not_mounted";
+
+/** A Floe mount, served by a process of its own (it outlives the app). */
 export interface MountView {
   mountpoint: string;
   repo: string;
-  here: boolean;
+  state: MountState;
+  state_label: string;
+  pid: number | null;
+  program: string | null;
+  since: string | null;
+  at_login: boolean;
+  log: string | null;
 }
 
 /** One repository under a prefix (`floe repos`). */
@@ -241,7 +250,10 @@ export const api = {
   overview: (repo: string, branch: string, variable: string, everyS: number) =>
     call<StatsAnswer>("overview", { repo, branch, variable, everyS }),
   mounts: () => call<MountView[]>("mounts"),
-  mount: (repo: string, mountpoint: string) => call<MountView>("mount", { repo, mountpoint }),
+  mount: (repo: string, mountpoint: string, atLogin: boolean) =>
+    call<MountView>("mount", { repo, mountpoint, atLogin }),
+  setMountAtLogin: (mountpoint: string, on: boolean) =>
+    call<MountView>("set_mount_at_login", { mountpoint, on }),
   unmount: (mountpoint: string) => call<void>("unmount", { mountpoint }),
   repos: (url: string) => call<ReposView>("repos", { url }),
   openFolder: (path: string) => call<void>("open_folder", { path }),

@@ -1,5 +1,7 @@
 // Mounts: mount a repository (or a prefix holding many) at a folder, see every
-// Floe mount, browse the repositories under a mounted prefix, open, unmount.
+// Floe mount with the process serving it (mounts live in processes of their own:
+// closing or quitting the app leaves them mounted), keep one for every login,
+// browse the repositories under a mounted prefix, open, unmount.
 import { api, FloeError, type MountView, type ReposView, type StatusView } from "./api";
 import { field, h, say } from "./dom";
 
@@ -24,12 +26,20 @@ export function mountMounts(root: HTMLElement): void {
     const p = await api.pickFolder().catch(() => null);
     if (p) mp.value = p;
   });
+  const atLogin = h("input", { type: "checkbox", id: "mount-at-login" }) as HTMLInputElement;
+  const atLoginField = h(
+    "div",
+    { class: "field" },
+    h("label", { for: "mount-at-login" }, atLogin, " Mount again at every login"),
+    h("small", {}, "The mount stays when you close or quit Floe; this brings it back after a restart too."),
+  );
   const submit = h("button", { type: "submit", id: "mount-go", class: "primary" }, "Mount");
   const form = h(
     "form",
     { id: "mount-form", class: "add" },
     repoField,
     h("div", { class: "with-button" }, mpField, browse),
+    atLoginField,
     h("div", { class: "row" }, submit),
     msg,
     repos,
@@ -39,8 +49,8 @@ export function mountMounts(root: HTMLElement): void {
     submit.disabled = true;
     say(msg, "busy", "Mounting…");
     try {
-      const m = await api.mount(repo.value.trim(), mp.value.trim());
-      say(msg, "ok", `Mounted ${m.repo} at ${m.mountpoint}`);
+      const m = await api.mount(repo.value.trim(), mp.value.trim(), atLogin.checked);
+      say(msg, "ok", `Mounted ${m.repo} at ${m.mountpoint}${m.at_login ? " (and at every login)" : ""}`);
       await refreshMounts();
     } catch (err) {
       say(msg, "error", err instanceof FloeError ? err.message : String(err));
@@ -57,11 +67,22 @@ function item(m: MountView): HTMLElement {
   open.addEventListener("click", () =>
     api.openFolder(m.mountpoint).catch((e: FloeError) => say(msg, "error", e.message)),
   );
-  const un = h("button", { type: "button", class: "unmount" }, "Unmount");
+  const un = h("button", { type: "button", class: "unmount" }, m.state === "not_mounted" ? "Forget" : "Unmount");
+  const login = h("input", { type: "checkbox", class: "at-login" }) as HTMLInputElement;
+  login.checked = m.at_login;
+  login.addEventListener("change", async () => {
+    try {
+      const v = await api.setMountAtLogin(m.mountpoint, login.checked);
+      say(msg, "ok", v.at_login ? `${v.mountpoint} is mounted at every login` : `${v.mountpoint} is no longer mounted at login`);
+    } catch (e) {
+      say(msg, "error", e instanceof FloeError ? e.message : String(e));
+    }
+    await refreshMounts();
+  });
   un.addEventListener("click", async () => {
     try {
       await api.unmount(m.mountpoint);
-      say(msg, "ok", `Unmounted ${m.mountpoint}`);
+      say(msg, "ok", `Unmounted ${m.mountpoint}${m.at_login ? "; it is no longer mounted at login" : ""}`);
     } catch (e) {
       say(msg, "error", e instanceof FloeError ? e.message : String(e));
     }
@@ -85,12 +106,22 @@ function item(m: MountView): HTMLElement {
       browse.disabled = false;
     }
   });
+  const process = m.pid === null ? "" : `, process ${m.pid}${m.program ? ` (${m.program})` : ""}`;
+  const since = m.since ? ` since ${m.since.replace("T", " ").replace("Z", " UTC")}` : "";
+  const live = m.state === "mounted";
   return h(
     "li",
-    { "data-mountpoint": m.mountpoint },
+    { "data-mountpoint": m.mountpoint, "data-state": m.state, "data-pid": m.pid === null ? "" : String(m.pid) },
     h("strong", {}, m.mountpoint),
-    h("span", { class: "muted" }, ` ← ${m.repo}${m.here ? "" : " (mounted by floe mount)"}`),
-    h("span", { class: "row" }, browse, open, un),
+    h("span", { class: "muted" }, ` ← ${m.repo}`),
+    h("span", { class: live ? "state" : "state error" }, ` ${m.state_label}${process}${since}`),
+    h(
+      "span",
+      { class: "row" },
+      ...(live ? [browse, open] : []),
+      un,
+      h("label", { class: "check" }, login, " At login"),
+    ),
     found,
   );
 }

@@ -308,9 +308,16 @@ pub(crate) struct MountArgs {
     /// Let other users read the mount (root, or user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
-    /// Detach: mount, print where, and return.
+    /// Detach: mount in a process of its own, print where, and return.
     #[arg(long)]
     pub background: bool,
+    /// Mount it again at every login (by the app or `floe daemon`, whichever
+    /// starts first); implies --background. `floe unmount` forgets it.
+    #[arg(long)]
+    pub at_login: bool,
+    /// Where a detached helper writes why it failed, for the process that started it.
+    #[arg(long, hide = true)]
+    pub failure_file: Option<PathBuf>,
     /// Seconds between re-reads of branch tips and of the branch and tag lists.
     #[arg(long, default_value_t = 2.0)]
     pub refresh_secs: f64,
@@ -325,6 +332,12 @@ pub(crate) struct MountArgs {
 #[derive(Debug, Args)]
 pub(crate) struct UnmountArgs {
     pub mountpoint: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MountsArgs {
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -123,12 +123,16 @@ enum Command {
     /// Mount a repository read-only: branches/, tags/, snapshots/ and by-time/ as
     /// folders, each a plain Zarr v3 hierarchy; or a prefix holding many
     /// repositories, its prefixes as folders and each repository with its own.
-    /// Runs until Ctrl-C or `floe unmount`.
+    /// Runs until Ctrl-C or `floe unmount` (with --background, in a process of its own).
     Mount(MountArgs),
+    /// Every Floe mount: its repository, the process serving it, its state, and
+    /// whether it is mounted again at login.
+    Mounts(MountsArgs),
     /// Every repository under a prefix, with its latest commit, branches and size,
     /// newest first.
     Repos(ReposArgs),
-    /// Unmount a folder mounted by `floe mount`.
+    /// Unmount a Floe mount (made by `floe mount` or the app), and no longer mount
+    /// it at login.
     Unmount(UnmountArgs),
     /// Show how a source file maps onto a repository, without writing anything.
     Inspect(InspectArgs),
@@ -238,7 +242,6 @@ fn main() -> ExitCode {
     // outside the command runtime.
     let outcome = match cli.command {
         Command::Mount(a) => mount::mount(a),
-        Command::Unmount(a) => mount::unmount(a),
         command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(run(command)),
             Err(e) => Err(Failure(ErrorCode::Internal, format!("cannot start: {e}"))),
@@ -260,7 +263,8 @@ async fn run(command: Command) -> Result<i32, Failure> {
         Command::Mount(a) => tokio::task::spawn_blocking(|| mount::mount(a))
             .await
             .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?,
-        Command::Unmount(a) => mount::unmount(a),
+        Command::Unmount(a) => mount::unmount(a).await,
+        Command::Mounts(a) => mount::mounts(a),
         Command::Sync(a) => sync(a).await,
         Command::Add(a) => add(a).await,
         Command::Daemon(a) => daemon(a).await,
@@ -668,6 +672,7 @@ async fn daemon(a: DaemonArgs) -> Result<i32, Failure> {
         quiet: Duration::from_secs_f64(quiet.max(0.0)),
         ..floe_api::engine::default_options()?
     };
+    tokio::spawn(mount::restore(floe_api::mounts::Mounts::new(opts.config.clone())));
     daemon::run(opts, async {
         shutdown_signal().await;
     })

@@ -1,80 +1,118 @@
 //! `floe mount` and `floe unmount`.
 
-use std::path::Path;
-use std::process::Stdio;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use floe_api::mounts::{MountView, Mounts, Serving, registry};
 use floe_core::{ErrorCode, RepoUrl};
-use floe_fuse::{MountSettings, Mounted};
+use floe_engine::config::Config;
+use floe_fuse::MountSettings;
 use floe_mount::VfsOptions;
 
 use crate::Failure;
-use crate::args::{MountArgs, UnmountArgs};
+use crate::args::{MountArgs, MountsArgs, UnmountArgs};
 
-/// Set in the detached child of `floe mount --background`.
-const CHILD_ENV: &str = "FLOE_MOUNT_CHILD";
+fn mounts_api() -> Result<Mounts, Failure> {
+    Ok(Mounts::new(Config::default_path().map_err(crate::config_err)?))
+}
 
 /// `floe unmount`.
-#[expect(clippy::needless_pass_by_value, reason = "one command's arguments, consumed by it")]
-pub(crate) fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
-    floe_fuse::unmount(&a.mountpoint).map_err(|m| Failure(ErrorCode::Usage, m))?;
+pub(crate) async fn unmount(a: UnmountArgs) -> Result<i32, Failure> {
+    mounts_api()?.unmount(&a.mountpoint).await?;
     out!("unmounted {}", a.mountpoint.display());
     Ok(0)
 }
 
-/// `floe mount`.
-pub(crate) fn mount(a: MountArgs) -> Result<i32, Failure> {
-    let MountArgs {
-        repo,
-        mountpoint,
-        cache_dir,
-        cache_size,
-        memory_cache,
-        allow_other,
-        background,
-        refresh_secs,
-        timeout_secs,
-        readahead,
-    } = a;
-    {
-        {
-            let url =
-                RepoUrl::parse(&repo).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))?;
-            if background && std::env::var_os(CHILD_ENV).is_none() {
-                return detach(&mountpoint);
-            }
-            let secs = |s: f64, what: &str| {
-                Duration::try_from_secs_f64(s).map_err(|_| {
-                    Failure(ErrorCode::Usage, format!("--{what} must be a number of seconds ≥ 0"))
-                })
-            };
-            let vfs = VfsOptions {
-                refresh: secs(refresh_secs, "refresh-secs")?,
-                mem_cache_bytes: memory_cache,
-                disk_cache: cache_dir.map(|d| (d, cache_size)),
-                readahead_chunks: readahead,
-                ..VfsOptions::default()
-            };
-            let settings = MountSettings {
-                allow_other,
-                fs_name: format!("floe:{url}"),
-                ..MountSettings::default()
-            };
-            let timeout = secs(timeout_secs, "timeout-secs")?;
-            let mounted = Mounted::start(&url, &mountpoint, vfs, &settings, timeout)
-                .map_err(|e| Failure(e.code(), e.to_string()))?;
-            eprintln!(
-                "floe: {url} mounted read-only at {}; Ctrl-C or `floe unmount {}` to unmount",
-                mountpoint.display(),
-                mountpoint.display()
-            );
-            wait(mounted)
+/// `floe mounts`.
+pub(crate) fn mounts(MountsArgs { json }: MountsArgs) -> Result<i32, Failure> {
+    let all = mounts_api()?.list();
+    if json {
+        out!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        return Ok(0);
+    }
+    if all.is_empty() {
+        out!("no Floe mounts");
+    }
+    for m in &all {
+        out!("{}", mount_line(m));
+    }
+    Ok(0)
+}
+
+/// One mount in words: `/mnt/ctd ← s3://lab/ctd: mounted, process 4242 (floe) since …, at login`.
+fn mount_line(m: &MountView) -> String {
+    let process = match (m.pid, &m.program) {
+        (Some(pid), Some(p)) => format!(", process {pid} ({p})"),
+        (Some(pid), None) => format!(", process {pid}"),
+        (None, _) => String::new(),
+    };
+    let since = m.since.as_ref().map_or(String::new(), |s| format!(" since {s}"));
+    let login = if m.at_login { ", mounted at login" } else { "" };
+    format!("{} ← {}: {}{process}{since}{login}", m.mountpoint, m.repo, m.state_label)
+}
+
+/// Mount what is kept for login and not mounted (`floe daemon` as it starts).
+pub(crate) async fn restore(mounts: Mounts) {
+    for (mp, r) in mounts.restore().await {
+        match r {
+            Ok(m) => tracing::info!("mounted {} at login ({})", mp.display(), mount_line(&m)),
+            Err(e) => tracing::warn!("could not mount {} at login: {e}", mp.display()),
         }
     }
 }
 
+/// `floe mount`.
+pub(crate) fn mount(a: MountArgs) -> Result<i32, Failure> {
+    let url = RepoUrl::parse(&a.repo).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))?;
+    if a.background || a.at_login {
+        return detach(&a);
+    }
+    let failure_file = a.failure_file.clone();
+    let served = serve(&url, a);
+    if let (Err(Failure(code, message)), Some(f)) = (&served, failure_file) {
+        let failure = registry::Failure { code: *code, message: message.clone() };
+        registry::write_failure(&f, &failure);
+    }
+    wait(served?)
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| Failure(ErrorCode::Usage, format!("--{what} must be a number of seconds ≥ 0")))
+}
+
+/// Mount in this process and say so.
+fn serve(url: &RepoUrl, a: MountArgs) -> Result<Serving, Failure> {
+    let vfs = VfsOptions {
+        refresh: secs(a.refresh_secs, "refresh-secs")?,
+        mem_cache_bytes: a.memory_cache,
+        disk_cache: a.cache_dir.map(|d| (d, a.cache_size)),
+        readahead_chunks: a.readahead,
+        ..VfsOptions::default()
+    };
+    let settings = MountSettings {
+        allow_other: a.allow_other,
+        fs_name: format!("floe:{url}"),
+        ..MountSettings::default()
+    };
+    let timeout = secs(a.timeout_secs, "timeout-secs")?;
+    let serving = Serving::start(url, &a.mountpoint, vfs, &settings, timeout, log_file())?;
+    eprintln!(
+        "floe: {url} mounted read-only at {}; Ctrl-C or `floe unmount {}` to unmount",
+        a.mountpoint.display(),
+        a.mountpoint.display()
+    );
+    Ok(serving)
+}
+
+/// The file this process's messages go to, when they go to one (a detached helper).
+fn log_file() -> Option<PathBuf> {
+    std::fs::read_link("/proc/self/fd/2").ok().filter(|p| p.is_file())
+}
+
 /// Serve until Ctrl-C, SIGTERM, or an unmount from elsewhere.
-fn wait(mounted: Mounted) -> Result<i32, Failure> {
+fn wait(mounted: Serving) -> Result<i32, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -113,57 +151,37 @@ fn wait(mounted: Mounted) -> Result<i32, Failure> {
     }
 }
 
-/// Start this same command again, detached, and return once it has mounted.
-fn detach(mountpoint: &Path) -> Result<i32, Failure> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?;
-    let log_dir = dirs::state_dir().unwrap_or_else(std::env::temp_dir).join("floe");
-    let _ = std::fs::create_dir_all(&log_dir);
-    let name = mountpoint.display().to_string().replace('/', "_");
-    let log_path = log_dir.join(format!("mount{name}.log"));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| Failure(ErrorCode::Internal, format!("{}: {e}", log_path.display())))?;
-    let args: Vec<_> = std::env::args_os().skip(1).filter(|a| a != "--background").collect();
-    let mut child = std::process::Command::new(exe)
-        .args(&args)
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            Failure(ErrorCode::Internal, format!("cannot start the mount process: {e}"))
-        })?;
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < end {
-        if floe_fuse::is_mounted(mountpoint) {
-            out!(
-                "mounted at {} (process {}, log {}); `floe unmount {}` to unmount",
-                mountpoint.display(),
-                child.id(),
-                log_path.display(),
-                mountpoint.display()
-            );
-            return Ok(0);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let msg = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let msg = msg
-                .lines()
-                .rfind(|l| l.starts_with("floe:"))
-                .unwrap_or("")
-                .trim_start_matches("floe: ");
-            return Err(Failure(
-                ErrorCode::Usage,
-                format!("the mount process ended ({status}): {msg}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Mount in a helper process of its own (the options passed on), and return once
+/// it serves.
+fn detach(a: &MountArgs) -> Result<i32, Failure> {
+    let mut extra: Vec<OsString> = Vec::new();
+    let mut opt = |k: &str, v: String| extra.extend([OsString::from(k), OsString::from(v)]);
+    if let Some(d) = &a.cache_dir {
+        opt(
+            "--cache-dir",
+            std::path::absolute(d).unwrap_or_else(|_| d.clone()).display().to_string(),
+        );
     }
-    let _ = child.kill();
-    Err(Failure(
-        ErrorCode::Storage,
-        format!("no mount at {} after 60 s; see {}", mountpoint.display(), log_path.display()),
-    ))
+    opt("--cache-size", a.cache_size.to_string());
+    opt("--memory-cache", a.memory_cache.to_string());
+    opt("--refresh-secs", a.refresh_secs.to_string());
+    opt("--timeout-secs", a.timeout_secs.to_string());
+    opt("--readahead", a.readahead.to_string());
+    if a.allow_other {
+        extra.push("--allow-other".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(ErrorCode::Internal, e.to_string()))?;
+    let m = rt.block_on(mounts_api()?.mount(&a.repo, &a.mountpoint, a.at_login, extra))?;
+    let log = m.log.as_ref().map_or(String::new(), |l| format!(", log {l}"));
+    out!(
+        "mounted at {} (process {}{log}){}; `floe unmount {}` to unmount",
+        m.mountpoint,
+        m.pid.map_or_else(|| "?".to_string(), |p| p.to_string()),
+        if m.at_login { ", and again at every login" } else { "" },
+        m.mountpoint
+    );
+    Ok(0)
 }

@@ -133,6 +133,17 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default, rename = "folder")]
     pub folders: Vec<FolderConfig>,
+    /// Mounts made again at login (by the app or `floe daemon`, whichever starts).
+    #[serde(default, rename = "mount", skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountConfig>,
+}
+
+/// A repository mounted again at every login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub repo: String,
+    /// The mount point (absolute).
+    pub path: PathBuf,
 }
 
 /// Why the configuration could not be read, written or changed.
