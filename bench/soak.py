@@ -1,0 +1,176 @@
+"""Soak the background engine: `floe daemon` with 5 watched folders, each receiving a
+complete file every 5 s (renamed in, as a logger's finished file is) for 30 minutes,
+one commit per file into 5 local repositories. Every minute it reports the daemon's
+resident memory, its open file descriptors and the commit latency (file renamed in
+-> `floe status` counts it ingested, polled every 0.25 s) of that minute's files.
+
+Passes when, after the first 5 minutes, memory grows less than 10% and descriptors
+not at all; latency is reported (it may grow with Icechunk's history).
+
+    python bench/soak.py --floe PATH/TO/floe [--minutes 30] [--folders 5] [--every 5]
+        [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def floe(args, env):
+    return subprocess.run([ARGS.floe, *args], capture_output=True, text=True, env=env)
+
+
+def status(env):
+    r = floe(["status", "--json"], env)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def stage_files(work, folders, per_folder):
+    """Each folder's files, made before the clock starts (one minute of 1 Hz records
+    per file, as a met station's logger closes them)."""
+    stages = []
+    for i in range(folders):
+        stage = f"{work}/stage{i}"
+        subprocess.run([sys.executable, f"{ROOT}/tests/python/make_fixtures.py", stage,
+                        "--files", str(per_folder), "--seed", str(i)],
+                       check=True, stdout=subprocess.DEVNULL)
+        stages.append(sorted(os.path.join(stage, n) for n in os.listdir(stage)))
+    return stages
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="floe-soak-")
+    env = dict(os.environ, FLOE_CONFIG=f"{work}/config.toml", FLOE_RUNTIME_DIR=f"{work}/run",
+               FLOE_KEYRING="off")
+    env.pop("FLOE_LOG", None)
+    daemon = None
+    try:
+        per_folder = int(ARGS.minutes * 60 / ARGS.every) + 2
+        t = time.perf_counter()
+        stages = stage_files(work, ARGS.folders, per_folder)
+        print(f"staged {ARGS.folders} x {per_folder} files in {time.perf_counter() - t:.0f} s",
+              flush=True)
+        watched = []
+        for i in range(ARGS.folders):
+            w = f"{work}/in{i}"
+            os.makedirs(w)
+            r = floe(["add", w, f"{work}/repo{i}"], env)
+            assert r.returncode == 0, r.stderr
+            watched.append(w)
+        daemon = subprocess.Popen([ARGS.floe, "daemon", "--quiet", "0", "--rescan", "60"],
+                                  env=env, stdout=subprocess.DEVNULL,
+                                  stderr=open(f"{work}/daemon.log", "w"))
+        for _ in range(200):
+            if status(env):
+                break
+            time.sleep(0.05)
+        else:
+            raise SystemExit("floe daemon did not start")
+
+        pending = [deque() for _ in watched]   # rename times not yet seen ingested
+        seen = [0] * len(watched)
+        rows, minute_lat = [], []
+        start = time.monotonic()
+        next_drop, next_report, dropped = start, start + 60, 0
+        end = start + ARGS.minutes * 60
+        while True:
+            now = time.monotonic()
+            if now >= next_drop and now < end:
+                for i, w in enumerate(watched):
+                    src = stages[i][dropped]
+                    os.rename(src, os.path.join(w, os.path.basename(src)))
+                    pending[i].append(time.monotonic())
+                dropped += 1
+                next_drop += ARGS.every
+            s = status(env)
+            if s is None:
+                raise SystemExit(f"floe daemon stopped: {open(f'{work}/daemon.log').read()[-2000:]}")
+            at = time.monotonic()
+            by_path = {f["path"]: f for f in s}
+            for i, w in enumerate(watched):
+                n = by_path[os.path.realpath(w)]["files_ingested"]
+                while seen[i] < n and pending[i]:
+                    minute_lat.append(at - pending[i].popleft())
+                    seen[i] += 1
+            if at >= next_report:
+                row = {"minute": len(rows) + 1, "rss_mb": round(rss_mb(daemon.pid), 1),
+                       "fds": fds(daemon.pid), "files": len(minute_lat),
+                       "p50_s": round(statistics.median(minute_lat), 3) if minute_lat else None,
+                       "p95_s": round(pct(minute_lat, 0.95), 3) if minute_lat else None,
+                       "max_s": round(max(minute_lat), 3) if minute_lat else None}
+                rows.append(row)
+                print(f"min {row['minute']:3d}  RSS {row['rss_mb']:7.1f} MB  fds {row['fds']:4d}  "
+                      f"files {row['files']:4d}  latency p50 {row['p50_s']} s  p95 {row['p95_s']} s  "
+                      f"max {row['max_s']} s", flush=True)
+                minute_lat = []
+                next_report += 60
+            if at >= end and all(not p for p in pending):
+                break
+            if at >= end + 120:
+                raise SystemExit(f"files still not ingested 2 minutes after the end: "
+                                 f"{[len(p) for p in pending]}")
+            time.sleep(0.25)
+
+        base = rows[4] if len(rows) > 5 else rows[0]
+        after = rows[rows.index(base):]
+        grow = max(r["rss_mb"] for r in after) / base["rss_mb"] - 1
+        fd_grow = max(r["fds"] for r in after) - base["fds"]
+        ok = grow < 0.10 and fd_grow <= 0
+        total = sum(r["files"] for r in rows)
+        print(f"\nSoak: {ARGS.folders} folders x a file every {ARGS.every:g} s for {ARGS.minutes:g} min, "
+              f"{total} commits: RSS {base['rss_mb']} MB at minute {base['minute']} -> max "
+              f"{max(r['rss_mb'] for r in after)} MB after (+{grow * 100:.1f}%, target < 10%); "
+              f"fds {base['fds']} -> max {max(r['fds'] for r in after)} (target: no growth); "
+              f"latency p50 {rows[0]['p50_s']} s in the first minute, {rows[-1]['p50_s']} s in the "
+              f"last: {'OK' if ok else 'OVER'}")
+        if ARGS.json:
+            with open(ARGS.json, "w") as f:
+                json.dump({"rows": rows, "rss_growth": grow, "fd_growth": fd_grow, "ok": ok}, f,
+                          indent=1)
+        raise SystemExit(0 if ok else 1)
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--floe", required=True)
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--folders", type=int, default=5)
+    ap.add_argument("--every", type=float, default=5)
+    ap.add_argument("--json")
+    ARGS = ap.parse_args()
+    sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+    from finish import run
+
+    run(main)
