@@ -158,10 +158,13 @@ def write_nc(name, start, n=12, into=None, spike=None, dtype="f4", firmware=None
 
 
 def phase_app():
+    global TRAY
     WATCH.mkdir(parents=True, exist_ok=True)
     d = session()
+    TRAY = TrayWatch()
     try:
         wait(d, "first status", lambda: text(d, "#overall") == "All synced")
+        wait(d, "the tray's StatusNotifierItem, all synced", lambda: tray() == "synced", 30)
         wait(d, "empty folder list", lambda: css(d, "#no-folders").is_displayed())
         assert "inside this app" in text(d, "#engine-note"), text(d, "#engine-note")
         shot(d, "folders-empty")
@@ -209,6 +212,8 @@ def phase_app():
         wait(d, "first commit in the card",
              lambda: "Last commit" in text(d, card(real) + " .commit"), timeout=90)
         wait(d, "up to date", lambda: text(d, card(real) + " .headline") == "Up to date")
+        wait(d, "the tray synced again", lambda: tray() == "synced", 30)
+        assert TRAY.went_through("synced", "syncing", "synced"), TRAY.seen
         wait(d, "the commit read back in the card",
              lambda: "1 of 1 files verified" in text(d, card(real) + " .verification"), timeout=60)
         assert text(d, card(real) + " .verification").startswith("Last commit read back")
@@ -230,6 +235,7 @@ def phase_app():
         css(d, card(real) + " button.toggle").click()
         wait(d, "paused", lambda: css(d, card(real)).get_attribute("data-state") == "paused")
         wait(d, "overall paused", lambda: text(d, "#overall") == "Paused")
+        wait(d, "the tray paused", lambda: tray() == "paused", 30)
         assert floe_status()[0]["state"]["state"] == "paused"
         write_nc("ctd_0002.nc", 12)
         time.sleep(5)
@@ -332,7 +338,9 @@ def phase_app():
         phase_gate(d)
         phase_drift(d)
         phase_refused(d)
+        log("the tray went through", " -> ".join(TRAY.seen))
     finally:
+        TRAY.stop.set()
         d.quit()
 
 
@@ -420,13 +428,120 @@ def remove_folder(d, path):
     wait(d, "folder removed", lambda: not d.find_elements(By.CSS_SELECTOR, card(path)), 30)
 
 
-def notifications(address, out):
-    """`dbus-monitor` on the app's session bus, writing every Notify call to `out`
-    (the bus is the test's own; no notification server has to answer)."""
-    return subprocess.Popen(
-        ["dbus-monitor", "--address", address,
-         "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"],
-        stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+def told():
+    """What the test session's notification server received (FLOE_E2E_NOTIFIED: one
+    JSON object per Notify call), as "summary: body" lines."""
+    p = Path(os.environ["FLOE_E2E_NOTIFIED"])
+    lines = p.read_text().splitlines() if p.exists() else []
+    return "\n".join(f"{n['summary']}: {n['body']}" for n in map(json.loads, lines))
+
+
+# The tray, read as a tray host does: the StatusNotifierItem the app registered with
+# the test session's StatusNotifierWatcher, its icon decoded and matched to Floe's four.
+ICONS = Path(__file__).resolve().parents[2] / "src-tauri" / "icons"
+TRAY_STATES = ("synced", "syncing", "paused", "attention")
+
+
+def png_rgba(path):
+    """The pixels of an 8-bit RGBA, non-interlaced PNG (what the tray writes)."""
+    import struct
+    import zlib
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat, w, h = 8, b"", 0, 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert (depth, color, interlace) == (8, 6, 0), (path, depth, color, interlace)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, out = zlib.decompress(idat), w * 4, bytearray()
+    prev = bytearray(stride)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 4] if i >= 4 else 0
+            b, c = prev[i], prev[i - 4] if i >= 4 else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p_ = a + b - c
+                pa, pb, pc = abs(p_ - a), abs(p_ - b), abs(p_ - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return out
+
+
+def mean_colour(path):
+    px = png_rgba(path)
+    opaque = [px[i:i + 3] for i in range(0, len(px), 4) if px[i + 3] > 128]
+    return [sum(p[k] for p in opaque) / len(opaque) for k in range(3)]
+
+
+REFERENCE = {}
+
+
+def gdbus_get(dest, path, iface, prop):
+    r = subprocess.run(["gdbus", "call", "--address", os.environ["DBUS_SESSION_BUS_ADDRESS"],
+                        "--dest", dest, "--object-path", path, "--method",
+                        "org.freedesktop.DBus.Properties.Get", iface, prop],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    import re
+    return re.findall(r"'([^']*)'", r.stdout)
+
+
+def tray():
+    """The tray's state as its StatusNotifierItem shows it, or None (not registered)."""
+    if not REFERENCE:
+        REFERENCE.update({s: mean_colour(ICONS / f"tray-{s}.png") for s in TRAY_STATES})
+    items = gdbus_get("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
+                      "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
+    if not items:
+        return None
+    name, path = items[-1].split("/", 1)
+    [icon] = gdbus_get(name, "/" + path, "org.kde.StatusNotifierItem", "IconName") or [""]
+    if not icon.startswith("/"):
+        theme = gdbus_get(name, "/" + path, "org.kde.StatusNotifierItem", "IconThemePath")
+        icon = str(Path(theme[0]) / f"{icon}.png")
+    c = mean_colour(icon)
+    return min(TRAY_STATES, key=lambda s: sum((a - b) ** 2 for a, b in zip(c, REFERENCE[s])))
+
+
+class TrayWatch:
+    """Every change of the tray's state, sampled every 0.2 s in a thread."""
+
+    def __init__(self):
+        import threading
+        self.seen, self.stop = [], threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                s = tray()
+            except (AssertionError, OSError, ValueError, subprocess.TimeoutExpired):
+                s = None
+            if s and (not self.seen or self.seen[-1] != s):
+                self.seen.append(s)
+            time.sleep(0.2)
+
+    def went_through(self, *states):
+        """Whether the states were seen in this order (others between allowed)."""
+        it = iter(self.seen)
+        return all(any(s == x for x in it) for s in states)
+
+
+TRAY = None
 
 
 def phase_drift(d):
@@ -436,45 +551,39 @@ def phase_drift(d):
     one notification tells it), the data before it stays on main, and a new
     firmware version is tagged, each as Python icechunk + xarray read them."""
     dwatch, drepo = WORK / "drifting", WORK / "drifting-repo"
-    told = WORK / "notifications.txt"
-    monitor = notifications(os.environ["DBUS_SESSION_BUS_ADDRESS"], told)
-    try:
-        p = add_local_folder(d, dwatch, drepo, on_drift="branch", tags="firmware_version")
-        write_nc("ctd_0001.nc", 0, into=dwatch, firmware="1.0")
-        wait(d, "the first file on main", lambda: "ctd_0001.nc" in main_files(drepo), 90)
-        write_nc("ctd_0002.nc", 12, into=dwatch, firmware="1.1")
-        wait(d, "the firmware change on main", lambda: "ctd_0002.nc" in main_files(drepo), 90)
-        write_nc("ctd_0003.nc", 24, into=dwatch, dtype="f8", firmware="1.1")
-        wait(d, "the drift on the card",
-             lambda: css(d, card(p) + " .drift").is_displayed(), 90)
-        said = text(d, card(p) + " .drift")
-        log("drift on the card:", said)
-        assert "went on in branch drift-" in said and "ctd_0003.nc" in said, said
-        assert "float" in said, said
-        wait(d, "the card's repository line follows",
-             lambda: "(branch drift-" in text(d, card(p) + " .repo"), 30)
-        assert text(d, card(p) + " .headline") != "Needs attention", text(d, card(p) + " .headline")
-        d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
-        shot(d, "folders-drift")
+    p = add_local_folder(d, dwatch, drepo, on_drift="branch", tags="firmware_version")
+    write_nc("ctd_0001.nc", 0, into=dwatch, firmware="1.0")
+    wait(d, "the first file on main", lambda: "ctd_0001.nc" in main_files(drepo), 90)
+    write_nc("ctd_0002.nc", 12, into=dwatch, firmware="1.1")
+    wait(d, "the firmware change on main", lambda: "ctd_0002.nc" in main_files(drepo), 90)
+    write_nc("ctd_0003.nc", 24, into=dwatch, dtype="f8", firmware="1.1")
+    wait(d, "the drift on the card",
+         lambda: css(d, card(p) + " .drift").is_displayed(), 90)
+    said = text(d, card(p) + " .drift")
+    log("drift on the card:", said)
+    assert "went on in branch drift-" in said and "ctd_0003.nc" in said, said
+    assert "float" in said, said
+    wait(d, "the card's repository line follows",
+         lambda: "(branch drift-" in text(d, card(p) + " .repo"), 30)
+    assert text(d, card(p) + " .headline") != "Needs attention", text(d, card(p) + " .headline")
+    d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
+    shot(d, "folders-drift")
 
-        repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(drepo)))
-        branch = next(b for b in repo.list_branches() if b.startswith("drift-"))
-        assert branch in text(d, card(p) + " .repo")
-        main = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False)
-        assert main.sizes["time"] == 24 and main["temperature"].dtype == np.float32, main
-        moved = xr.open_zarr(repo.readonly_session(branch=branch).store, consolidated=False)
-        assert moved["temperature"].dtype == np.float64, moved
-        assert moved.sizes["time"] == 12, moved.sizes
-        tags = set(repo.list_tags())
-        assert {"firmware_version-1.0", "firmware_version-1.1"} <= tags, tags
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(drepo)))
+    branch = next(b for b in repo.list_branches() if b.startswith("drift-"))
+    assert branch in text(d, card(p) + " .repo")
+    main = xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False)
+    assert main.sizes["time"] == 24 and main["temperature"].dtype == np.float32, main
+    moved = xr.open_zarr(repo.readonly_session(branch=branch).store, consolidated=False)
+    assert moved["temperature"].dtype == np.float64, moved
+    assert moved.sizes["time"] == 12, moved.sizes
+    tags = set(repo.list_tags())
+    assert {"firmware_version-1.0", "firmware_version-1.1"} <= tags, tags
 
-        wait(d, "one notification of the drift",
-             lambda: "went on after a schema drift" in told.read_text(), 30)
-        time.sleep(5)
-        assert told.read_text().count("went on after a schema drift") == 1, told.read_text()
-    finally:
-        monitor.terminate()
-        monitor.wait(10)
+    wait(d, "one notification of the drift",
+         lambda: "went on after a schema drift" in told(), 30)
+    time.sleep(5)
+    assert told().count("went on after a schema drift") == 1, told()
     remove_folder(d, p)
 
 
@@ -571,36 +680,34 @@ def phase_refused(d):
     attention and lists the file with its reason, one notification tells it, and
     Ignore (kept in the config) makes the folder all synced while still listing it."""
     rwatch, rrepo = WORK / "refusing", WORK / "refusing-repo"
-    told = WORK / "notifications-refused.txt"
-    monitor = notifications(os.environ["DBUS_SESSION_BUS_ADDRESS"], told)
-    try:
-        p = add_local_folder(d, rwatch, rrepo)
-        write_nc("ctd_0001.nc", 0, into=rwatch)
-        (rwatch / "notes.nc").write_text("calibration notes, not data\n")
-        item = card(p) + ' .refused li[data-file="notes.nc"]'
-        wait(d, "the refused file listed", lambda: d.find_elements(By.CSS_SELECTOR, item), 90)
-        wait(d, "the good file on main", lambda: "ctd_0001.nc" in main_files(rrepo), 90)
-        wait(d, "the card needs attention", lambda: text(d, card(p) + " .headline")
-             == "Needs attention: 1 file could not be synced", 30)
-        assert text(d, "#overall") == "Needs attention", text(d, "#overall")
-        assert "not a NetCDF or Zarr file" in text(d, item), text(d, item)
-        d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
-        shot(d, "folders-refused")
-        wait(d, "one notification of the file",
-             lambda: "notes.nc could not be synced" in told.read_text(), 30)
-        time.sleep(4)
-        assert told.read_text().count("notes.nc could not be synced") == 1, told.read_text()
+    p = add_local_folder(d, rwatch, rrepo)
+    write_nc("ctd_0001.nc", 0, into=rwatch)
+    (rwatch / "notes.nc").write_text("calibration notes, not data\n")
+    item = card(p) + ' .refused li[data-file="notes.nc"]'
+    wait(d, "the refused file listed", lambda: d.find_elements(By.CSS_SELECTOR, item), 90)
+    wait(d, "the good file on main", lambda: "ctd_0001.nc" in main_files(rrepo), 90)
+    wait(d, "the card needs attention", lambda: text(d, card(p) + " .headline")
+         == "Needs attention: 1 file could not be synced", 30)
+    assert text(d, "#overall") == "Needs attention", text(d, "#overall")
+    assert "not a NetCDF or Zarr file" in text(d, item), text(d, item)
+    wait(d, "the tray needs attention", lambda: tray() == "attention", 30)
+    d.execute_script("arguments[0].scrollIntoView()", css(d, card(p)))
+    shot(d, "folders-refused")
+    wait(d, "one notification of the file, received by the session's notification server",
+         lambda: "notes.nc could not be synced" in told(), 30)
+    time.sleep(4)
+    assert told().count("notes.nc could not be synced") == 1, told()
 
-        css(d, item + " button.ignore").click()
-        wait(d, "ignored", lambda: css(d, item).get_attribute("data-ignored") == "true", 30)
-        wait(d, "all synced once ignored", lambda: text(d, "#overall") == "All synced", 30)
-        assert text(d, card(p) + " .headline") == "Up to date", text(d, card(p) + " .headline")
-        cfg = Path(os.environ["FLOE_CONFIG"]).read_text()
-        assert "notes.nc" in cfg, cfg
-        shot(d, "folders-refused-ignored")
-    finally:
-        monitor.terminate()
-        monitor.wait(10)
+    css(d, item + " button.ignore").click()
+    wait(d, "ignored", lambda: css(d, item).get_attribute("data-ignored") == "true", 30)
+    wait(d, "all synced once ignored", lambda: text(d, "#overall") == "All synced", 30)
+    wait(d, "the tray synced once ignored", lambda: tray() == "synced", 30)
+    assert TRAY.went_through("synced", "syncing", "synced", "paused", "attention", "synced"), \
+        TRAY.seen
+    assert text(d, card(p) + " .headline") == "Up to date", text(d, card(p) + " .headline")
+    cfg = Path(os.environ["FLOE_CONFIG"]).read_text()
+    assert "notes.nc" in cfg, cfg
+    shot(d, "folders-refused-ignored")
     remove_folder(d, p)
 
 

@@ -117,3 +117,120 @@ pub fn app_bin() -> PathBuf {
     assert!(p.exists(), "{} not built: run `cargo build -p floe-desktop`", p.display());
     p
 }
+
+/// What the desktop session gives an app beside the X display, on the test's session
+/// bus: a tray host's `org.kde.StatusNotifierWatcher` (so the app's tray registers a
+/// StatusNotifierItem, read by the tests over the bus) and a notification server
+/// (`org.freedesktop.Notifications`) that writes every notification it receives to a
+/// file, one JSON object per line. Both leave the bus when dropped.
+pub struct SessionServices {
+    _conn: zbus::blocking::Connection,
+    pub notified: PathBuf,
+}
+
+impl std::fmt::Debug for SessionServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionServices").field("notified", &self.notified).finish_non_exhaustive()
+    }
+}
+
+struct Watcher {
+    items: Vec<String>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl Watcher {
+    /// An item registers by bus name or (AppIndicator does) by object path: kept as
+    /// `<sender><path>`, the form a tray host reads.
+    #[expect(clippy::needless_pass_by_value, reason = "zbus hands the header over by value")]
+    fn register_status_notifier_item(
+        &mut self,
+        service: &str,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) {
+        let sender = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
+        let item = if service.starts_with('/') {
+            format!("{sender}{service}")
+        } else {
+            format!("{service}/StatusNotifierItem")
+        };
+        if !self.items.contains(&item) {
+            self.items.push(item);
+        }
+    }
+
+    fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    fn registered_status_notifier_items(&self) -> Vec<String> {
+        self.items.clone()
+    }
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+}
+
+struct Notifications {
+    log: PathBuf,
+    next: u32,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[expect(clippy::too_many_arguments, reason = "the Notify call of the specification")]
+    fn notify(
+        &mut self,
+        app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        _actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        use std::io::Write;
+        self.next += 1;
+        let line = serde_json::json!({"app": app_name, "summary": summary, "body": body});
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.log) {
+            let _ = writeln!(f, "{line}");
+        }
+        self.next
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        ("floe-tests".into(), "floe".into(), "1".into(), "1.2".into())
+    }
+
+    fn close_notification(&self, _id: u32) {}
+}
+
+impl SessionServices {
+    /// Serve both on the bus at `address`; notifications go to `notified`.
+    pub fn start(address: &str, notified: &Path) -> SessionServices {
+        let conn = (|| {
+            zbus::blocking::connection::Builder::address(address)?
+                .name("org.kde.StatusNotifierWatcher")?
+                .name("org.freedesktop.Notifications")?
+                .serve_at("/StatusNotifierWatcher", Watcher { items: Vec::new() })?
+                .serve_at(
+                    "/org/freedesktop/Notifications",
+                    Notifications { log: notified.to_path_buf(), next: 0 },
+                )?
+                .build()
+        })()
+        .unwrap_or_else(|e| panic!("cannot serve the tray watcher and notifications: {e}"));
+        SessionServices { _conn: conn, notified: notified.to_path_buf() }
+    }
+}
