@@ -212,8 +212,8 @@ def phase_app():
         wait(d, "first commit in the card",
              lambda: "Last commit" in text(d, card(real) + " .commit"), timeout=90)
         wait(d, "up to date", lambda: text(d, card(real) + " .headline") == "Up to date")
-        wait(d, "the tray synced again", lambda: tray() == "synced", 30)
-        assert TRAY.went_through("synced", "syncing", "synced"), TRAY.seen
+        wait(d, "the tray went syncing, then synced again",
+             lambda: TRAY.went_through("synced", "syncing", "synced"), 30)
         wait(d, "the commit read back in the card",
              lambda: "1 of 1 files verified" in text(d, card(real) + " .verification"), timeout=60)
         assert text(d, card(real) + " .verification").startswith("Last commit read back")
@@ -338,6 +338,7 @@ def phase_app():
         phase_gate(d)
         phase_drift(d)
         phase_refused(d)
+        phase_plot_2d(d)
         log("the tray went through", " -> ".join(TRAY.seen))
     finally:
         TRAY.stop.set()
@@ -675,6 +676,74 @@ def phase_close_to_tray():
             app.kill()
 
 
+def write_profile(path):
+    """A lidar's profile file: backscatter over (time, range), float32 with a
+    _FillValue and a different missing_value, cells of both scattered, one record
+    all fill (the laser blocked), as a ceilometer writes it."""
+    n, gates = 12, 8
+    rng = np.random.default_rng(7)
+    values = (rng.random((n, gates)) * 50 + 1).astype("f4")
+    values[rng.random((n, gates)) < 0.2] = -9999.0
+    values[rng.random((n, gates)) < 0.1] = -8888.0
+    values[5, :] = -9999.0
+    stage = WORK / "stage"
+    stage.mkdir(exist_ok=True)
+    tmp = stage / path.name
+    with netCDF4.Dataset(tmp, "w") as ds:
+        ds.createDimension("time", None)
+        ds.createDimension("range", gates)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "seconds since 2026-03-01 00:00:00"
+        t.calendar = "standard"
+        r = ds.createVariable("range", "f4", ("range",))
+        r.units = "m"
+        r[:] = np.arange(gates) * 15.0
+        v = ds.createVariable("backscatter", "f4", ("time", "range"), fill_value=np.float32(-9999.0))
+        v.missing_value = np.float32(-8888.0)
+        v.units = "1e-6 m-1 sr-1"
+        v.set_auto_mask(False)
+        t[:] = np.arange(n) * 30.0
+        v[:] = values
+    os.rename(tmp, path)
+
+
+def phase_plot_2d(d):
+    """History's plot of a 2-D variable with fill values: each point the mean of its
+    record's valid values over the other dimension (xarray's mean with both the
+    _FillValue and missing_value masked), an all-fill record a gap."""
+    pwatch, prepo = WORK / "profiler", WORK / "profiler-repo"
+    p = add_local_folder(d, pwatch, prepo)
+    write_profile(pwatch / "ceilo_0001.nc")
+    wait(d, "the profile on main", lambda: "ceilo_0001.nc" in main_files(prepo), 90)
+    tab(d, "history")
+    fill(d, "#history-other", str(prepo))
+    css(d, "#history-show").click()
+    wait(d, "backscatter offered", lambda: d.find_elements(
+        By.CSS_SELECTOR, '#plot-var option[value="backscatter"]'), 60)
+    set_select(d, "#plot-var", "backscatter")
+    rows = '#plot-values tr'
+    wait(d, "the 2-D plot drawn", lambda: "backscatter" in text(d, "#plot-summary")
+         and len(d.find_elements(By.CSS_SELECTOR, rows)) == 12, 60)
+    got = [r.get_attribute("data-value") for r in d.find_elements(By.CSS_SELECTOR, rows)]
+    want = xr.open_dataset(pwatch / "ceilo_0001.nc")["backscatter"].astype("f8").mean("range").values
+    log("2-D plot values", got, "xarray", list(want))
+    assert np.isnan(want[5]) and got[5] == "", (want, got)
+    for g, w in zip(got, want):
+        if np.isnan(w):
+            assert g == "", (g, w)
+        else:
+            assert abs(float(g) - w) <= 1e-9 * abs(w), (g, w)
+    said = text(d, "#plot-summary")
+    assert "the mean over range per record" in said and "1 all fill" in said, said
+    assert d.find_elements(By.CSS_SELECTOR, "#plot svg path.line")
+    d.execute_script("document.getElementById('plot').scrollIntoView()")
+    shot(d, "history-2d")
+    log("the 2-D plot equals xarray's mean over range, the all-fill record a gap")
+    css(d, "#history-other").clear()
+    tab(d, "folders")
+    remove_folder(d, p)
+
+
 def phase_refused(d):
     """A text file named .nc beside a good file: the card says the folder needs
     attention and lists the file with its reason, one notification tells it, and
@@ -701,9 +770,8 @@ def phase_refused(d):
     css(d, item + " button.ignore").click()
     wait(d, "ignored", lambda: css(d, item).get_attribute("data-ignored") == "true", 30)
     wait(d, "all synced once ignored", lambda: text(d, "#overall") == "All synced", 30)
-    wait(d, "the tray synced once ignored", lambda: tray() == "synced", 30)
-    assert TRAY.went_through("synced", "syncing", "synced", "paused", "attention", "synced"), \
-        TRAY.seen
+    wait(d, "the tray synced once ignored", lambda: TRAY.went_through(
+        "synced", "syncing", "synced", "paused", "attention", "synced"), 30)
     assert text(d, card(p) + " .headline") == "Up to date", text(d, card(p) + " .headline")
     cfg = Path(os.environ["FLOE_CONFIG"]).read_text()
     assert "notes.nc" in cfg, cfg

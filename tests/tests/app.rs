@@ -92,6 +92,7 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         "a second start ended in",
         "its mount (process",
         "the tray went through",
+        "the 2-D plot equals xarray's mean",
         "close to tray: web process freed, file synced, window reopened",
         "all good",
     ] {

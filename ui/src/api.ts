@@ -147,7 +147,10 @@ export interface Series {
   units: string | null;
   first_index: number;
   times: number[];
+  /** Per record: its mean over `reduced` (a 2-D variable), null when all fill. */
   values: (number | null)[];
+  /** The dimensions each record is averaged over (empty for a 1-D variable). */
+  reduced: string[];
 }
 
 /** One bin of a statistics series (`floe stats --every`). */

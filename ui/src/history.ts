@@ -3,7 +3,7 @@
 // statistics Floe keeps at ingest, so a year costs a few reads).
 import { api, FloeError, type CommitView, type StatsAnswer, type StatusView, type Variable } from "./api";
 import { field, h, say, setText } from "./dom";
-import { fmt, meansSeries, overviewSummary, plot, summary, when, widthWords } from "./plot";
+import { fmt, valueRows, meansSeries, overviewSummary, plot, summary, when, widthWords } from "./plot";
 
 let repoSel: HTMLSelectElement;
 let other: HTMLInputElement;
@@ -13,6 +13,7 @@ let msg: HTMLElement;
 let varSel: HTMLSelectElement;
 let plotBox: HTMLElement;
 let plotText: HTMLElement;
+let plotRows: HTMLTableSectionElement;
 let overBox: HTMLElement;
 let overText: HTMLElement;
 let overRows: HTMLTableSectionElement;
@@ -36,6 +37,7 @@ export function mountHistory(root: HTMLElement): void {
   const recs = h("input", { id: "plot-records", type: "number", min: 1, max: 10000, value: 200 }) as HTMLInputElement;
   plotBox = h("figure", { id: "plot", class: "plotbox" });
   plotText = h("p", { id: "plot-summary", class: "muted", "aria-live": "polite" });
+  plotRows = h("tbody", { id: "plot-values" }) as HTMLTableSectionElement;
   overBox = h("figure", { id: "overview", class: "plotbox" });
   overText = h("p", { id: "overview-summary", class: "muted", "aria-live": "polite" });
   overRows = h("tbody", { id: "overview-bins" }) as HTMLTableSectionElement;
@@ -78,6 +80,17 @@ export function mountHistory(root: HTMLElement): void {
     h("div", { class: "row wrap" }, field("Variable", varSel)[0], field("Records", recs)[0], draw),
     plotBox,
     plotText,
+    h(
+      "details",
+      { id: "plot-table" },
+      h("summary", {}, "The values, as a table"),
+      h(
+        "table",
+        { class: "commits", "aria-label": "The plotted values, one per record" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Record"), h("th", { scope: "col" }, "Value"))),
+        plotRows,
+      ),
+    ),
     h("h3", {}, "Whole history"),
     h("div", { class: "row wrap" }, field("Mean per", everySel)[0]),
     overBox,
@@ -178,6 +191,7 @@ async function drawPlot(records: number): Promise<void> {
     const s = await api.series(t.repo, t.branch, varSel.value, records);
     plotBox.replaceChildren(plot(s));
     setText(plotText, summary(s));
+    plotRows.replaceChildren(...valueRows(s));
   } catch (e) {
     say(msg, "error", e instanceof FloeError ? e.message : String(e));
   }

@@ -31,7 +31,7 @@ export function plot(s: Series, label?: string): SVGSVGElement {
   const n = s.values.length;
   const xs = s.times.length === n ? s.times : s.values.map((_, i) => s.first_index + i);
   const ok = s.values.map((v, i) => [xs[i], v] as const).filter((p): p is readonly [number, number] => p[1] !== null);
-  const title = label ?? `${s.path}${s.units ? ` (${s.units})` : ""}, last ${n} records along ${s.dim}`;
+  const title = label ?? `${s.path}${s.units ? ` (${s.units})` : ""}, last ${n} records along ${s.dim}${perRecord(s)}`;
   svg.append(el("title", {}, title));
   if (ok.length === 0) {
     svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "All fill values: nothing to plot"));
@@ -65,13 +65,37 @@ export function plot(s: Series, label?: string): SVGSVGElement {
   return svg;
 }
 
+/** What each point of a 2-D (or more) variable is: ", the mean over range per record". */
+function perRecord(s: Series): string {
+  return s.reduced.length ? `, the mean over ${s.reduced.join(" and ")} per record` : "";
+}
+
 /** The numbers behind the plot, in words. */
 export function summary(s: Series): string {
   const vals = s.values.filter((v): v is number => v !== null);
   if (vals.length === 0) return `${s.path}: the last ${s.values.length} records are all fill values.`;
   const last = vals[vals.length - 1];
   const u = s.units ? ` ${s.units}` : "";
-  return `${s.path}: ${s.values.length} records, from ${fmt(Math.min(...vals))} to ${fmt(Math.max(...vals))}${u}; latest ${fmt(last)}${u}.`;
+  const gaps = s.values.length - vals.length;
+  const gapText = gaps ? ` (${gaps} all fill, left as gaps)` : "";
+  return `${s.path}: ${s.values.length} records${gapText}${perRecord(s)}, from ${fmt(Math.min(...vals))} to ${fmt(Math.max(...vals))}${u}; latest ${fmt(last)}${u}.`;
+}
+
+/** The plotted values as table rows: when (or the record's index) and the value. */
+export function valueRows(s: Series): HTMLTableRowElement[] {
+  const timed = s.times.length === s.values.length;
+  return s.values.map((v, i) => {
+    const tr = document.createElement("tr");
+    tr.dataset.index = String(s.first_index + i);
+    tr.dataset.value = v === null ? "" : String(v);
+    const at = document.createElement("td");
+    at.textContent = timed ? when(s.times[i]) : `${s.dim}[${s.first_index + i}]`;
+    const val = document.createElement("td");
+    val.className = "num";
+    val.textContent = v === null ? "all fill" : fmt(v);
+    tr.append(at, val);
+    return tr;
+  });
 }
 
 /** The series of bin means in `a`, to plot: a bin with no valid value is a gap. */
@@ -83,6 +107,7 @@ export function meansSeries(a: StatsAnswer, units: string | null): Series {
     first_index: 0,
     times: a.times ? a.bins.map((b) => b.start) : [],
     values: a.bins.map((b) => (b.count > 0 ? b.mean : null)),
+    reduced: [],
   };
 }
 

@@ -4,6 +4,7 @@
 //! commit records about its source files ([`provenance`]), and the one table that maps
 //! failures onto stable codes ([`ErrorCode`]).
 
+pub mod decoding;
 pub mod error;
 pub mod fault;
 pub mod model;

@@ -28,8 +28,12 @@ pub struct Series {
     pub first_index: u64,
     /// Unix seconds of each record when `dim` has a CF time coordinate, else empty.
     pub times: Vec<f64>,
-    /// One value per record; `None` when the record is all fill.
+    /// One value per record; `None` when the record is all fill. A variable with
+    /// more dimensions than the record one gives the mean of each record's valid
+    /// values (fill values and NaN left out, as xarray's `mean(skipna=True)`).
     pub values: Vec<Option<f64>>,
+    /// The dimensions averaged over in each record (empty for a 1-D variable).
+    pub reduced: Vec<String>,
 }
 
 /// A branch tip opened for reading.
@@ -40,10 +44,6 @@ pub struct View {
 
 fn attr_str(attrs: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
     attrs.get(key).and_then(|v| v.as_str()).map(str::to_string)
-}
-
-fn attr_f64(attrs: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<f64> {
-    attrs.get(key).and_then(|v| v.as_f64().or_else(|| v.as_array()?.first()?.as_f64()))
 }
 
 /// Each element of `bytes` as a number.
@@ -125,19 +125,19 @@ impl View {
             });
         };
         let raw = numbers(a.dtype, &bytes);
-        let fill = attr_f64(&a.attrs, "_FillValue").or_else(|| attr_f64(&a.attrs, "missing_value"));
-        let scale = attr_f64(&a.attrs, "scale_factor").unwrap_or(1.0);
-        let offset = attr_f64(&a.attrs, "add_offset").unwrap_or(0.0);
+        // as xarray decodes (the _FillValue as its Zarr backend writes it, every
+        // missing_value, then scale and offset), as the gate and the statistics do
+        let decoding = floe_core::decoding::Decoding::of(a.dtype, &a.attrs);
         let per = raw.len().checked_div(take as usize).unwrap_or(0);
         let values = (0..take as usize)
             .map(|r| {
                 let row = &raw[r * per..(r + 1) * per];
                 let ok: Vec<f64> = row
                     .iter()
-                    .copied()
-                    .filter(|v| v.is_finite() && fill.is_none_or(|f| *v != f))
+                    .filter_map(|v| decoding.decode(*v))
+                    .filter(|v| v.is_finite())
                     .collect();
-                (!ok.is_empty()).then(|| ok.iter().sum::<f64>() / ok.len() as f64 * scale + offset)
+                (!ok.is_empty()).then(|| ok.iter().sum::<f64>() / ok.len() as f64)
             })
             .collect();
         let dim = a.dims.first().cloned().unwrap_or_default();
@@ -149,6 +149,7 @@ impl View {
             first_index: first,
             times,
             values,
+            reduced: a.dims.iter().skip(1).cloned().collect(),
         })
     }
 

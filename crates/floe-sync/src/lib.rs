@@ -5,7 +5,6 @@
 //! provenance) and returns a [`report::Report`]; [`verify::Verify`] reads back what
 //! the repository holds of each file and compares it with the file, value by value.
 
-pub mod decoding;
 pub mod drift;
 pub mod erase;
 pub mod error;

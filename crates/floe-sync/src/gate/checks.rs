@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Check, Failure, Limits};
-use crate::decoding::Decoding;
+use floe_core::decoding::Decoding;
 
 /// What the schema of one array is, for the schema check: the parts a reader's
 /// code depends on. Lengths along the append dimensions grow and are left out.

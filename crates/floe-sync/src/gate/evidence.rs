@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use floe_core::FileProvenance;
 use floe_core::model::{DType, Data};
 
-use crate::decoding::Decoding;
+use floe_core::decoding::Decoding;
 use floe_plan::{ArrayState, RepoState, cftime};
 use floe_store::{Reader, Repo, StoreError};
 use serde_json::Value;

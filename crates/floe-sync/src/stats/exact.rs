@@ -9,7 +9,7 @@ use floe_store::StoreError;
 
 use super::moments::{Accumulator, Moments};
 use super::table::{Arrays, Row, Span, TimeKind, time_kind};
-use crate::decoding::Decoding;
+use floe_core::decoding::Decoding;
 
 /// Most elements read at once.
 const SLAB: u64 = 4 << 20;

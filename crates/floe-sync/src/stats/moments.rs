@@ -12,7 +12,7 @@
 use floe_core::model::{DType, Data};
 use serde::Serialize;
 
-use crate::decoding::Decoding;
+use floe_core::decoding::Decoding;
 
 /// Valid values buffered before a block is reduced.
 const BLOCK: usize = 128;

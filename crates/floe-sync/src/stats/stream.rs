@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::FileRows;
 use super::moments::{Accumulator, Moments};
 use super::table::{Row, TimeKind, counted, time_kind};
-use crate::decoding::Decoding;
+use floe_core::decoding::Decoding;
 
 /// What one array's stream adds to its file's rows.
 #[derive(Debug, Clone)]

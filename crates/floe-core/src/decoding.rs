@@ -1,7 +1,7 @@
 //! How a variable's stored values decode, as xarray decodes them (CF): the gate's
 //! value checks and the per-file statistics both look at decoded values.
 
-use floe_core::model::{DType, decode_fill_value};
+use crate::model::{DType, decode_fill_value};
 use serde_json::{Map, Value};
 
 /// How a variable's stored values decode (CF): fill and missing values are no
