@@ -56,11 +56,11 @@ def log(*a):
     print("[app-e2e]", *a, flush=True)
 
 
-def session():
+def session(driver=DRIVER):
     opts = ArgOptions()
     opts.set_capability("browserName", "wry")
     opts.set_capability("tauri:options", {"application": APP})
-    d = webdriver.Remote(command_executor=DRIVER, options=opts)
+    d = webdriver.Remote(command_executor=driver, options=opts)
     d.implicitly_wait(0)
     return d
 
@@ -898,11 +898,40 @@ def unmount_outlived(d):
     assert floe_mount_of(MNT) is None
 
 
+def phase_desktop_scale():
+    """The app as a 200% desktop shows it (GDK_SCALE=2, what GNOME's Scale setting
+    sets; tauri-driver started with it): WebKit draws at two device pixels per CSS
+    pixel, and in a window as small as a 1280x900 screen at 200% leaves (640x450),
+    no screen is wider than the window."""
+    deadline = time.time() + 30
+    while subprocess.run(["pgrep", "-f", f"^{APP}"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "an earlier app still runs"
+        time.sleep(0.2)
+    d = session(os.environ["FLOE_E2E_DRIVER_SCALED"])
+    try:
+        wait(d, "first status", lambda: text(d, "#overall") != "")
+        ratio = d.execute_script("return window.devicePixelRatio")
+        assert ratio == 2, f"devicePixelRatio {ratio} under GDK_SCALE=2"
+        d.set_window_size(640, 450)
+        wait(d, "the small window", lambda: d.execute_script("return window.innerWidth") <= 640)
+        for name in ("folders", "history", "mounts", "settings"):
+            tab(d, name)
+            time.sleep(0.3)
+            over = d.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert over <= 1, f"{name} is {over}px wider than the window at the desktop's 200%"
+            shot(d, f"{name}-desktop-scale-200")
+        log("at the desktop's 200%: device pixel ratio 2, every screen fits 640 px")
+    finally:
+        d.quit()
+
+
 def main():
     phase_app()
     phase_mount_outlives_app()
     phase_close_to_tray()
     phase_daemon()
+    phase_desktop_scale()
     log("all good")
 
 

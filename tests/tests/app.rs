@@ -53,10 +53,15 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         ("FLOE_LOG", "info"),
     ];
     let driver = Driver::start(&env, &d.path().join("driver.log"));
+    // the same desktop at 200% (GNOME's Scale sets GDK_SCALE for the session)
+    let mut scaled_env = env.clone();
+    scaled_env.push(("GDK_SCALE", "2"));
+    let scaled = Driver::start(&scaled_env, &d.path().join("driver-scaled.log"));
     let mut all = env.clone();
     let (work_s, shots_s, notified) = (s(&work), s(&shots), s(&session.notified));
     all.extend([
         ("FLOE_E2E_DRIVER", driver.url.as_str()),
+        ("FLOE_E2E_DRIVER_SCALED", scaled.url.as_str()),
         ("FLOE_E2E_APP", app.as_str()),
         ("FLOE_E2E_WORK", work_s.as_str()),
         ("FLOE_E2E_SHOTS", shots_s.as_str()),
@@ -93,6 +98,7 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         "its mount (process",
         "the tray went through",
         "the 2-D plot equals xarray's mean",
+        "at the desktop's 200%",
         "close to tray: web process freed, file synced, window reopened",
         "all good",
     ] {
