@@ -36,6 +36,15 @@ fn main() {
         println!("floe-desktop {}", env!("CARGO_PKG_VERSION"));
         return;
     }
+    // the engine runs on Floe's runtime (a bounded blocking pool), not Tauri's default
+    let runtime = match floe_api::engine::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("floe-desktop: cannot start: {e}");
+            std::process::exit(floe_core::ErrorCode::Internal.exit_code());
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
     let hidden = std::env::args().any(|a| a == "--hidden");
     let opts = match floe_api::engine::default_options() {
         Ok(o) => o,
@@ -118,7 +127,7 @@ fn main() {
         }),
         Err(e) => {
             eprintln!("floe-desktop: cannot start the window: {e}");
-            std::process::exit(70);
+            std::process::exit(floe_core::ErrorCode::Internal.exit_code());
         }
     }
 }

@@ -242,7 +242,7 @@ fn main() -> ExitCode {
     // outside the command runtime.
     let outcome = match cli.command {
         Command::Mount(a) => mount::mount(a),
-        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        command => match floe_api::engine::runtime() {
             Ok(runtime) => runtime.block_on(run(command)),
             Err(e) => Err(Failure(ErrorCode::Internal, format!("cannot start: {e}"))),
         },

@@ -634,6 +634,7 @@ async fn folder_task(
             let permit = limits.permits.acquire().await;
             let outcome = ingest.run().await;
             drop(permit);
+            crate::memory::trim_after_cycle();
             match outcome {
                 Ok(report) => {
                     let secs = started.elapsed().as_secs_f64().max(1e-3);

@@ -15,6 +15,7 @@
 pub mod attention;
 pub mod config;
 pub mod daemon;
+pub mod memory;
 pub mod retention;
 pub mod state;
 pub mod verification;
