@@ -6,7 +6,6 @@ repository; and the daemon's idle RSS with 5 watched folders.
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -16,34 +15,20 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import floe_proc  # noqa: E402
 ROOT = os.path.dirname(HERE)
 
 
 def floe(args, env):
-    return subprocess.run([ARGS.floe, *args], capture_output=True, text=True, env=env)
+    return floe_proc.floe(ARGS.floe, args, env)
 
 
 def status(env):
-    r = floe(["status", "--json"], env)
-    return json.loads(r.stdout) if r.returncode == 0 else []
+    return floe_proc.status(ARGS.floe, env) or []
 
 
-def start_daemon(env):
-    p = subprocess.Popen([ARGS.floe, "daemon", "--quiet", "0", "--rescan", "30"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if status(env):
-            return p
-        time.sleep(0.05)
-    raise SystemExit("daemon did not start")
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+rss_mb = floe_proc.rss_mb
 
 
 def main():

@@ -26,24 +26,20 @@ import time
 from collections import deque
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import floe_proc  # noqa: E402
 ROOT = os.path.dirname(HERE)
 
 
 def floe(args, env):
-    return subprocess.run([ARGS.floe, *args], capture_output=True, text=True, env=env)
+    return floe_proc.floe(ARGS.floe, args, env)
 
 
 def status(env):
-    r = floe(["status", "--json"], env)
-    return json.loads(r.stdout) if r.returncode == 0 else None
+    return floe_proc.status(ARGS.floe, env)
 
 
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+rss_mb = floe_proc.rss_mb
 
 
 def fds(pid):

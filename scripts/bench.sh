@@ -29,3 +29,9 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && b
 (cd "$here" && cargo build -q --release -p floe-desktop)
 "$FLOE_VENV/bin/python" "$here/bench/app.py" --app "$CARGO_TARGET_DIR/release/floe-desktop" \
   --floe "$CARGO_TARGET_DIR/release/floe"
+# The daemon unattended for 30 minutes (5 folders, a file every 5 s each): RSS,
+# descriptors and latency per minute. Half an hour, so only when asked:
+#   FLOE_BENCH_SOAK=1 scripts/bench.sh
+if [ "${FLOE_BENCH_SOAK:-0}" = 1 ]; then
+  "$FLOE_VENV/bin/python" "$here/bench/soak.py" --floe "$CARGO_TARGET_DIR/release/floe"
+fi

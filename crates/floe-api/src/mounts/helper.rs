@@ -87,68 +87,71 @@ pub fn start(repo: &str, mountpoint: &Path, extra: &[OsString]) -> Result<Record
                 ),
             )
         })?;
-    let started = wait_serving(child, &dir, repo, mountpoint, &failure, &log);
+    let started = Started { dir: &dir, repo, mountpoint, failure: &failure, log: &log };
+    let served = started.wait(child);
     let _ = std::fs::remove_file(&failure);
-    started
+    served
 }
 
-/// Poll until the helper serves, ends, or runs out of time.
-fn wait_serving(
-    mut child: Child,
-    dir: &Path,
-    repo: &str,
-    mountpoint: &Path,
-    failure: &Path,
-    log: &Path,
-) -> Result<Record, ApiError> {
-    let end = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Some(r) = registry::serving(dir, mountpoint).filter(|r| r.pid == child.id())
-            && floe_fuse::is_mounted(mountpoint)
-        {
-            reap(child);
-            return Ok(r);
+/// A helper just started: where it registers, what it serves, where it writes.
+struct Started<'a> {
+    dir: &'a Path,
+    repo: &'a str,
+    mountpoint: &'a Path,
+    failure: &'a Path,
+    log: &'a Path,
+}
+
+impl Started<'_> {
+    /// Poll until the helper serves, ends, or runs out of time.
+    fn wait(&self, mut child: Child) -> Result<Record, ApiError> {
+        let Started { dir, mountpoint, log, .. } = *self;
+        let end = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(r) = registry::serving(dir, mountpoint).filter(|r| r.pid == child.id())
+                && floe_fuse::is_mounted(mountpoint)
+            {
+                reap(child);
+                return Ok(r);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return self.ended(status);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ApiError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "no mount at {} after {} s; the repository did not answer: see {}",
+                        mountpoint.display(),
+                        START_TIMEOUT.as_secs(),
+                        log.display()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return ended(status, dir, repo, mountpoint, failure, log);
+    }
+
+    /// A helper that ended before serving: what it wrote, or that another one serves
+    /// the same repository there now (two starters at login, the app and the daemon).
+    fn ended(&self, status: std::process::ExitStatus) -> Result<Record, ApiError> {
+        let Started { dir, repo, mountpoint, failure, log } = *self;
+        if let Some(other) = registry::serving(dir, mountpoint).filter(|r| r.repo == repo) {
+            return Ok(other);
         }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ApiError::new(
-                ErrorCode::Storage,
+        Err(match registry::take_failure(failure) {
+            Some(f) => ApiError::new(f.code, f.message),
+            None => ApiError::new(
+                ErrorCode::Internal,
                 format!(
-                    "no mount at {} after {} s; the repository did not answer: see {}",
-                    mountpoint.display(),
-                    START_TIMEOUT.as_secs(),
+                    "the mount helper ended ({status}) without mounting; see {}",
                     log.display()
                 ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+            ),
+        })
     }
-}
-
-/// A helper that ended before serving: what it wrote, or that another one serves the
-/// same repository there now (two starters at login, the app and the daemon).
-fn ended(
-    status: std::process::ExitStatus,
-    dir: &Path,
-    repo: &str,
-    mountpoint: &Path,
-    failure: &Path,
-    log: &Path,
-) -> Result<Record, ApiError> {
-    if let Some(other) = registry::serving(dir, mountpoint).filter(|r| r.repo == repo) {
-        return Ok(other);
-    }
-    Err(match registry::take_failure(failure) {
-        Some(f) => ApiError::new(f.code, f.message),
-        None => ApiError::new(
-            ErrorCode::Internal,
-            format!("the mount helper ended ({status}) without mounting; see {}", log.display()),
-        ),
-    })
 }
 
 /// Wait for a serving helper in the background, so that when it ends (unmounted) it
