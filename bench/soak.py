@@ -31,14 +31,6 @@ import floe_proc  # noqa: E402
 ROOT = os.path.dirname(HERE)
 
 
-def floe(args, env):
-    return floe_proc.floe(ARGS.floe, args, env)
-
-
-def status(env):
-    return floe_proc.status(ARGS.floe, env)
-
-
 rss_mb = floe_proc.rss_mb
 
 
@@ -80,7 +72,7 @@ def main():
         for i in range(ARGS.folders):
             w = f"{work}/in{i}"
             os.makedirs(w)
-            r = floe(["add", w, f"{work}/repo{i}"], env)
+            r = floe_proc.floe(ARGS.floe, ["add", w, f"{work}/repo{i}"], env)
             assert r.returncode == 0, r.stderr
             watched.append(w)
         wrap = shlex.split(ARGS.wrap) if ARGS.wrap else []
@@ -88,7 +80,7 @@ def main():
                                   env=env, stdout=subprocess.DEVNULL,
                                   stderr=open(f"{work}/daemon.log", "w"))
         for _ in range(200):
-            if status(env):
+            if floe_proc.status(ARGS.floe, env):
                 break
             time.sleep(0.05)
         else:
@@ -109,7 +101,7 @@ def main():
                     pending[i].append(time.monotonic())
                 dropped += 1
                 next_drop += ARGS.every
-            s = status(env)
+            s = floe_proc.status(ARGS.floe, env)
             if s is None:
                 raise SystemExit(f"floe daemon stopped: {open(f'{work}/daemon.log').read()[-2000:]}")
             at = time.monotonic()
