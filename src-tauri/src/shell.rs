@@ -88,17 +88,10 @@ pub(crate) fn quit(app: &AppHandle) {
     });
 }
 
-/// Mount what the user keeps for login and is not mounted now.
+/// Mount what the user keeps for login and is not mounted now (each outcome logged).
 pub(crate) fn restore_mounts(app: &AppHandle) {
     let mounts = app.state::<Floe>().mounts.clone();
-    tauri::async_runtime::spawn(async move {
-        for (mp, r) in mounts.restore().await {
-            match r {
-                Ok(_) => tracing::info!("mounted {} again at login", mp.display()),
-                Err(e) => tracing::warn!("could not mount {} at login: {e}", mp.display()),
-            }
-        }
-    });
+    tauri::async_runtime::spawn(async move { mounts.restore().await });
 }
 
 /// The tray icon with its menu. `false` when the desktop has no tray (then closing

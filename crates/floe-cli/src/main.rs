@@ -672,7 +672,8 @@ async fn daemon(a: DaemonArgs) -> Result<i32, Failure> {
         quiet: Duration::from_secs_f64(quiet.max(0.0)),
         ..floe_api::engine::default_options()?
     };
-    tokio::spawn(mount::restore(floe_api::mounts::Mounts::new(opts.config.clone())));
+    let mounts = floe_api::mounts::Mounts::new(opts.config.clone());
+    tokio::spawn(async move { mounts.restore().await });
     daemon::run(opts, async {
         shutdown_signal().await;
     })

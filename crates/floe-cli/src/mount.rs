@@ -52,16 +52,6 @@ fn mount_line(m: &MountView) -> String {
     format!("{} ← {}: {}{process}{since}{login}", m.mountpoint, m.repo, m.state_label)
 }
 
-/// Mount what is kept for login and not mounted (`floe daemon` as it starts).
-pub(crate) async fn restore(mounts: Mounts) {
-    for (mp, r) in mounts.restore().await {
-        match r {
-            Ok(m) => tracing::info!("mounted {} at login ({})", mp.display(), mount_line(&m)),
-            Err(e) => tracing::warn!("could not mount {} at login: {e}", mp.display()),
-        }
-    }
-}
-
 /// `floe mount`.
 pub(crate) fn mount(a: MountArgs) -> Result<i32, Failure> {
     let url = RepoUrl::parse(&a.repo).map_err(|e| Failure(ErrorCode::Usage, e.to_string()))?;

@@ -61,7 +61,8 @@ pub fn start(repo: &str, mountpoint: &Path, extra: &[OsString]) -> Result<Record
         registry::key(mountpoint),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     ));
-    let child = Command::new(program())
+    let program = program();
+    let child = Command::new(&program)
         .arg("mount")
         .arg(repo)
         .arg(mountpoint)
@@ -83,7 +84,7 @@ pub fn start(repo: &str, mountpoint: &Path, extra: &[OsString]) -> Result<Record
                 ErrorCode::Internal,
                 format!(
                     "cannot start the mount helper {}: {e}; reinstall Floe (it ships `floe` beside the app)",
-                    program().display()
+                    program.display()
                 ),
             )
         })?;

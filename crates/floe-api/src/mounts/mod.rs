@@ -275,11 +275,15 @@ impl Mounts {
     }
 
     /// Mount what is kept for login and not served now (by the app and by `floe
-    /// daemon` as they start, whichever comes first; the other finds it served).
+    /// daemon` as they start, whichever comes first; the other finds it served),
+    /// logging each outcome for whichever shell asked.
     pub async fn restore(&self) -> Vec<(PathBuf, Result<MountView, ApiError>)> {
         let kept = match Config::load(&self.config) {
             Ok(c) => c.mounts,
-            Err(e) => return vec![(self.config.clone(), Err(e.into()))],
+            Err(e) => {
+                tracing::warn!("mounts kept for login unknown: {e}");
+                return vec![(self.config.clone(), Err(e.into()))];
+            }
         };
         let mut out = Vec::new();
         for m in kept {
@@ -289,6 +293,12 @@ impl Mounts {
                 continue;
             }
             let r = self.mount(&m.repo, &m.path, false, Vec::new()).await;
+            match &r {
+                Ok(v) => {
+                    tracing::info!(pid = ?v.pid, "mounted {} ({}) again at login", v.mountpoint, v.repo)
+                }
+                Err(e) => tracing::warn!("could not mount {} at login: {e}", m.path.display()),
+            }
             out.push((m.path, r));
         }
         out
