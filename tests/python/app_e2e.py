@@ -10,10 +10,13 @@ tauri-driver, and passes everything in the environment:
   FLOE_E2E_SHOTS    where screenshots go
   FLOE_BIN          the floe CLI (for `floe status`, `floe daemon`)
   AZURITE_BLOB_STORAGE_URL  Azurite, with a container `lab`
+  FLOE_E2E_AZ_ACCOUNT, FLOE_E2E_AZ_KEY  its only account and that account's key
+  FLOE_E2E_S3_URL, FLOE_E2E_S3_KEY_ID, FLOE_E2E_S3_SECRET  moto checking signatures,
+                    with a bucket `lab-bucket` and an IAM user's key
 
 Screens are saved as PNG: folders-empty, folders-wrong-login, folders-syncing,
 history, folders-paused, mounts, mounts-prefix, mounts-outlived, settings, folders-zoom-200, folders-held,
-folders-drift, folders-refused, folders-refused-ignored, folders-second-start, daemon.
+folders-drift, folders-remote, folders-refused, folders-refused-ignored, folders-second-start, daemon.
 """
 
 import faulthandler
@@ -183,7 +186,7 @@ def phase_app():
         wait(d, "Azure login fields", lambda: d.find_elements(By.ID, "login-AZURE_STORAGE_ACCOUNT_KEY"))
         fill(d, "#dest-where", "lab")
         fill(d, "#dest-prefix", "site-wrong")
-        fill(d, "#login-AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        fill(d, "#login-AZURE_STORAGE_ACCOUNT_NAME", os.environ["FLOE_E2E_AZ_ACCOUNT"])
         fill(d, "#login-AZURE_STORAGE_ACCOUNT_KEY", "d3Jvbmcga2V5IGZvciBhenVyaXRlIGF0IGFsbA==")
         css(d, "#add-folder").click()
         wait(d, "the wrong login is refused",
@@ -339,6 +342,7 @@ def phase_app():
         phase_drift(d)
         phase_refused(d)
         phase_plot_2d(d)
+        phase_remote(d)
         log("the tray went through", " -> ".join(TRAY.seen))
     finally:
         TRAY.stop.set()
@@ -742,6 +746,62 @@ def phase_plot_2d(d):
     css(d, "#history-other").clear()
     tab(d, "folders")
     remove_folder(d, p)
+
+
+def add_remote_folder(d, watch, kind, where, prefix, login):
+    """Add `watch` syncing into a `kind` (s3, az) destination through the form, its
+    login typed into the login fields (so kept in the keychain); returns the card's
+    folder path."""
+    watch.mkdir(exist_ok=True)
+    tab(d, "folders")
+    fill(d, "#new-folder", str(watch))
+    set_select(d, "#dest-kind", kind)
+    first = next(iter(login))
+    wait(d, f"the {kind} login fields", lambda: d.find_elements(By.ID, f"login-{first}"))
+    fill(d, "#dest-where", where)
+    fill(d, "#dest-prefix", prefix)
+    for var, value in login.items():
+        fill(d, f"#login-{var}", value)
+    css(d, "#add-folder").click()
+    wait(d, f"{watch.name} added",
+         lambda: css(d, "#folders-msg").get_attribute("data-kind") == "ok", 90)
+    path = str(watch.resolve())
+    wait(d, f"{watch.name} card", lambda: d.find_elements(By.CSS_SELECTOR, card(path)))
+    return path
+
+
+def phase_remote(d):
+    """An Azure destination (Azurite whose only account has a key of its own) and an
+    S3 one (moto checking signatures, an IAM user's key), each added through the
+    form with its login: the app keeps the secret in the keychain (the app's own
+    environment has none) and syncs a file into each. app.rs reads both back with
+    the reference readers and looks in the keychain."""
+    e = os.environ
+    az_watch, s3_watch = WORK / "to-azure", WORK / "to-s3"
+    az = add_remote_folder(d, az_watch, "az", "lab", "site-az", {
+        "AZURE_STORAGE_ACCOUNT_NAME": e["FLOE_E2E_AZ_ACCOUNT"],
+        "AZURE_STORAGE_ACCOUNT_KEY": e["FLOE_E2E_AZ_KEY"],
+    })
+    s3 = add_remote_folder(d, s3_watch, "s3", "lab-bucket", "site-s3", {
+        "AWS_ACCESS_KEY_ID": e["FLOE_E2E_S3_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": e["FLOE_E2E_S3_SECRET"],
+        "AWS_ENDPOINT_URL": e["FLOE_E2E_S3_URL"],
+    })
+    write_nc("az_0001.nc", 0, into=az_watch)
+    write_nc("s3_0001.nc", 0, into=s3_watch)
+    for p in (az, s3):
+        wait(d, f"a commit into {p}'s destination",
+             lambda: "Last commit" in text(d, card(p) + " .commit"), 120)
+        wait(d, f"{p} up to date", lambda: text(d, card(p) + " .headline") == "Up to date", 60)
+    by_path = {f["path"]: f for f in floe_status()}
+    assert by_path[az]["repo"] == "az://lab/site-az", by_path[az]
+    assert by_path[s3]["repo"] == "s3://lab-bucket/site-s3", by_path[s3]
+    assert by_path[az]["files_ingested"] == by_path[s3]["files_ingested"] == 1, by_path
+    d.execute_script(f"document.querySelector('{card(s3)}').scrollIntoView()")
+    shot(d, "folders-remote")
+    remove_folder(d, az)
+    remove_folder(d, s3)
+    log("remote destinations: Azure and S3 added with their logins, one file synced into each")
 
 
 def phase_refused(d):

@@ -14,13 +14,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use floe_tests::desktop::{Driver, Xvfb, app_bin};
-use floe_tests::servers::{SecretService, azurite};
+use floe_tests::servers::{SecretService, azurite_account, moto_with_auth};
 use floe_tests::*;
+
+/// The lab's Azure account: the only one the test's Azurite has, with a key of its
+/// own (not the emulator's well-known one), so only a login typed in the app opens it.
+const AZ_ACCOUNT: &str = "floelab";
+const AZ_KEY: &str =
+    "a2V5IG9mIHRoZSBsYWIgYWNjb3VudCwgdHlwZWQgaW50byB0aGUgYXBwIGFuZCBrZXB0IGluIHRoZSBrZXljaGFpbg==";
 
 #[test]
 fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
-    let server = azurite();
-    assert_eq!(py("storage.py", &["az-container", &server.url(), "lab"]).code, 0);
+    let server = azurite_account(AZ_ACCOUNT, AZ_KEY);
+    let lab = [("AZ_ACCOUNT", AZ_ACCOUNT), ("AZ_KEY", AZ_KEY)];
+    let made = py_env("storage.py", &["az-container", &server.url(), "lab"], &lab);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // moto checking signatures: only the IAM user's key made here opens the bucket
+    let s3 = moto_with_auth(3);
+    let user = py("storage.py", &["s3-user", &s3.url(), "lab-bucket"]);
+    assert_eq!(user.code, 0, "{}", user.stderr);
+    let (key_id, secret) = user.stdout.trim().split_once(' ').unwrap();
+    let s3_url = s3.url();
     let keyring = SecretService::start();
     let d0 = tempfile::tempdir().unwrap();
     let session = floe_tests::desktop::SessionServices::start(
@@ -67,6 +81,13 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         ("FLOE_E2E_SHOTS", shots_s.as_str()),
         ("FLOE_BIN", floe.as_str()),
         ("FLOE_E2E_NOTIFIED", notified.as_str()),
+        // for the script to type into the login fields: the app's own environment
+        // has no secret, so only what it keeps in the keychain opens the servers
+        ("FLOE_E2E_AZ_ACCOUNT", AZ_ACCOUNT),
+        ("FLOE_E2E_AZ_KEY", AZ_KEY),
+        ("FLOE_E2E_S3_URL", s3_url.as_str()),
+        ("FLOE_E2E_S3_KEY_ID", key_id),
+        ("FLOE_E2E_S3_SECRET", secret),
     ]);
     let r = py_env("app_e2e.py", &[], &all);
     let log = std::fs::read_to_string(d.path().join("driver.log")).unwrap_or_default();
@@ -98,6 +119,7 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         "its mount (process",
         "the tray went through",
         "the 2-D plot equals xarray's mean",
+        "remote destinations: Azure and S3 added",
         "at the desktop's 200%",
         "close to tray: web process freed, file synced, window reopened",
         "all good",
@@ -106,13 +128,37 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         let line = line.unwrap_or_else(|| panic!("the script never said {said:?}:\n{}", r.stdout));
         eprintln!("{line}");
     }
-    // nothing of the refused login was kept: not in the keychain, not in the config,
-    // and nothing was written to the container
-    let blobs = py("storage.py", &["az-list", &server.url(), "lab"]);
-    assert_eq!((blobs.code, blobs.stdout.trim()), (0, ""), "{}", blobs.stderr);
-    assert_eq!(keyring.lookup("az://lab"), None);
+    // the refused login wrote nothing (only the accepted one's repository is there),
+    // and the logins typed into the app live in the keychain and nowhere else
+    let blobs = py_env("storage.py", &["az-list", &server.url(), "lab"], &lab);
+    assert_eq!(blobs.code, 0, "{}", blobs.stderr);
+    assert!(
+        blobs.stdout.lines().all(|b| b.starts_with("site-az/")) && !blobs.stdout.is_empty(),
+        "{}",
+        blobs.stdout
+    );
+    let kept = keyring.lookup("az://lab").expect("the Azure login in the keychain");
+    assert!(kept.contains(AZ_KEY) && kept.contains(AZ_ACCOUNT), "{kept}");
+    let kept = keyring.lookup("s3://lab-bucket").expect("the S3 login in the keychain");
+    assert!(kept.contains(secret) && kept.contains(key_id), "{kept}");
     let config = std::fs::read_to_string(d.path().join("config.toml")).unwrap();
-    assert!(!config.contains("site-wrong") && !config.contains("az://"), "{config}");
+    assert!(!config.contains("site-wrong"), "{config}");
+    assert!(!config.contains(AZ_KEY) && !config.contains(secret), "a secret in the config");
+    // what the app synced there equals the file (Python icechunk + xarray, given
+    // the keys directly)
+    let az_env = [
+        ("AZURE_STORAGE_ACCOUNT_NAME", AZ_ACCOUNT),
+        ("AZURE_STORAGE_ACCOUNT_KEY", AZ_KEY),
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+    ];
+    assert_url_equals("az://lab/site-az", &files(&work.join("to-azure"), "nc"), &[], &az_env);
+    let s3_env = [
+        ("AWS_ENDPOINT_URL", s3_url.as_str()),
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ];
+    assert_url_equals("s3://lab-bucket/site-s3", &files(&work.join("to-s3"), "nc"), &[], &s3_env);
     assert!(!config.contains("[[mount]]"), "the unmounted mount is still kept for login");
     for name in [
         "folders-empty",
@@ -122,6 +168,7 @@ fn the_app_adds_syncs_shows_history_pauses_mounts_and_refuses_a_wrong_key() {
         "mounts",
         "mounts-outlived",
         "folders-held",
+        "folders-remote",
         "folders-refused",
         "folders-second-start",
     ] {
