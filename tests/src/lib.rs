@@ -212,6 +212,15 @@ pub fn log_json(repo: &Path, branch: &str) -> Vec<serde_json::Value> {
     history_of(repo.to_str().unwrap(), branch, &[])
 }
 
+/// How many source files the commits of `branch` record (however many commits they
+/// came in: a due commit takes everything waiting).
+pub fn files_on(repo: &Path, branch: &str) -> usize {
+    log_json(repo, branch)
+        .iter()
+        .map(|c| c["provenance"]["files"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
 /// `floe log URL --branch BRANCH --json`; the branch must open.
 fn history_of(url: &str, branch: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let r = floe_env(&["log", url, "--branch", branch, "--json"], env);

@@ -102,7 +102,7 @@ fn commits(repo: &std::path::Path) -> Vec<usize> {
 }
 
 #[test]
-fn the_commit_cadence_batches_by_count_and_age() {
+fn the_commit_cadence_is_a_trigger_by_count_and_age_and_a_due_commit_takes_all_waiting() {
     let site = Site::new();
     let (watched, stage, repo) = (site.watched.clone(), site.stage.clone(), site.repo.clone());
     let env = site.env();
@@ -126,17 +126,45 @@ fn the_commit_cadence_batches_by_count_and_age() {
     wait_until("the two files held", || status(&env)[0]["state"]["state"] == "waiting");
     std::thread::sleep(Duration::from_secs(1));
     assert!(!repo.exists() || commits(&repo).iter().sum::<usize>() == 0);
-    // the third makes a commit of three
+    // the third makes a commit due, and it takes the three
     drop_files(&stage, &watched, &["--files", "1", "--start", "2"]);
     wait_until("a commit of three", || status(&env)[0]["files_ingested"] == 3);
     assert_eq!(commits(&repo), vec![0, 3]);
-    // seven more: two commits of three, and the last one goes when it is due
-    let t = Instant::now();
+    // seven at once: the trigger is due at three, and a due commit takes everything
+    // waiting (seven, or the files quiet by then and the rest at the next: never a
+    // commit of fewer than three, never one short of what waited)
     drop_files(&stage, &watched, &["--files", "7", "--start", "3"]);
-    wait_until("two more commits of three", || status(&env)[0]["files_ingested"] == 9);
-    wait_until("the straggler, when due", || status(&env)[0]["files_ingested"] == 10);
+    wait_until("the seven", || status(&env)[0]["files_ingested"] == 10);
+    let after = commits(&repo)[2..].to_vec();
+    assert_eq!(after.iter().sum::<usize>(), 7, "{after:?}");
+    assert!(after.len() <= 2 && after.iter().all(|&n| n >= 3), "{after:?}");
+    // one alone waits for the age limit
+    let t = Instant::now();
+    drop_files(&stage, &watched, &["--files", "1", "--start", "10"]);
+    wait_until("the straggler, when due", || status(&env)[0]["files_ingested"] == 11);
     assert!(t.elapsed() > Duration::from_secs(5), "the straggler went early: {:?}", t.elapsed());
-    assert_eq!(commits(&repo), vec![0, 3, 3, 3, 1]);
+    assert_eq!(commits(&repo).last(), Some(&1));
+    assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
+}
+
+#[test]
+fn a_backlog_after_an_outage_goes_in_one_commit_and_a_file_alone_at_once() {
+    // the default cadence (a commit as soon as a file is complete): files that piled
+    // up while the daemon was not running are taken in one commit when it starts,
+    // not one commit each; then a file alone is committed by itself
+    let site = Site::new();
+    let (watched, stage, repo) = (site.watched.clone(), site.stage.clone(), site.repo.clone());
+    let env = site.env();
+    let r = floe_env(&["add", watched.to_str().unwrap(), repo.to_str().unwrap()], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    drop_files(&stage, &watched, &["--files", "24"]);
+    std::thread::sleep(Duration::from_secs(1)); // all quiet when the daemon looks
+    let _daemon = spawn_daemon(&env, "0.3", "30");
+    wait_until("the backlog", || status(&env)[0]["files_ingested"] == 24);
+    assert_eq!(commits(&repo), vec![0, 24]);
+    drop_files(&stage, &watched, &["--files", "1", "--start", "24"]);
+    wait_until("the file alone", || status(&env)[0]["files_ingested"] == 25);
+    assert_eq!(commits(&repo), vec![0, 24, 1]);
     assert_repo_equals(&repo, &files(&watched, "nc"), &[]);
 }
 
@@ -158,7 +186,7 @@ fn the_upload_limit_holds_the_daemon_to_its_rate() {
     let d = tempfile::tempdir().unwrap();
     let (watched, repo) = (d.path().join("in"), d.path().join("repo"));
     // incompressible data: what is written is what is uploaded
-    make(&watched, &["--files", "6", "--records", "200", "--hf", "10"]);
+    make(&watched, &["--files", "20", "--records", "200", "--hf", "10"]);
     age(&watched);
     let (cfg, run) = (d.path().join("config.toml"), d.path().join("run"));
     let env = [("FLOE_CONFIG", cfg.to_str().unwrap()), ("FLOE_RUNTIME_DIR", run.to_str().unwrap())];
@@ -170,7 +198,7 @@ fn the_upload_limit_holds_the_daemon_to_its_rate() {
     std::fs::write(&cfg, text).unwrap();
     let t = Instant::now();
     let _daemon = spawn_daemon(&env, "0", "30");
-    wait_until("all six files", || status(&env)[0]["files_ingested"] == 6);
+    wait_until("all the files", || status(&env)[0]["files_ingested"] == 20);
     let secs = t.elapsed().as_secs_f64();
     let chunks: u64 =
         walk(&repo.join("chunks")).iter().map(|p| p.metadata().map_or(0, |m| m.len())).sum();

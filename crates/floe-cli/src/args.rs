@@ -174,7 +174,8 @@ pub(crate) struct SyncArgs {
 pub(crate) struct AddArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Commit once this many complete files are waiting (1: every file).
+    /// A commit is due once this many complete files are waiting (1: as soon as a
+    /// file is complete); it then takes everything waiting.
     #[arg(long, default_value_t = 1)]
     pub commit_files: usize,
     /// ... or once this many MB of them are waiting.
@@ -183,7 +184,8 @@ pub(crate) struct AddArgs {
     /// ... or at the latest when the oldest has waited this many seconds.
     #[arg(long, default_value_t = 600.0)]
     pub commit_max_wait: f64,
-    /// Never more than this many MB of source files in one commit.
+    /// Never more than this many MB of source files in one commit (a backlog is
+    /// split into commits of at most this).
     #[arg(long, default_value_t = 1024.0)]
     pub commit_max_mb: f64,
     #[command(flatten)]

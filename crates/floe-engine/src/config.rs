@@ -70,10 +70,11 @@ pub struct FolderConfig {
     pub gc_grace: Option<String>,
 }
 
-/// A folder's commit cadence. A commit is made once `files` complete files are
-/// waiting, or `bytes` of them (if set), or when the oldest has waited `max_wait_secs`;
-/// a commit never holds more than `max_commit_bytes`. The default commits every file
-/// as soon as it is complete.
+/// A folder's commit cadence. A commit is due once `files` complete files are
+/// waiting, or `bytes` of them (if set), or when the oldest has waited
+/// `max_wait_secs`; it then takes everything waiting, in commits of at most
+/// `max_commit_bytes`. The default commits a file as soon as it is complete, and a
+/// backlog (after an outage, or a restart) in as few commits as that limit allows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Cadence {
@@ -97,9 +98,13 @@ impl Default for Cadence {
 }
 
 impl Cadence {
-    /// Whether files are ever held back (anything but "every file").
-    pub fn batches(&self) -> bool {
-        self.files > 1 || self.bytes.is_some()
+    /// When a commit is due (what the sync holds back until then).
+    pub fn trigger(&self) -> floe_sync::Trigger {
+        floe_sync::Trigger {
+            files: self.files.max(1),
+            bytes: self.bytes,
+            max_wait: std::time::Duration::from_secs_f64(self.max_wait_secs.max(0.0)),
+        }
     }
 }
 
@@ -305,13 +310,13 @@ mod tests {
         let c: Config = toml::from_str("[[folder]]\npath = \"/x\"\nrepo = \"/r\"\n").unwrap();
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.folders[0].commit, Cadence::default());
-        assert!(!c.folders[0].commit.batches());
+        assert_eq!(c.folders[0].commit.trigger().files, 1);
         let c: Config = toml::from_str(
             "[limits]\nupload_bytes_per_sec = 1000\n[[folder]]\npath = \"/x\"\nrepo = \"/r\"\n[folder.commit]\nbytes = 5\n",
         )
         .unwrap();
         assert_eq!(c.limits.upload_bytes_per_sec, Some(1000));
-        assert!(c.folders[0].commit.batches());
+        assert_eq!(c.folders[0].commit.trigger().bytes, Some(5));
         assert_eq!(c.folders[0].commit.files, 1);
     }
 

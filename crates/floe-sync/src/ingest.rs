@@ -57,10 +57,9 @@ pub struct IngestOptions {
     /// A batch is full once it holds this many source bytes (with `batch_files`,
     /// whichever comes first).
     pub batch_target_bytes: Option<u64>,
-    /// Hold a batch that is not full until its oldest file has been complete this
-    /// long (`None`: commit whatever is there at once). This is a folder's commit
-    /// cadence: every N files, every B bytes, or at the latest after this wait.
-    pub max_wait: Option<Duration>,
+    /// A watched folder's commit cadence: when a commit is due ([`Trigger`]);
+    /// `None`: commit whatever is there at once, in batches as above.
+    pub trigger: Option<Trigger>,
     /// Upload limit shared with other folders.
     pub throttle: Option<std::sync::Arc<floe_store::throttle::Throttle>>,
     /// A file must have been quiet this long to count as complete.
@@ -99,6 +98,32 @@ pub struct IngestOptions {
     pub gate: Option<crate::gate::GateOptions>,
 }
 
+/// When a watched folder commits: once `files` complete files are waiting, or
+/// `bytes` of them, or when the oldest has waited `max_wait` (a live take is never
+/// held). The trigger says when, not how much: a due commit takes everything
+/// waiting, in commits of at most `batch_bytes`, so a backlog after an outage goes
+/// in as a few commits (as `floe sync` makes of it) instead of one per trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub files: usize,
+    pub bytes: Option<u64>,
+    pub max_wait: Duration,
+}
+
+impl Trigger {
+    /// Seconds until `waiting` is due at `now`; `None`: it is due now.
+    fn due_in(&self, waiting: &[&Pending], now: SystemTime) -> Option<f64> {
+        let bytes: u64 = waiting.iter().map(|p| p.size).sum();
+        let oldest = waiting.iter().filter_map(|p| p.modified).min().unwrap_or(now);
+        let waited = now.duration_since(oldest).unwrap_or_default();
+        let due = waiting.len() >= self.files.max(1)
+            || self.bytes.is_some_and(|b| bytes >= b)
+            || waiting.iter().any(|p| p.live)
+            || waited >= self.max_wait;
+        (!due).then(|| (self.max_wait - waited).as_secs_f64())
+    }
+}
+
 /// A backlog's commits close once they hold this many source bytes (64 MB, by default).
 pub const DEFAULT_BATCH_BYTES: u64 = 64_000_000;
 
@@ -122,7 +147,7 @@ impl IngestOptions {
             batch_files: usize::MAX,
             batch_bytes: 256 << 20,
             batch_target_bytes: Some(DEFAULT_BATCH_BYTES),
-            max_wait: None,
+            trigger: None,
             throttle: None,
             quiet: Duration::from_secs(2),
             wait_quiet: None,
@@ -725,31 +750,23 @@ impl Ingest<'_> {
         pending
     }
 
-    /// The folder's commit cadence: a last batch that is not full waits until its
-    /// oldest file has been complete `max_wait` (a live take keeps its own pace,
-    /// `live`, and is never held).
+    /// The folder's commit cadence: what is waiting is held, all of it, until the
+    /// trigger is due (see [`Trigger`]).
     fn hold_for_cadence(
         &self,
-        mut batches: Vec<Vec<Pending>>,
+        batches: Vec<Vec<Pending>>,
         now: SystemTime,
         report: &mut Report,
     ) -> Vec<Vec<Pending>> {
-        let o = &self.opts;
-        if let Some(wait) = o.max_wait
-            && let Some(last) = batches.last()
-            && !full(last, o)
-            && !last.iter().any(|p| p.live)
-        {
-            let oldest = last.iter().filter_map(|p| p.modified).min().unwrap_or(now);
-            let waited = now.duration_since(oldest).unwrap_or_default();
-            if waited < wait {
-                let due = (wait - waited).as_secs_f64();
-                report.held_due_in = Some(report.held_due_in.map_or(due, |d| d.min(due)));
-                report.held.extend(last.iter().map(|p| p.cand.rel.clone()));
-                batches.pop();
-            }
+        let Some(trigger) = &self.opts.trigger else { return batches };
+        let waiting: Vec<&Pending> = batches.iter().flatten().collect();
+        if waiting.is_empty() {
+            return batches;
         }
-        batches
+        let Some(due) = trigger.due_in(&waiting, now) else { return batches };
+        report.held_due_in = Some(report.held_due_in.map_or(due, |d| d.min(due)));
+        report.held.extend(waiting.iter().map(|p| p.cand.rel.clone()));
+        Vec::new()
     }
 
     /// Phase 4 of a dry run: plan every file against the branch, writing nothing.
@@ -1863,12 +1880,11 @@ mod tests {
     }
 
     #[test]
-    fn the_cadence_holds_a_last_batch_that_is_not_full_until_it_is_due() {
+    fn the_trigger_holds_everything_waiting_until_it_is_due_and_then_takes_it_all() {
         let d = tempfile::tempdir().unwrap();
         let now = SystemTime::now();
         let mut o = options(d.path());
-        o.batch_files = 3;
-        o.max_wait = Some(Duration::from_secs(60));
+        o.trigger = Some(Trigger { files: 3, bytes: None, max_wait: Duration::from_secs(60) });
         let at = At(now);
         let run = ingest(o, &at);
         let aged = |secs: u64, live: bool| {
@@ -1877,21 +1893,32 @@ mod tests {
             p.live = live;
             p
         };
-        // a full batch goes, the last one (2 of 3 files, 10 s old) waits 50 s more
+        // 2 of 3 files, the oldest 10 s: both wait, 50 s more
         let mut report = Report::default();
-        let kept = run.hold_for_cadence(
-            vec![vec![aged(5, false); 3], vec![aged(10, false), aged(5, false)]],
-            now,
-            &mut report,
-        );
-        assert_eq!(kept.len(), 1);
+        let kept =
+            run.hold_for_cadence(vec![vec![aged(10, false), aged(5, false)]], now, &mut report);
+        assert!(kept.is_empty());
         assert_eq!(report.held.len(), 2);
         assert!((report.held_due_in.unwrap() - 50.0).abs() < 0.01);
-        // due: it goes; a live take is never held
+        // due by count: a commit takes all that waits (5 files, not 3), in the
+        // batches made of them
         let mut report = Report::default();
+        let backlog = vec![vec![aged(5, false); 4], vec![aged(1, false)]];
+        assert_eq!(lens(&run.hold_for_cadence(backlog, now, &mut report)), vec![4, 1]);
+        assert!(report.held.is_empty() && report.held_due_in.is_none());
+        // due by age; a live take is never held
         assert_eq!(run.hold_for_cadence(vec![vec![aged(61, false)]], now, &mut report).len(), 1);
         assert_eq!(run.hold_for_cadence(vec![vec![aged(1, true)]], now, &mut report).len(), 1);
         assert!(report.held.is_empty());
+        // by bytes
+        let mut o = options(d.path());
+        o.trigger =
+            Some(Trigger { files: 100, bytes: Some(15), max_wait: Duration::from_secs(60) });
+        let run = ingest(o, &at);
+        let mut report = Report::default();
+        assert!(run.hold_for_cadence(vec![vec![aged(1, false)]], now, &mut report).is_empty());
+        let two = vec![vec![aged(1, false), aged(1, false)]];
+        assert_eq!(run.hold_for_cadence(two, now, &mut Report::default()).len(), 1);
     }
 
     #[test]

@@ -17,5 +17,7 @@ pub mod stats;
 pub mod verify;
 
 pub use error::IngestError;
-pub use ingest::{Clock, HashMemo, Ingest, IngestOptions, Progress, SystemClock, plan_against};
+pub use ingest::{
+    Clock, HashMemo, Ingest, IngestOptions, Progress, SystemClock, Trigger, plan_against,
+};
 pub use report::Report;
