@@ -31,6 +31,10 @@ def status(env):
 rss_mb = floe_proc.rss_mb
 
 
+def start_daemon(env):
+    return floe_proc.start_daemon(ARGS.floe, env)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="floe-bench-daemon-")
     try:

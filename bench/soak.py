@@ -76,15 +76,8 @@ def main():
             assert r.returncode == 0, r.stderr
             watched.append(w)
         wrap = shlex.split(ARGS.wrap) if ARGS.wrap else []
-        daemon = subprocess.Popen([*wrap, ARGS.floe, "daemon", "--quiet", "0", "--rescan", "60"],
-                                  env=env, stdout=subprocess.DEVNULL,
-                                  stderr=open(f"{work}/daemon.log", "w"))
-        for _ in range(200):
-            if floe_proc.status(ARGS.floe, env):
-                break
-            time.sleep(0.05)
-        else:
-            raise SystemExit("floe daemon did not start")
+        daemon = floe_proc.start_daemon(ARGS.floe, env, rescan=60, wrap=wrap,
+                                        stderr=open(f"{work}/daemon.log", "w"))
 
         pending = [deque() for _ in watched]   # rename times not yet seen ingested
         seen = [0] * len(watched)
@@ -113,7 +106,9 @@ def main():
                     minute_lat.append(at - pending[i].popleft())
                     seen[i] += 1
             if at >= next_report:
+                anon, file = floe_proc.rss_split_mb(daemon.pid)
                 row = {"minute": len(rows) + 1, "rss_mb": round(rss_mb(daemon.pid), 1),
+                       "anon_mb": round(anon, 1), "file_mb": round(file, 1),
                        # the floor of the minute's samples: files open for a commit
                        # in flight come and go, a leak raises the floor
                        "fds": min(minute_fds), "fds_max": max(minute_fds),
@@ -122,7 +117,8 @@ def main():
                        "p95_s": round(pct(minute_lat, 0.95), 3) if minute_lat else None,
                        "max_s": round(max(minute_lat), 3) if minute_lat else None}
                 rows.append(row)
-                print(f"min {row['minute']:3d}  RSS {row['rss_mb']:7.1f} MB  fds {row['fds']:3d}-{row['fds_max']:<3d}  "
+                print(f"min {row['minute']:3d}  RSS {row['rss_mb']:7.1f} MB (anon {anon:5.1f}, "
+                      f"file {file:5.1f})  fds {row['fds']:3d}-{row['fds_max']:<3d}  "
                       f"files {row['files']:4d}  latency p50 {row['p50_s']} s  p95 {row['p95_s']} s  "
                       f"max {row['max_s']} s", flush=True)
                 minute_lat, minute_fds = [], []
@@ -137,19 +133,24 @@ def main():
         base = rows[4] if len(rows) > 5 else rows[0]
         after = rows[rows.index(base):]
         grow = max(r["rss_mb"] for r in after) / base["rss_mb"] - 1
+        # the daemon's own memory, without the pages of its binary it touched
+        anon_grow = max(r["anon_mb"] for r in after) / base["anon_mb"] - 1
         fd_grow = max(r["fds"] for r in after) - base["fds"]
         ok = grow < 0.10 and fd_grow <= 0
         total = sum(r["files"] for r in rows)
         print(f"\nSoak: {ARGS.folders} folders x a file every {ARGS.every:g} s for {ARGS.minutes:g} min, "
               f"{total} commits: RSS {base['rss_mb']} MB at minute {base['minute']} -> max "
-              f"{max(r['rss_mb'] for r in after)} MB after (+{grow * 100:.1f}%, target < 10%); "
+              f"{max(r['rss_mb'] for r in after)} MB after (+{grow * 100:.1f}%, target < 10%; "
+              f"anonymous {base['anon_mb']} -> max {max(r['anon_mb'] for r in after)} MB, "
+              f"+{anon_grow * 100:.1f}%); "
               f"fds (each minute's floor) {base['fds']} -> max {max(r['fds'] for r in after)} "
               f"(target: no growth); "
               f"latency p50 {rows[0]['p50_s']} s in the first minute, {rows[-1]['p50_s']} s in the "
               f"last: {'OK' if ok else 'OVER'}")
         if ARGS.json:
             with open(ARGS.json, "w") as f:
-                json.dump({"rows": rows, "rss_growth": grow, "fd_growth": fd_grow, "ok": ok}, f,
+                json.dump({"rows": rows, "rss_growth": grow, "anon_growth": anon_grow,
+                           "fd_growth": fd_grow, "ok": ok}, f,
                           indent=1)
         raise SystemExit(0 if ok else 1)
     finally:

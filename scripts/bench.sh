@@ -21,6 +21,9 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$az_port") 2>/dev/null && b
 # verify against its own sync and the reference way
 "$FLOE_VENV/bin/python" "$here/bench/verify.py" --floe "$CARGO_TARGET_DIR/release/floe" "$@"
 "$FLOE_VENV/bin/python" "$here/bench/daemon.py" --floe "$CARGO_TARGET_DIR/release/floe"
+# a backlog after an outage: the daemon catching up vs floe sync of it, local and Azurite
+"$FLOE_VENV/bin/python" "$here/bench/catchup.py" --floe "$CARGO_TARGET_DIR/release/floe" \
+  --azurite "http://127.0.0.1:$az_port"
 # The mount: through FUSE vs the icechunk crate in process vs Python icechunk
 (cd "$here" && cargo build -q --release -p floe-mount --example read_chunks)
 "$FLOE_VENV/bin/python" "$here/bench/mount.py" --floe "$CARGO_TARGET_DIR/release/floe" \
