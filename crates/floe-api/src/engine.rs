@@ -42,7 +42,10 @@ pub struct StatusView {
 /// and going, each new one on a fresh stack: bench/soak.py measured its resident
 /// memory growing 0.4-0.5 MB a minute (+30% over 30 minutes) with at most 5 MB of
 /// heap in use (heaptrack), the same with MALLOC_ARENA_MAX=2.
+///
+/// It also tunes the allocator for streaming ingest ([`floe_engine::memory::tune_for_ingest`]).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    floe_engine::memory::tune_for_ingest();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)

@@ -34,6 +34,34 @@ pub fn trim_after_cycle() {
     release();
 }
 
+/// Buffers up to this size come from the allocator's heap, not a fresh mapping each.
+pub const MMAP_THRESHOLD: usize = 64 << 20;
+/// The heap's free top is given back on its own only past this (the daemon trims
+/// after its cycles anyway).
+pub const TRIM_THRESHOLD: usize = 128 << 20;
+
+/// Tune glibc's malloc for streaming ingest: a 1 GiB file goes through in 32 MiB
+/// slabs and 1 MiB chunks, and by default each slab (over glibc's 32 MiB ceiling for
+/// heap allocations) is a fresh `mmap` whose every page faults in, zeroed, and is
+/// unmapped when freed: 1.47 million minor faults and 4.4 s of system time for that
+/// file, 6.6 s in all. With slabs kept in the heap it took 0.97 s of system time and
+/// 3.6 s in all, peak RSS 260 MB (was 212 MB). Called by the engine's runtime (the
+/// CLI's commands, the daemon, the app); the mount, which runs outside it, keeps
+/// glibc's defaults (its chunk cache is bounded by what it maps).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "mallopt is glibc's, reached through FFI")]
+pub fn tune_for_ingest() {
+    // SAFETY: mallopt only sets the allocator's thresholds; it is safe to call at
+    // any time, from any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_for_ingest() {}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[expect(unsafe_code, reason = "malloc_trim is glibc's, reached through FFI")]
 fn release() {
