@@ -23,17 +23,14 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import floe_proc  # noqa: E402
+import ingest  # noqa: E402
 ROOT = os.path.dirname(HERE)
 
 
 def backlog(n):
-    """The N files, made once and kept in the bench cache."""
+    """The N files, made once and kept in the bench cache (as bench/ingest.py keeps its week)."""
     out = os.path.expanduser(f"~/.cache/floe/bench/backlog-{n}")
-    if not os.path.exists(f"{out}/.complete"):
-        shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([sys.executable, f"{ROOT}/tests/python/make_fixtures.py", out, "--files", str(n)],
-                       check=True)
-        open(f"{out}/.complete", "w").close()
+    ingest.make_week(out, n)
     return out, sorted(f for f in os.listdir(out) if f.endswith(".nc"))
 
 

@@ -16,23 +16,25 @@ def status(binary, env):
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 
-def rss_split_mb(pid):
-    """(anonymous, file-backed) resident memory: the process's own memory, and the
-    pages of its binary and libraries it has touched (shared, the kernel's to drop)."""
+def _status_mb(pid, *fields):
+    """Fields of /proc/PID/status given in kB, in MB (0 for one not there)."""
     got = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(("RssAnon:", "RssFile:")):
-                got[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return got.get("RssAnon", 0.0), got.get("RssFile", 0.0)
+            name, _, value = line.partition(":")
+            if name in fields:
+                got[name] = int(value.split()[0]) / 1024
+    return tuple(got.get(n, 0.0) for n in fields)
+
+
+def rss_split_mb(pid):
+    """(anonymous, file-backed) resident memory: the process's own memory, and the
+    pages of its binary and libraries it has touched (shared, the kernel's to drop)."""
+    return _status_mb(pid, "RssAnon", "RssFile")
 
 
 def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb(pid, "VmRSS")[0]
 
 
 def start_daemon(binary, env, rescan=30, wrap=(), stderr=subprocess.DEVNULL, timeout=20):
