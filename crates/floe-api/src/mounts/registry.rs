@@ -2,14 +2,14 @@
 //! pid, the repository, since when) into a file named after the mount point and
 //! holds that file locked for as long as it serves. A record whose file is not
 //! locked is a process that died: the lock, not the pid, says who is alive, so a
-//! reused pid never passes for a mount helper. The files live in the user's runtime
+//! reused pid never passes for a mount helper. (Claimers take a lock file of their
+//! own first, and a record appears only whole: see [`claim`].) The files live in the user's runtime
 //! folder (`$XDG_RUNTIME_DIR`, emptied at logout, as the processes end).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use floe_core::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -60,25 +60,40 @@ fn record_path(dir: &Path, mountpoint: &Path) -> PathBuf {
     dir.join(format!("{}.json", key(mountpoint)))
 }
 
-/// This process serving a mount point, for as long as it is held.
+/// This process serving a mount point, for as long as it is held: the mount
+/// point's lock, and its published record (locked too, which is what readers look at).
 #[derive(Debug)]
 pub struct Claim {
-    file: File,
+    lock: File,
+    lock_path: PathBuf,
+    _record: File,
     path: PathBuf,
 }
 
-/// How long a claim waits out a reader's brief look (readers take the lock shared
-/// for a moment to see whether anyone holds it).
-const CLAIM_PATIENCE: Duration = Duration::from_millis(500);
+fn lock_path(dir: &Path, mountpoint: &Path) -> PathBuf {
+    dir.join(format!("{}.lock", key(mountpoint)))
+}
 
 /// Claim `record.mountpoint` for this process: refused when another live process
-/// serves it.
+/// serves it. Claimers take `<key>.lock`, which readers never touch; the record is
+/// written in a file of its own, locked, and only then renamed into place. So a
+/// reader sees either the old file, unlocked (nobody), or the whole new record; never
+/// a dead helper's record under a new claimer's lock (CI caught a listing naming the
+/// killed process as serving, in the moment between the new claimer's lock and its
+/// write).
 pub fn claim(dir: &Path, record: &Record) -> Result<Claim, ApiError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, &e))?;
+    let (lock, lock_path) = take_lock(dir, record)?;
     let path = record_path(dir, &record.mountpoint);
-    let end = std::time::Instant::now() + CLAIM_PATIENCE;
+    let published = publish(dir, &path, record)?;
+    Ok(Claim { lock, lock_path, _record: published, path })
+}
+
+/// The mount point's lock, or who holds it.
+fn take_lock(dir: &Path, record: &Record) -> Result<(File, PathBuf), ApiError> {
+    let path = lock_path(dir, &record.mountpoint);
     loop {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -87,12 +102,8 @@ pub fn claim(dir: &Path, record: &Record) -> Result<Claim, ApiError> {
             .map_err(|e| io_err(&path, &e))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) if std::time::Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
             Err(TryLockError::WouldBlock) => {
-                let by = read_record(&mut file)
+                let by = serving(dir, &record.mountpoint)
                     .map_or(String::new(), |r| format!(" by process {} ({})", r.pid, r.repo));
                 return Err(ApiError::new(
                     ErrorCode::Usage,
@@ -107,20 +118,39 @@ pub fn claim(dir: &Path, record: &Record) -> Result<Claim, ApiError> {
         }
         // a holder that was leaving may have removed the file between our open and
         // our lock: then the lock is on a file nobody else can find; open again
-        if !same_file(&file, &path) {
-            continue;
+        if same_file(&file, &path) {
+            return Ok((file, path));
         }
-        let text = serde_json::to_vec(record).unwrap_or_default();
-        file.set_len(0).and_then(|()| file.write_all(&text)).map_err(|e| io_err(&path, &e))?;
-        return Ok(Claim { file, path });
     }
+}
+
+/// Write `record` whole into a locked file of its own and rename it to `path`.
+fn publish(dir: &Path, path: &Path, record: &Record) -> Result<File, ApiError> {
+    let tmp = dir.join(format!("{}.{}.tmp", key(&record.mountpoint), std::process::id()));
+    let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, &e))?;
+    let text = serde_json::to_vec(record).unwrap_or_default();
+    let written = file
+        .try_lock()
+        .map_err(|e| match e {
+            TryLockError::Error(e) => e,
+            TryLockError::WouldBlock => std::io::Error::from(std::io::ErrorKind::WouldBlock),
+        })
+        .and_then(|()| file.write_all(&text))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, &e));
+    }
+    Ok(file)
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        // removed while still locked, so no one else can take a stale file for ours
+        // both removed while still locked, so no one else can take a stale file for
+        // ours; the record first, so a reader never sees it after the lock is free
         let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
+        let _ = std::fs::remove_file(&self.lock_path);
+        let _ = self.lock.unlock();
     }
 }
 
@@ -237,6 +267,41 @@ mod tests {
         let c = claim(dir.path(), &longer).unwrap();
         assert_eq!(serving(dir.path(), Path::new("/mnt/a")), Some(longer));
         drop(c);
+    }
+
+    #[test]
+    fn a_claim_under_way_never_shows_the_dead_helpers_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = Path::new("/mnt/a");
+        let stale = || {
+            let mut dead = record("/mnt/a");
+            dead.pid = 1;
+            std::fs::write(record_path(dir.path(), mp), serde_json::to_vec(&dead).unwrap())
+                .unwrap();
+        };
+        // a claimer between its two steps: the lock taken, its record not yet written
+        stale();
+        let (held, _) = take_lock(dir.path(), &record("/mnt/a")).unwrap();
+        assert_eq!(serving(dir.path(), mp), None);
+        let refused = claim(dir.path(), &record("/mnt/a")).unwrap_err();
+        assert!(refused.message.contains("is already mounted;"), "{}", refused.message);
+        drop(held);
+        // and claims racing readers: a reader sees nobody or the new claimer, never pid 1
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..300 {
+                    stale();
+                    drop(claim(dir.path(), &record("/mnt/a")).unwrap());
+                }
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(r) = serving(dir.path(), mp) {
+                    assert_eq!(r.pid, std::process::id(), "a dead helper's record read as live");
+                }
+            }
+        });
     }
 
     #[test]
