@@ -147,6 +147,21 @@ enum Values {
 }
 
 impl Values {
+    /// Elements `from .. from + n` (`item` bytes each; text: one string each),
+    /// moved out when they are all there is: a slab of whole chunks, the common
+    /// case of a large file, goes to the encoder without a copy (the copies were 9%
+    /// of a 1 GiB file's CPU time).
+    fn cut(&mut self, from: usize, n: usize, item: usize) -> Values {
+        match self {
+            Values::Fixed(b) if from == 0 && n * item == b.len() => {
+                Values::Fixed(std::mem::take(b))
+            }
+            Values::Text(v) if from == 0 && n == v.len() => Values::Text(std::mem::take(v)),
+            Values::Fixed(b) => Values::Fixed(b[from * item..(from + n) * item].to_vec()),
+            Values::Text(v) => Values::Text(v[from..from + n].to_vec()),
+        }
+    }
+
     /// The values followed by fill up to `elements` (a whole chunk).
     fn padded(&self, fill: &Values, elements: usize) -> Values {
         match (self, fill) {
@@ -647,13 +662,9 @@ impl Writer {
         let per_record = shape[1..].iter().product::<u64>() as usize;
         let chunk_len = chunk_shape[0].max(1);
         let chunk_elements = chunk_len as usize * per_record;
-        let slice = |from: usize, records: u64| -> Values {
-            let n = records as usize * per_record;
-            match &new {
-                Values::Fixed(b) => Values::Fixed(b[from * item..(from + n) * item].to_vec()),
-                Values::Text(v) => Values::Text(v[from..from + n].to_vec()),
-            }
-        };
+        let mut new = new;
+        let mut slice =
+            |from: usize, records: u64| new.cut(from, records as usize * per_record, item);
         let (mut pos, end) = (start[0], start[0] + count[0]);
         let mut offset = 0usize; // in elements
         while pos < end {

