@@ -3,8 +3,9 @@
 //! holds that file locked for as long as it serves. A record whose file is not
 //! locked is a process that died: the lock, not the pid, says who is alive, so a
 //! reused pid never passes for a mount helper. (Claimers take a lock file of their
-//! own first, and a record appears only whole: see [`claim`].) The files live in the user's runtime
-//! folder (`$XDG_RUNTIME_DIR`, emptied at logout, as the processes end).
+//! own first, and a record appears only whole: see [`claim`].) The files live in
+//! the user's runtime folder (`$XDG_RUNTIME_DIR`, emptied at logout, as the
+//! processes end).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};

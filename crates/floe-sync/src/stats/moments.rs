@@ -75,44 +75,32 @@ impl Moments {
 
     /// Fold in a block of valid values.
     fn add_block(&mut self, vals: &[f64]) {
-        if vals.is_empty() {
-            return;
-        }
-        let mut lanes = [0.0f64; 8];
-        let (mut lo, mut hi) = (self.min, self.max);
-        for c in vals.chunks(8) {
-            for (l, v) in lanes.iter_mut().zip(c) {
-                *l += *v;
-                lo = lo.min(*v);
-                hi = hi.max(*v);
-            }
-        }
-        let block = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-        self.count += vals.len() as u64;
-        self.min = lo;
-        self.max = hi;
-        self.add_to_sum(block);
+        self.add_lanes(vals, |v| (true, v));
     }
-}
 
-impl Moments {
     /// Fold in a block of at most [`BLOCK`] stored values, decoded by `d`, leaving
-    /// out NaN, the fill value and `missing` (NaN: none), in eight lanes with no
-    /// branch per value, so the loop vectorises. An invalid value adds 0.0 to its
-    /// lane's sum and infinities to its min and max, which changes neither.
+    /// out NaN, the fill value and `missing` (NaN: none).
     fn add_masked(&mut self, raw: &[f64], d: &Decoding, missing: f64) {
         let fill = d.fill.unwrap_or(f64::NAN);
         let (scale, offset) = (d.scale, d.offset);
+        self.add_lanes(raw, |r| {
+            // xarray multiplies, then adds: `* 1.0` and `+ 0.0` change no value
+            (!(r.is_nan() || r == fill || r == missing), r * scale + offset)
+        });
+    }
+
+    /// Fold in a block, each value `value(x)` = (whether it counts, what it is), in
+    /// eight lanes with no branch per value, so the loop vectorises. A value that
+    /// does not count adds 0.0 to its lane's sum and leaves its min and max.
+    #[inline(always)]
+    fn add_lanes(&mut self, xs: &[f64], value: impl Fn(f64) -> (bool, f64)) {
         let mut sum = [0.0f64; 8];
         let mut lo = [f64::INFINITY; 8];
         let mut hi = [f64::NEG_INFINITY; 8];
         let mut n = [0u64; 8];
-        for c in raw.chunks(8) {
-            for (i, &r) in c.iter().enumerate() {
-                let ok = !(r.is_nan() || r == fill || r == missing);
-                // xarray multiplies, then adds: `* 1.0` and `+ 0.0` change no value
-                let v = r * scale + offset;
+        for c in xs.chunks(8) {
+            for (i, &x) in c.iter().enumerate() {
+                let (ok, v) = value(x);
                 sum[i] += if ok { v } else { 0.0 };
                 lo[i] = if ok { lo[i].min(v) } else { lo[i] };
                 hi[i] = if ok { hi[i].max(v) } else { hi[i] };
