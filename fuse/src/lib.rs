@@ -430,6 +430,8 @@ pub fn mount(
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The kernel's mount id: a mount replaced at the same point gets a new one.
+    pub id: u64,
     pub mountpoint: PathBuf,
     /// `fuse.floe` through fusermount3, plain `fuse` when root mounts directly.
     pub fstype: String,
@@ -450,10 +452,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     text.lines()
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
+            let id = left.split(' ').next()?.parse().ok()?;
             let mountpoint = left.split(' ').nth(4)?;
             let mut r = right.split(' ');
             let (fstype, source) = (r.next()?, r.next()?);
             Some(MountEntry {
+                id,
                 mountpoint: PathBuf::from(unescape_mountinfo(mountpoint)),
                 fstype: fstype.to_string(),
                 source: unescape_mountinfo(source),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use floe_core::{ErrorCode, RepoUrl};
 use floe_engine::config::{Config, MountConfig};
-use floe_fuse::{MountSettings, Mounted};
+use floe_fuse::{MountEntry, MountSettings, Mounted};
 use serde::Serialize;
 
 use crate::ApiError;
@@ -70,13 +70,45 @@ pub struct MountView {
 
 /// Floe mounts in a mountinfo text: (mount point, repository).
 pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
-    floe_fuse::parse_mountinfo(text)
-        .into_iter()
-        .filter_map(|m| {
-            let repo = m.floe_repo()?.to_string();
-            Some((m.mountpoint.display().to_string(), repo))
-        })
+    floe_mounts(&floe_fuse::parse_mountinfo(text))
+}
+
+/// The Floe mounts of a mount table: (mount point, repository).
+fn floe_mounts(table: &[MountEntry]) -> Vec<(String, String)> {
+    table
+        .iter()
+        .filter_map(|m| Some((m.mountpoint.display().to_string(), m.floe_repo()?.to_string())))
         .collect()
+}
+
+/// How many times a listing is read again when a Floe mount came or went while it
+/// was read.
+const LIST_TRIES: usize = 5;
+
+/// `view` of a mount table that held still while it was made: the kernel's table, the
+/// registry and the probes are read at different moments, and a mount detached or
+/// replaced in between would be shown in a state it never had. (CI caught a listing
+/// of "mounted, no process" in the moment a dead mount was detached for its
+/// successor: the table was read before, the probe found a plain folder after.) So
+/// the table is read again after the view, and everything again when one of its
+/// Floe mounts (by mount id) changed; after [`LIST_TRIES`] the last view stands.
+fn settled<T>(
+    mut table: impl FnMut() -> Vec<MountEntry>,
+    mut view: impl FnMut(&[MountEntry]) -> T,
+) -> T {
+    let floe = |t: &[MountEntry]| {
+        t.iter().filter(|m| m.floe_repo().is_some()).cloned().collect::<Vec<_>>()
+    };
+    let mut before = table();
+    let mut tries = 1;
+    loop {
+        let v = view(&before);
+        let after = table();
+        if tries == LIST_TRIES || floe(&after) == floe(&before) {
+            return v;
+        }
+        (before, tries) = (after, tries + 1);
+    }
 }
 
 /// Every Floe mount from what the kernel shows (`table`), who serves what
@@ -200,17 +232,20 @@ impl Mounts {
 
     /// Every Floe mount of this machine's mount namespace, and those kept for login.
     pub fn list(&self) -> Vec<MountView> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let at_login = Config::load(&self.config).map(|c| c.mounts).unwrap_or_else(|e| {
             tracing::warn!("mounts kept for login unknown: {e}");
             Vec::new()
         });
-        let mut out = join(
-            &parse_mountinfo(&text),
-            &registry::all(&registry::dir()),
-            &at_login,
-            floe_fuse::is_dead,
-        );
+        let mut out = settled(floe_fuse::mount_table, |table| {
+            // the registry after the table: a helper claims before it mounts, so a
+            // mount in the table has its record by now
+            join(
+                &floe_mounts(table),
+                &registry::all(&registry::dir()),
+                &at_login,
+                floe_fuse::is_dead,
+            )
+        });
         for v in &mut out {
             v.program = v.pid.and_then(program_of);
         }
@@ -402,6 +437,54 @@ mod tests {
                 ("/root/mnt".to_string(), "az://lab/x".to_string()),
             ]
         );
+    }
+
+    fn entry(id: u64, mp: &str) -> MountEntry {
+        MountEntry {
+            id,
+            mountpoint: PathBuf::from(mp),
+            fstype: "fuse.floe".into(),
+            source: format!("floe:/repo{mp}"),
+        }
+    }
+
+    /// A view made from each table read, and the tables `reads` returns in turn.
+    fn settle(reads: Vec<Vec<MountEntry>>) -> (Vec<u64>, usize) {
+        let mut reads = reads.into_iter();
+        let mut last = Vec::new();
+        let mut views = 0;
+        let table = || {
+            last = reads.next().unwrap_or_else(|| last.clone());
+            last.clone()
+        };
+        let ids = settled(table, |t| {
+            views += 1;
+            t.iter().map(|m| m.id).collect()
+        });
+        (ids, views)
+    }
+
+    #[test]
+    fn a_listing_is_made_from_a_table_that_held_still() {
+        let other =
+            MountEntry { fstype: "ext4".into(), source: "/dev/sda1".into(), ..entry(7, "/data") };
+        // nothing changed: one view
+        assert_eq!(settle(vec![vec![entry(90, "/m")]]), (vec![90], 1));
+        // the dead mount detached while the view was made: viewed again without it
+        assert_eq!(settle(vec![vec![entry(90, "/m")], vec![], vec![]]), (vec![], 2));
+        // replaced at the same point (a new mount id) counts as a change
+        assert_eq!(
+            settle(vec![vec![entry(90, "/m")], vec![entry(91, "/m")], vec![entry(91, "/m")]]),
+            (vec![91], 2)
+        );
+        // other file systems coming and going do not
+        assert_eq!(
+            settle(vec![vec![entry(90, "/m")], vec![entry(90, "/m"), other]]),
+            (vec![90], 1)
+        );
+        // a table that never holds still: the last of LIST_TRIES views stands
+        let busy: Vec<_> = (0..20).map(|i| vec![entry(100 + i, "/m")]).collect();
+        assert_eq!(settle(busy), (vec![100 + LIST_TRIES as u64 - 1], LIST_TRIES));
     }
 
     fn rec(mp: &str, pid: u32) -> Record {
