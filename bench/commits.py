@@ -17,32 +17,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def make_files(out, n):
-    marker = os.path.join(out, f".complete-{n}")
-    if os.path.exists(marker):
-        return
-    shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "tests/python/make_fixtures.py"), out,
-                    "--files", str(n)], check=True)
-    open(marker, "w").close()
+from ingest import make_week, measure
 
 
 def sync(floe, src, repo, env):
-    t = time.perf_counter()
-    r = subprocess.run([floe, "sync", src, repo, "--batch", "1", "--quiet", "0"],
-                       capture_output=True, text=True, env=env)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"floe sync failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    return dt
+    s, _, _ = measure([floe, "sync", src, repo, "--batch", "1", "--quiet", "0"], env)
+    return s
 
 
 def main():
@@ -54,7 +35,7 @@ def main():
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     pool = os.path.join(args.work, "commits-pool")
-    make_files(pool, args.commits)
+    make_week(pool, args.commits)
     files = sorted(f for f in os.listdir(pool) if f.endswith(".nc"))[: args.commits]
     src = os.path.join(args.work, "commits-src")
     repo = os.path.join(args.work, "commits-repo")

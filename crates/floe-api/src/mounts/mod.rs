@@ -68,11 +68,6 @@ pub struct MountView {
     pub log: Option<String>,
 }
 
-/// Floe mounts in a mountinfo text: (mount point, repository).
-pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
-    floe_mounts(&floe_fuse::parse_mountinfo(text))
-}
-
 /// The Floe mounts of a mount table: (mount point, repository).
 fn floe_mounts(table: &[MountEntry]) -> Vec<(String, String)> {
     table
@@ -96,15 +91,15 @@ fn settled<T>(
     mut table: impl FnMut() -> Vec<MountEntry>,
     mut view: impl FnMut(&[MountEntry]) -> T,
 ) -> T {
-    let floe = |t: &[MountEntry]| {
-        t.iter().filter(|m| m.floe_repo().is_some()).cloned().collect::<Vec<_>>()
-    };
+    fn floe(t: &[MountEntry]) -> impl Iterator<Item = &MountEntry> {
+        t.iter().filter(|m| m.floe_repo().is_some())
+    }
     let mut before = table();
     let mut tries = 1;
     loop {
         let v = view(&before);
         let after = table();
-        if tries == LIST_TRIES || floe(&after) == floe(&before) {
+        if tries == LIST_TRIES || floe(&after).eq(floe(&before)) {
             return v;
         }
         (before, tries) = (after, tries + 1);
@@ -430,7 +425,7 @@ mod tests {
 93 29 0:55 / /root/mnt ro,nosuid - fuse floe:az://lab/x ro,user_id=0
 ";
         assert_eq!(
-            parse_mountinfo(text),
+            floe_mounts(&floe_fuse::parse_mountinfo(text)),
             vec![
                 ("/tmp/a b".to_string(), "s3://lab/ctd".to_string()),
                 ("/home/u/floe-demo/mnt".to_string(), "/home/u/floe-demo/repo".to_string()),
