@@ -1,5 +1,5 @@
 """Floe's provenance as Python icechunk + zarr read it: a commit's own record is in
-its snapshot metadata (`floe`); the files it ingested are rows of the group's
+its snapshot metadata (`floe`, as JSON text; a map in earlier builds); the files it ingested are rows of the group's
 provenance log (`/.floe/provenance`, `/.floe/provenance~<group>`), a text array of
 JSON rows that the metadata points into (`rows`: group -> [first, count]).
 Commits of earlier Floe builds list their files in the metadata itself."""
@@ -21,6 +21,8 @@ def history(repo, branch="main"):
     out = []
     for s in snaps:
         p = (s.metadata or {}).get("floe") or {}
+        if isinstance(p, str):
+            p = json.loads(p)
         files = list(p.get("files", []))
         for group, (first, count) in sorted(p.get("rows", {}).items()):
             if group not in logs:
