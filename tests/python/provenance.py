@@ -1,6 +1,6 @@
 """Floe's provenance as Python icechunk + zarr read it: a commit's own record is in
-its snapshot metadata (`floe`, as JSON text; a map in earlier builds); the files it ingested are rows of the group's
-provenance log (`/.floe/provenance`, `/.floe/provenance~<group>`), a text array of
+its snapshot metadata (`floe`, as JSON text; a map in earlier builds); the files it
+ingested are rows of the group's provenance log (`/.floe/provenance`, `/.floe/provenance~<group>`), a text array of
 JSON rows that the metadata points into (`rows`: group -> [first, count]).
 Commits of earlier Floe builds list their files in the metadata itself."""
 

@@ -157,7 +157,7 @@ impl CommitProvenance {
     pub fn from_metadata(metadata: &BTreeMap<String, serde_json::Value>) -> Option<Self> {
         match metadata.get(PROVENANCE_KEY)? {
             serde_json::Value::String(text) => serde_json::from_str(text).ok(),
-            value => serde_json::from_value(value.clone()).ok(),
+            value => Self::deserialize(value).ok(),
         }
     }
 
